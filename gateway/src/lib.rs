@@ -1,1 +1,35 @@
-//! placeholder
+//! wsgate: a WebSocket gateway that holds client connections and forwards their events to
+//! business processes over a framed protobuf worker link.
+//!
+//! The binary (`src/main.rs`) parses [`Config`] and runs a [`Gateway`] until SIGINT/SIGTERM.
+//! Embedders and tests bind one on `127.0.0.1:0` and pass their own shutdown future:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wsgate::GatewayError> {
+//! let config = wsgate::Config {
+//!     ws_addr: "127.0.0.1:0".parse().expect("addr"),
+//!     worker_addr: "127.0.0.1:0".parse().expect("addr"),
+//!     ..wsgate::Config::default()
+//! };
+//! let gateway = wsgate::Gateway::bind(config).await?;
+//! println!("clients: ws://{}/ws", gateway.ws_addr());
+//! gateway.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod client;
+pub mod config;
+mod error;
+mod links;
+mod registry;
+mod server;
+mod stats;
+mod worker;
+
+pub use config::Config;
+pub use error::{ConfigError, GatewayError};
+pub use registry::close_code;
+pub use server::Gateway;
+pub use stats::Stats;

@@ -92,14 +92,6 @@ impl Encoder<Envelope> for WorkerCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: Envelope, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&item, dst)
-    }
-}
-
-impl Encoder<&Envelope> for WorkerCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, item: &Envelope, dst: &mut BytesMut) -> Result<(), CodecError> {
         let len = item.encoded_len();
         if len > self.max_frame_bytes {
             return Err(CodecError::FrameTooLarge {
@@ -123,7 +115,7 @@ mod tests {
     fn roundtrip(env: &Envelope) -> Envelope {
         let mut codec = WorkerCodec::default();
         let mut buf = BytesMut::new();
-        codec.encode(env, &mut buf).expect("encode");
+        codec.encode(env.clone(), &mut buf).expect("encode");
         let out = codec
             .decode(&mut buf)
             .expect("decode")
@@ -152,7 +144,7 @@ mod tests {
         };
         let mut codec = WorkerCodec::default();
         let mut whole = BytesMut::new();
-        codec.encode(&env, &mut whole).expect("encode");
+        codec.encode(env, &mut whole).expect("encode");
         let mut buf = BytesMut::new();
         for (i, byte) in whole.iter().enumerate() {
             buf.put_u8(*byte);
@@ -197,7 +189,7 @@ mod tests {
         };
         let mut buf = BytesMut::new();
         assert!(matches!(
-            codec.encode(&env, &mut buf),
+            codec.encode(env, &mut buf),
             Err(CodecError::FrameTooLarge { .. })
         ));
         assert!(buf.is_empty());

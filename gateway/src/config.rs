@@ -1,0 +1,247 @@
+//! Every gateway setting in one struct, with its default, flag and environment variable.
+//!
+//! `Config` is both the command line (clap derive) and the value the library runs with, so a
+//! default is written once. Tests build one with `Config { ws_addr: ..., ..Config::default() }`.
+//! A config file joins these sources in a later issue; flags will keep winning.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use wsgate_proto::conn_id::validate_node_id;
+
+use crate::error::ConfigError;
+
+/// wsgate: WebSocket gateway for business processes that speak the worker protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wsgate", version, about, long_about = None)]
+pub struct Config {
+    /// Address for client WebSocket connections.
+    #[arg(long, env = "WSGATE_WS_ADDR", default_value = "0.0.0.0:8080")]
+    pub ws_addr: SocketAddr,
+
+    /// The only HTTP path that upgrades to a WebSocket; others get 404.
+    #[arg(long, env = "WSGATE_WS_PATH", default_value = "/ws")]
+    pub ws_path: String,
+
+    /// Address for business processes' worker links.
+    #[arg(long, env = "WSGATE_WORKER_ADDR", default_value = "127.0.0.1:8081")]
+    pub worker_addr: SocketAddr,
+
+    /// Shared secret a business process must present in Register. Required when the worker
+    /// address is not a loopback address.
+    #[arg(long, env = "WSGATE_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+
+    /// This gateway's node id; every connection id starts with it. Must be unique in a cluster.
+    #[arg(long, env = "WSGATE_NODE_ID", default_value_t = default_node_id())]
+    pub node_id: String,
+
+    /// Largest message a client may send, in bytes; larger ones close the client with 1009.
+    #[arg(long, env = "WSGATE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Messages queued per client before it is closed as a slow consumer (4001).
+    #[arg(long, env = "WSGATE_SEND_QUEUE", default_value_t = 1024)]
+    pub send_queue: usize,
+
+    /// How often the gateway pings each client.
+    #[arg(long, env = "WSGATE_CLIENT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub client_ping_interval: Duration,
+
+    /// A client that sends nothing for this long is closed with 4000.
+    #[arg(long, env = "WSGATE_CLIENT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub client_idle_timeout: Duration,
+
+    /// A client text message equal to this is a heartbeat: answered, never forwarded. Empty
+    /// disables text heartbeats.
+    #[arg(long, env = "WSGATE_HEARTBEAT_TEXT", default_value = "ping")]
+    pub heartbeat_text: String,
+
+    /// The gateway's answer to a text heartbeat.
+    #[arg(long, env = "WSGATE_HEARTBEAT_REPLY", default_value = "pong")]
+    pub heartbeat_reply: String,
+
+    /// A request header to pass to business processes in ConnOpen (repeatable; case-insensitive).
+    #[arg(
+        long = "forward-header",
+        env = "WSGATE_FORWARD_HEADERS",
+        value_delimiter = ',',
+        default_values_t = [String::from("origin"), String::from("user-agent")]
+    )]
+    pub forward_headers: Vec<String>,
+
+    /// How often the gateway pings each worker link.
+    #[arg(long, env = "WSGATE_WORKER_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub worker_heartbeat_interval: Duration,
+
+    /// A worker link silent for this long is closed.
+    #[arg(long, env = "WSGATE_WORKER_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub worker_heartbeat_timeout: Duration,
+
+    /// Largest worker-link frame accepted, in bytes.
+    #[arg(long, env = "WSGATE_MAX_FRAME_BYTES", default_value_t = wsgate_proto::codec::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// Time a new worker link has to send Register.
+    #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub register_timeout: Duration,
+
+    /// Time a client has to complete the WebSocket handshake.
+    #[arg(long, env = "WSGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// On shutdown, the longest wait for clients to close and their events to reach business
+    /// processes.
+    #[arg(long, env = "WSGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Parsing no arguments yields the declared defaults; it cannot fail, but a stray
+        // WSGATE_* variable could, so fall back to clap's own try path.
+        Config::try_parse_from(["wsgate"]).unwrap_or_else(|e| {
+            panic!("built-in defaults do not parse (check WSGATE_* environment variables): {e}")
+        })
+    }
+}
+
+impl Config {
+    /// Checks settings that clap cannot check alone.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_node_id(&self.node_id)?;
+        if !self.ws_path.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                key: "ws-path",
+                reason: format!("{:?} must start with '/'", self.ws_path),
+            });
+        }
+        let token_missing = self.worker_token.as_deref().is_none_or(str::is_empty);
+        if token_missing && !self.worker_addr.ip().is_loopback() {
+            return Err(ConfigError::TokenRequired {
+                addr: self.worker_addr,
+            });
+        }
+        let positive = [
+            ("send-queue", self.send_queue == 0),
+            ("max-message-bytes", self.max_message_bytes == 0),
+            ("max-frame-bytes", self.max_frame_bytes < 1024),
+            ("client-ping-interval", self.client_ping_interval.is_zero()),
+            (
+                "worker-heartbeat-interval",
+                self.worker_heartbeat_interval.is_zero(),
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, bad)| *bad) {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "must be greater than zero (max-frame-bytes: at least 1024)".into(),
+            });
+        }
+        if self.client_idle_timeout <= self.client_ping_interval {
+            return Err(ConfigError::Invalid {
+                key: "client-idle-timeout",
+                reason: format!(
+                    "{:?} must be longer than client-ping-interval ({:?}), or clients are closed between pings",
+                    self.client_idle_timeout, self.client_ping_interval
+                ),
+            });
+        }
+        if self.worker_heartbeat_timeout <= self.worker_heartbeat_interval {
+            return Err(ConfigError::Invalid {
+                key: "worker-heartbeat-timeout",
+                reason: format!(
+                    "{:?} must be longer than worker-heartbeat-interval ({:?})",
+                    self.worker_heartbeat_timeout, self.worker_heartbeat_interval
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The machine's host name reduced to node-id characters, or "wsgate".
+pub fn default_node_id() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let id: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(wsgate_proto::conn_id::MAX_NODE_ID_LEN)
+        .collect();
+    if id.is_empty() { "wsgate".into() } else { id }
+}
+
+/// Parses "250ms", "10s", "5m", "1h" or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write it like 500ms, 10s, 5m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use ms, s, m or h")),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::default();
+        assert_eq!(c.ws_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.ws_path, "/ws");
+        assert_eq!(c.worker_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.max_message_bytes, 1 << 20);
+        assert_eq!(c.forward_headers, ["origin", "user-agent"]);
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn token_required_off_loopback() {
+        let mut c = Config {
+            worker_addr: "0.0.0.0:9000".parse().expect("addr"),
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("token required");
+        assert!(err.to_string().contains("--worker-token"), "{err}");
+        c.worker_token = Some("s3cret".into());
+        c.validate().expect("valid with a token");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let c = Config {
+            node_id: "bad/id".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            client_idle_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("idle <= ping");
+        assert!(err.to_string().contains("client-idle-timeout"), "{err}");
+    }
+}

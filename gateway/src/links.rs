@@ -1,0 +1,230 @@
+//! The registered business processes and the routing of connection events to them.
+//!
+//! Every event of one client connection goes to the same business process while that process
+//! lives: the connection pins the process chosen for its first event. The choice is a
+//! rendezvous (highest random weight) hash of the connection id over the live processes that
+//! want the event kind, so processes agree on nothing, adding one moves only new connections,
+//! and when a process goes away its connections spread evenly over the rest.
+
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use wsgate_proto::v1::{Envelope, EventKind, envelope::Body};
+
+use crate::stats::Stats;
+
+/// One registered business process.
+#[derive(Debug)]
+pub struct Link {
+    pub id: u64,
+    pub name: String,
+    events: u8,
+    tx: mpsc::Sender<Envelope>,
+    closed: AtomicBool,
+}
+
+fn event_bit(kind: EventKind) -> u8 {
+    1 << (kind as i32 as u8)
+}
+
+/// The event kind of an event envelope body.
+pub fn event_kind(body: &Body) -> Option<EventKind> {
+    match body {
+        Body::ConnOpen(_) => Some(EventKind::Open),
+        Body::ConnMessage(_) => Some(EventKind::Message),
+        Body::ConnClose(_) => Some(EventKind::Close),
+        _ => None,
+    }
+}
+
+/// The connection id an event is about.
+pub fn event_conn_id(body: &Body) -> Option<&str> {
+    match body {
+        Body::ConnOpen(e) => Some(&e.conn_id),
+        Body::ConnMessage(e) => Some(&e.conn_id),
+        Body::ConnClose(e) => Some(&e.conn_id),
+        _ => None,
+    }
+}
+
+impl Link {
+    pub fn new(id: u64, name: String, wanted: &[EventKind], tx: mpsc::Sender<Envelope>) -> Self {
+        let all = [EventKind::Open, EventKind::Message, EventKind::Close];
+        let wanted = if wanted.is_empty() { &all[..] } else { wanted };
+        Self {
+            id,
+            name,
+            events: wanted.iter().fold(0, |acc, k| acc | event_bit(*k)),
+            tx,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.events & event_bit(kind) != 0
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues a frame for this link's writer; waits while its queue is full.
+    pub async fn send(&self, env: Envelope) -> Result<(), Envelope> {
+        self.tx.send(env).await.map_err(|e| e.0)
+    }
+
+    fn weight(&self, conn_id: &str) -> u64 {
+        // Fixed keys: the same connection id must weigh the same in every task.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(conn_id.as_bytes());
+        h.write_u64(self.id);
+        h.finish()
+    }
+}
+
+/// A connection's pinned business process.
+#[derive(Debug, Default)]
+pub struct Route {
+    pinned: Option<Arc<Link>>,
+}
+
+/// All registered business processes.
+#[derive(Debug)]
+pub struct Links {
+    list: RwLock<Arc<[Arc<Link>]>>,
+    next_id: AtomicU64,
+    stats: Arc<Stats>,
+    drop_log: Mutex<DropLog>,
+}
+
+#[derive(Debug)]
+struct DropLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+/// At most one "no business process" warning per this interval.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl Links {
+    pub fn new(stats: Arc<Stats>) -> Self {
+        Self {
+            list: RwLock::new(Arc::from(Vec::new())),
+            next_id: AtomicU64::new(1),
+            stats,
+            drop_log: Mutex::new(DropLog {
+                last: None,
+                since: 0,
+            }),
+        }
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> Arc<[Arc<Link>]> {
+        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    pub fn add(&self, link: Arc<Link>) {
+        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut next: Vec<_> = list.iter().cloned().collect();
+        next.push(link);
+        *list = next.into();
+        Stats::incr(&self.stats.links_current);
+    }
+
+    /// Takes a link out of routing; events already pinned to it move on their next send.
+    pub fn remove(&self, link: &Link) {
+        if link.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let next: Vec<_> = list.iter().filter(|l| l.id != link.id).cloned().collect();
+        *list = next.into();
+        Stats::decr(&self.stats.links_current);
+    }
+
+    /// The live link with the highest weight for this connection among those wanting `kind`.
+    fn choose(&self, conn_id: &str, kind: EventKind) -> Option<Arc<Link>> {
+        self.snapshot()
+            .iter()
+            .filter(|l| l.wants(kind) && !l.is_closed())
+            .max_by_key(|l| l.weight(conn_id))
+            .cloned()
+    }
+
+    /// Delivers one event for a connection to its business process. Returns false when no
+    /// business process wants it (the event is dropped).
+    pub async fn dispatch(&self, route: &mut Route, body: Body) -> bool {
+        let (Some(kind), Some(conn_id)) = (event_kind(&body), event_conn_id(&body)) else {
+            return false;
+        };
+        let conn_id = conn_id.to_owned();
+        let mut env = Envelope {
+            request_id: 0,
+            body: Some(body),
+        };
+        loop {
+            let pinned = route
+                .pinned
+                .as_ref()
+                .filter(|l| !l.is_closed() && l.wants(kind))
+                .cloned();
+            let Some(link) = pinned.or_else(|| self.choose(&conn_id, kind)) else {
+                self.dropped(kind, &conn_id);
+                return false;
+            };
+            if route.pinned.as_ref().is_none_or(|p| p.is_closed()) {
+                route.pinned = Some(link.clone());
+            }
+            match link.send(env).await {
+                Ok(()) => return true,
+                // The link died between the choice and the send: choose again.
+                Err(back) => {
+                    self.remove(&link);
+                    env = back;
+                }
+            }
+        }
+    }
+
+    /// Re-routes an event that was queued for a link that has gone away.
+    pub async fn redispatch(&self, env: Envelope) -> bool {
+        match env.body {
+            Some(body) => self.dispatch(&mut Route::default(), body).await,
+            None => false,
+        }
+    }
+
+    fn dropped(&self, kind: EventKind, conn_id: &str) {
+        if kind != EventKind::Message {
+            tracing::debug!(
+                conn_id,
+                ?kind,
+                "no business process wants this event; dropped"
+            );
+            return;
+        }
+        Stats::incr(&self.stats.dropped_no_business);
+        let mut log = self.drop_log.lock().unwrap_or_else(|p| p.into_inner());
+        log.since += 1;
+        if log.last.is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY) {
+            tracing::warn!(
+                dropped = log.since,
+                "client messages dropped: no business process is registered for message events; \
+                 start one (for example `cargo run -p wsgate-examples --bin echo`)"
+            );
+            log.last = Some(Instant::now());
+            log.since = 0;
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The gateway: binds its listeners, runs until the injected shutdown future completes, then
+//! drains in order.
+//!
+//! Shutdown order: stop accepting; close every client with 1001 and let each connection task
+//! deliver its ConnClose; then let every worker link write out its queue and close. The whole
+//! drain is bounded by `drain_timeout`. Tests run the gateway in-process on `127.0.0.1:0` and
+//! pass their own shutdown future.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgate_proto::ConnIdGenerator;
+
+use crate::config::Config;
+use crate::error::{ConfigError, GatewayError};
+use crate::links::Links;
+use crate::registry::Registry;
+use crate::stats::Stats;
+use crate::{client, worker};
+
+/// What every task of one gateway shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub ids: ConnIdGenerator,
+    pub registry: Registry,
+    pub links: Links,
+    pub stats: Arc<Stats>,
+}
+
+/// A bound, not yet running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    ws: TcpListener,
+    ws_addr: SocketAddr,
+    worker: TcpListener,
+    worker_addr: SocketAddr,
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<(TcpListener, SocketAddr), GatewayError> {
+    let err = |source| GatewayError::Bind {
+        what,
+        addr,
+        flag,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
+impl Gateway {
+    /// Validates `config` and binds the client and worker listeners.
+    pub async fn bind(config: Config) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let ids = ConnIdGenerator::new(&config.node_id).map_err(ConfigError::from)?;
+        let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
+        let (worker, worker_addr) =
+            bind(config.worker_addr, "worker links", "--worker-addr").await?;
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            ids,
+            registry: Registry::new(),
+            links: Links::new(stats.clone()),
+            stats,
+            config,
+        });
+        Ok(Self {
+            shared,
+            ws,
+            ws_addr,
+            worker,
+            worker_addr,
+        })
+    }
+
+    /// Where clients connect (the real port when bound to port 0).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// Where business processes connect.
+    pub fn worker_addr(&self) -> SocketAddr {
+        self.worker_addr
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.shared.config.node_id
+    }
+
+    /// The gateway's counters; they stay readable after `run` returns.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Gateway {
+            shared, ws, worker, ..
+        } = self;
+        tracing::info!(
+            node_id = %shared.config.node_id,
+            clients = %format!("ws://{}{}", self.ws_addr, shared.config.ws_path),
+            worker = %self.worker_addr,
+            "wsgate is up"
+        );
+        let stop_accept = CancellationToken::new();
+        let close_clients = CancellationToken::new();
+        let close_links = CancellationToken::new();
+        let clients = TaskTracker::new();
+        let links = TaskTracker::new();
+        let accept_clients = tokio::spawn(client::accept::run(
+            ws,
+            shared.clone(),
+            stop_accept.clone(),
+            close_clients.clone(),
+            clients.clone(),
+        ));
+        let accept_links = tokio::spawn(worker::accept::run(
+            worker,
+            shared.clone(),
+            stop_accept.clone(),
+            close_links.clone(),
+            links.clone(),
+        ));
+
+        shutdown.await;
+        let drain = shared.config.drain_timeout;
+        tracing::info!(
+            clients = shared.registry.len(),
+            links = shared.links.len(),
+            ?drain,
+            "shutting down: closing clients, then worker links"
+        );
+        let deadline = Instant::now() + drain;
+        stop_accept.cancel();
+        let _ = accept_clients.await;
+        let _ = accept_links.await;
+        clients.close();
+        links.close();
+
+        close_clients.cancel();
+        if tokio::time::timeout_at(deadline, clients.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = shared.registry.len(),
+                "drain timeout: some clients did not finish closing"
+            );
+        }
+        close_links.cancel();
+        // Links get what is left of the drain time, but always a moment to flush.
+        let link_deadline = deadline.max(Instant::now() + Duration::from_millis(500));
+        if tokio::time::timeout_at(link_deadline, links.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timeout: some worker links did not finish writing");
+        }
+        tracing::info!("wsgate stopped");
+    }
+}

@@ -1,0 +1,6 @@
+//! The worker side: the listener for business processes, one session per worker link, and the
+//! commands those processes send.
+
+pub(crate) mod accept;
+pub(crate) mod commands;
+pub(crate) mod session;

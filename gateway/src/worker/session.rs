@@ -1,0 +1,369 @@
+//! One worker link, from Register to close.
+//!
+//! A single task owns the socket: it reads commands, writes queued events in bursts with one
+//! flush, and keeps the heartbeat. When the link fails, the events still queued for it are
+//! handed to the remaining business processes instead of being lost; on gateway shutdown they
+//! are written out first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use wsgate_proto::v1::{
+    Envelope, Error as ErrorMsg, ErrorCode, EventKind, Limits, Ping, Pong, Register, RegisterOk,
+    envelope::Body,
+};
+use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
+
+use super::commands;
+use crate::links::{Link, event_kind};
+use crate::server::Shared;
+use crate::stats::Stats;
+
+type LinkIo = Framed<TcpStream, WorkerCodec>;
+
+/// Frames queued for one link before event producers wait.
+const LINK_QUEUE: usize = 8192;
+/// Frames handled per wake-up before one flush.
+const BURST: usize = 256;
+/// How long a closing link waits for its peer to read the last frames.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+fn error(request_id: u64, code: ErrorCode, message: impl Into<String>) -> Envelope {
+    Envelope {
+        request_id,
+        body: Some(Body::Error(ErrorMsg {
+            code: code as i32,
+            message: message.into(),
+        })),
+    }
+}
+
+fn codec_error(e: &CodecError) -> Envelope {
+    let code = match e {
+        CodecError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+        _ => ErrorCode::DecodeFailed,
+    };
+    error(0, code, format!("{e}; closing this link"))
+}
+
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let config = &shared.config;
+    let mut io = Framed::new(stream, WorkerCodec::new(config.max_frame_bytes));
+
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        r = tokio::time::timeout(config.register_timeout, io.next()) => r,
+    };
+    let (request_id, register) = match first {
+        Ok(Some(Ok(Envelope {
+            request_id,
+            body: Some(Body::Register(r)),
+        }))) => (request_id, r),
+        Ok(None) | Ok(Some(Err(CodecError::Io(_)))) => return,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(%peer, error = %e, "worker link sent an unreadable first frame; closed");
+            return reject(io, codec_error(&e)).await;
+        }
+        Ok(Some(Ok(env))) => {
+            tracing::warn!(%peer, "worker link sent a command before Register; closed");
+            let msg = "the first frame on a worker link must be Register; closing this link";
+            return reject(io, error(env.request_id, ErrorCode::NotRegistered, msg)).await;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "worker link sent no Register in time; closed");
+            let msg = format!(
+                "no Register within {:?}; send Register as the first frame",
+                config.register_timeout
+            );
+            return reject(io, error(0, ErrorCode::NotRegistered, msg)).await;
+        }
+    };
+    if let Err((code, message)) = check_register(&shared, &register) {
+        tracing::warn!(%peer, name = %register.name, %message, "worker link registration refused");
+        return reject(io, error(request_id, code, message)).await;
+    }
+
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    let wanted: Vec<EventKind> = register
+        .events
+        .iter()
+        .filter_map(|e| EventKind::try_from(*e).ok())
+        .filter(|e| *e != EventKind::Unspecified)
+        .collect();
+    let link = Arc::new(Link::new(
+        shared.links.next_id(),
+        register.name,
+        &wanted,
+        tx,
+    ));
+    let ok = Envelope {
+        request_id,
+        body: Some(Body::RegisterOk(RegisterOk {
+            node_id: config.node_id.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            limits: Some(Limits {
+                max_frame_bytes: config.max_frame_bytes as u32,
+                max_client_message_bytes: config.max_message_bytes.min(u32::MAX as usize) as u32,
+                heartbeat_interval_ms: config.worker_heartbeat_interval.as_millis() as u32,
+                heartbeat_timeout_ms: config.worker_heartbeat_timeout.as_millis() as u32,
+                client_send_queue: config.send_queue.min(u32::MAX as usize) as u32,
+            }),
+        })),
+    };
+    if io.send(ok).await.is_err() {
+        return;
+    }
+    shared.links.add(link.clone());
+    tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
+
+    let mut rx = rx;
+    let (ended, farewell) = run(&mut io, &mut rx, &link, &shared, &shutdown).await;
+    finish(io, rx, ended, farewell, &link, &shared).await;
+}
+
+fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, String)> {
+    if r.protocol_version > PROTOCOL_VERSION {
+        return Err((
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported; this gateway speaks version {PROTOCOL_VERSION}",
+                r.protocol_version
+            ),
+        ));
+    }
+    if let Some(token) = shared
+        .config
+        .worker_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        if !bool::from(token.as_bytes().ct_eq(r.token.as_bytes())) {
+            return Err((
+                ErrorCode::Unauthenticated,
+                "wrong worker token; use the gateway's --worker-token value".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sends one error frame and closes a link that never registered.
+async fn reject(mut io: LinkIo, reply: Envelope) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, io.send(reply)).await;
+    close_gracefully(io).await;
+}
+
+/// Half-closes and reads what the peer still sends, so our last frame is not destroyed by a
+/// TCP reset caused by unread input.
+async fn close_gracefully(io: LinkIo) {
+    let mut stream = io.into_inner();
+    let linger = async {
+        let _ = stream.shutdown().await;
+        let mut scratch = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
+}
+
+/// How the link's main loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    Failed,
+}
+
+async fn run(
+    io: &mut LinkIo,
+    queue: &mut mpsc::Receiver<Envelope>,
+    link: &Link,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> (Ended, Option<Envelope>) {
+    let config = &shared.config;
+    let mut heartbeat = tokio::time::interval_at(
+        Instant::now() + config.worker_heartbeat_interval,
+        config.worker_heartbeat_interval,
+    );
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_seen = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return (Ended::Shutdown, None),
+            env = queue.recv() => {
+                // The sender lives in `link`, which we hold: the queue cannot close here.
+                let Some(env) = env else { return (Ended::Failed, None) };
+                if let Err(e) = write_burst(io, env, queue).await {
+                    tracing::warn!(name = %link.name, link = link.id, error = %e, "writing to a worker link failed");
+                    return (Ended::Failed, None);
+                }
+            }
+            frame = io.next() => {
+                last_seen = Instant::now();
+                let mut frame = frame;
+                let mut handled = 0;
+                loop {
+                    match frame {
+                        None => {
+                            tracing::info!(name = %link.name, link = link.id, "business process closed its link");
+                            return (Ended::Failed, None);
+                        }
+                        Some(Err(CodecError::Io(e))) => {
+                            tracing::info!(name = %link.name, link = link.id, error = %e, "worker link lost");
+                            return (Ended::Failed, None);
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link sent a bad frame; closing it");
+                            return (Ended::Failed, Some(codec_error(&e)));
+                        }
+                        Some(Ok(env)) => {
+                            if let Some(reply) = handle(env, link, shared) {
+                                if io.feed(reply).await.is_err() {
+                                    return (Ended::Failed, None);
+                                }
+                            }
+                        }
+                    }
+                    handled += 1;
+                    if handled == BURST {
+                        break;
+                    }
+                    // More frames already buffered? Handle them before one flush.
+                    match io.next().now_or_never() {
+                        Some(next) => frame = next,
+                        None => break,
+                    }
+                }
+                if io.flush().await.is_err() {
+                    return (Ended::Failed, None);
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() >= config.worker_heartbeat_timeout {
+                    tracing::warn!(name = %link.name, link = link.id, "worker link silent past the heartbeat timeout; closing it");
+                    let msg = format!(
+                        "nothing received for {:?}; send Ping at least every {:?}",
+                        config.worker_heartbeat_timeout, config.worker_heartbeat_interval
+                    );
+                    return (Ended::Failed, Some(error(0, ErrorCode::HeartbeatTimeout, msg)));
+                }
+                let ping = Envelope { request_id: 0, body: Some(Body::Ping(Ping {})) };
+                if io.send(ping).await.is_err() {
+                    return (Ended::Failed, None);
+                }
+            }
+        }
+    }
+}
+
+/// Answers one frame from the business process; returns the reply to send, if any.
+fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
+    let request_id = env.request_id;
+    let Some(body) = env.body else {
+        let msg =
+            "envelope has no body, or one this gateway does not know; check the protocol version";
+        return Some(error(request_id, ErrorCode::Unsupported, msg));
+    };
+    let kind = match &body {
+        Body::Ping(_) => {
+            return Some(Envelope {
+                request_id,
+                body: Some(Body::Pong(Pong {})),
+            });
+        }
+        Body::Pong(_) => return None,
+        Body::Error(e) => {
+            tracing::warn!(name = %link.name, link = link.id, code = e.code, message = %e.message, "business process reported an error");
+            return None;
+        }
+        Body::Register(_) => {
+            let msg = "this link is already registered; open a new link to register again";
+            return Some(error(request_id, ErrorCode::BadRequest, msg));
+        }
+        Body::RegisterOk(_) | Body::Result(_) => "a gateway reply",
+        b if event_kind(b).is_some() => "an event",
+        _ => "",
+    };
+    if !kind.is_empty() {
+        let msg = format!("{kind} is sent by the gateway, not to it");
+        return Some(error(request_id, ErrorCode::Unsupported, msg));
+    }
+    Stats::incr(&shared.stats.commands);
+    let result = commands::execute(&shared.registry, body)?;
+    if result.code != ErrorCode::Ok as i32 {
+        Stats::incr(&shared.stats.command_errors);
+        if request_id == 0 {
+            tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
+        }
+    }
+    (request_id != 0).then(|| Envelope {
+        request_id,
+        body: Some(Body::Result(result)),
+    })
+}
+
+async fn write_burst(
+    io: &mut LinkIo,
+    first: Envelope,
+    rx: &mut mpsc::Receiver<Envelope>,
+) -> Result<(), CodecError> {
+    io.feed(first).await?;
+    for _ in 1..BURST {
+        match rx.try_recv() {
+            Ok(env) => io.feed(env).await?,
+            Err(_) => break,
+        }
+    }
+    io.flush().await
+}
+
+/// Takes the link out of routing and empties its queue: on shutdown everything is written out;
+/// after a failure, events go to the remaining business processes.
+async fn finish(
+    mut io: LinkIo,
+    mut rx: mpsc::Receiver<Envelope>,
+    ended: Ended,
+    farewell: Option<Envelope>,
+    link: &Link,
+    shared: &Shared,
+) {
+    shared.links.remove(link);
+    rx.close();
+    let mut moved = 0u64;
+    while let Some(env) = rx.recv().await {
+        let is_event = env.body.as_ref().is_some_and(|b| event_kind(b).is_some());
+        if ended == Ended::Failed && is_event {
+            if shared.links.redispatch(env).await {
+                moved += 1;
+            }
+        } else if ended == Ended::Shutdown {
+            let _ = io.feed(env).await;
+        }
+    }
+    if moved > 0 {
+        tracing::info!(name = %link.name, link = link.id, moved, "events queued for a lost worker link went to other business processes");
+    }
+    if let Some(env) = farewell {
+        let _ = io.feed(env).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, io.flush()).await;
+    close_gracefully(io).await;
+    tracing::info!(name = %link.name, link = link.id, "worker link closed");
+}

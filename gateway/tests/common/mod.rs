@@ -1,0 +1,294 @@
+//! Test harness: a real gateway in-process on 127.0.0.1:0, real WebSocket clients, real
+//! business processes through the SDK, and raw worker links for protocol abuse.
+#![allow(dead_code, clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::codec::Framed;
+use wsgate::{Config, Gateway, Stats};
+use wsgate_business::{Client, Event, Events};
+use wsgate_proto::WorkerCodec;
+use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen, Envelope, Register, envelope::Body};
+
+/// The longest any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}
+
+/// Polls a condition until it holds (for state with no event to await, like counters).
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub struct TestGateway {
+    pub ws_addr: SocketAddr,
+    pub worker_addr: SocketAddr,
+    pub node_id: String,
+    pub stats: Arc<Stats>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+pub fn test_config() -> Config {
+    Config {
+        ws_addr: "127.0.0.1:0".parse().unwrap(),
+        worker_addr: "127.0.0.1:0".parse().unwrap(),
+        node_id: "test-gw".into(),
+        drain_timeout: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+impl TestGateway {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        init_tracing();
+        let mut config = test_config();
+        tweak(&mut config);
+        let gateway = Gateway::bind(config).await.expect("gateway binds");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ws_addr = gateway.ws_addr();
+        let worker_addr = gateway.worker_addr();
+        let node_id = gateway.node_id().to_owned();
+        let stats = gateway.stats();
+        let task = tokio::spawn(gateway.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            ws_addr,
+            worker_addr,
+            node_id,
+            stats,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.ws_addr)
+    }
+
+    /// Starts the shutdown; `finished` waits for `run` to return.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub async fn finished(self) {
+        within("the gateway to stop", self.task)
+            .await
+            .expect("gateway task");
+    }
+
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        self.finished().await
+    }
+
+    pub fn stat(&self, pick: impl Fn(&Stats) -> &std::sync::atomic::AtomicU64) -> u64 {
+        Stats::get(pick(&self.stats))
+    }
+
+    /// A business process with the given name, wanting every event.
+    pub async fn business(&self, name: &str) -> (Client, EventsExt) {
+        let (client, events) = Client::builder(self.worker_addr.to_string())
+            .name(name)
+            .connect()
+            .await
+            .expect("business connects");
+        (client, EventsExt(events))
+    }
+
+    pub async fn client(&self) -> Ws {
+        connect(&self.url()).await
+    }
+}
+
+pub async fn connect(url: &str) -> Ws {
+    let (ws, _) = within("a client handshake", tokio_tungstenite::connect_async(url))
+        .await
+        .expect("client connects");
+    ws
+}
+
+/// The business side's event stream with test conveniences.
+pub struct EventsExt(pub Events);
+
+impl EventsExt {
+    /// The next connection event, skipping link status events.
+    pub async fn next(&mut self) -> Event {
+        within("a business event", async {
+            loop {
+                match self.0.recv().await.expect("event stream open") {
+                    Event::Connected { .. } | Event::Disconnected { .. } => continue,
+                    e => return e,
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn open(&mut self) -> ConnOpen {
+        match self.next().await {
+            Event::Open(o) => o,
+            other => panic!("expected ConnOpen, got {other:?}"),
+        }
+    }
+
+    pub async fn message(&mut self) -> ConnMessage {
+        match self.next().await {
+            Event::Message(m) => m,
+            other => panic!("expected ConnMessage, got {other:?}"),
+        }
+    }
+
+    pub async fn close(&mut self) -> ConnClose {
+        match self.next().await {
+            Event::Close(c) => c,
+            other => panic!("expected ConnClose, got {other:?}"),
+        }
+    }
+}
+
+/// The next data message a client receives, as text (binary is shown lossily).
+pub async fn recv_text(ws: &mut Ws) -> String {
+    within("a client message", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(Message::Binary(b))) => return String::from_utf8_lossy(&b).into_owned(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Reads until the close frame and returns it.
+pub async fn recv_close(ws: &mut Ws) -> CloseFrame {
+    within("a close frame", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return frame,
+                Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+pub async fn send_text(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.expect("client send");
+}
+
+/// A raw worker link for tests that speak the protocol by hand.
+pub type RawLink = Framed<TcpStream, WorkerCodec>;
+
+pub async fn raw_link(addr: SocketAddr) -> RawLink {
+    let stream = TcpStream::connect(addr).await.expect("worker port accepts");
+    Framed::new(stream, WorkerCodec::default())
+}
+
+pub async fn raw_register(addr: SocketAddr, token: &str) -> RawLink {
+    let mut link = raw_link(addr).await;
+    link.send(Envelope {
+        request_id: 1,
+        body: Some(Body::Register(Register {
+            name: "raw".into(),
+            token: token.into(),
+            events: vec![],
+            protocol_version: 1,
+        })),
+    })
+    .await
+    .expect("send Register");
+    match raw_next(&mut link).await {
+        Some(Envelope {
+            request_id: 1,
+            body: Some(Body::RegisterOk(_)),
+        }) => link,
+        other => panic!("expected RegisterOk, got {other:?}"),
+    }
+}
+
+/// The next frame on a raw link; None at EOF.
+pub async fn raw_next(link: &mut RawLink) -> Option<Envelope> {
+    within("a worker frame", link.next())
+        .await
+        .map(|r| r.expect("a valid frame"))
+}
+
+/// Reads frames (skipping pings) until an Error frame, then expects EOF.
+pub async fn expect_error_then_eof(link: &mut RawLink) -> wsgate_proto::v1::Error {
+    let err = loop {
+        match raw_next(link).await {
+            Some(Envelope {
+                body: Some(Body::Error(e)),
+                ..
+            }) => break e,
+            Some(Envelope {
+                body: Some(Body::Ping(_)),
+                ..
+            }) => continue,
+            other => panic!("expected an Error frame, got {other:?}"),
+        }
+    };
+    loop {
+        match raw_next(link).await {
+            None => return err,
+            Some(Envelope {
+                body: Some(Body::Ping(_)),
+                ..
+            }) => continue,
+            other => panic!("expected the link to close, got {other:?}"),
+        }
+    }
+}
+
+/// Raw bytes for hand-made frames.
+pub fn frame_bytes(len_prefix: u32, body: &[u8]) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u32(len_prefix);
+    b.put_slice(body);
+    b
+}
