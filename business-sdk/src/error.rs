@@ -1,0 +1,175 @@
+//! The errors the SDK returns, each saying what went wrong and what to do about it.
+//!
+//! Two groups: errors of the link ([`Error::Connect`], [`Error::Rejected`],
+//! [`Error::NotConnected`], [`Error::Disconnected`], [`Error::Timeout`], [`Error::Closed`],
+//! [`Error::Codec`]) and answers of the gateway to one command ([`Error::UnknownConnection`],
+//! [`Error::Gateway`]). Protocol error codes are kept as [`ErrorCode`] so callers can match on them.
+
+use std::io;
+
+use wsgate_proto::CodecError;
+use wsgate_proto::v1::ErrorCode;
+
+/// Why a connect or a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection to the gateway's worker listener could not be opened.
+    #[error(
+        "cannot connect to the wsgate gateway's worker listener at {addr}: {source}; check that the gateway is running and that {addr} is its --worker-addr"
+    )]
+    Connect {
+        /// The address that was dialled.
+        addr: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The gateway refused the registration (for example a wrong worker token). Not retried.
+    #[error(
+        "the gateway refused to register this business process ({}: {message}); check the worker token (--worker-token / WSGATE_WORKER_TOKEN) and that the gateway speaks protocol version {}",
+        .code.as_str_name(),
+        wsgate_proto::PROTOCOL_VERSION
+    )]
+    Rejected {
+        /// The gateway's error code, for example [`ErrorCode::Unauthenticated`].
+        code: ErrorCode,
+        /// The gateway's explanation.
+        message: String,
+    },
+
+    /// The link to the gateway is down (it is being re-established); the command was not sent.
+    #[error(
+        "not connected to the gateway, the command was not sent; the SDK is reconnecting, retry after Event::Connected"
+    )]
+    NotConnected,
+
+    /// The link dropped after the command was handed to it and before the gateway answered.
+    #[error(
+        "the link to the gateway dropped before it answered; the command may or may not have been carried out, retry after Event::Connected if it must happen"
+    )]
+    Disconnected,
+
+    /// The gateway did not answer within the request timeout.
+    #[error(
+        "the gateway did not answer within the request timeout; the command may or may not have been carried out, check the gateway's load or raise request_timeout"
+    )]
+    Timeout,
+
+    /// The target connection is not connected to this gateway (it closed, or belongs to another
+    /// gateway).
+    #[error(
+        "connection id(s) {conn_ids:?} are not connected to this gateway; they have closed (forget them) or belong to another gateway"
+    )]
+    UnknownConnection {
+        /// The ids the gateway did not know.
+        conn_ids: Vec<String>,
+    },
+
+    /// The gateway refused a command, for example [`ErrorCode::BadRequest`] for a bad close code.
+    #[error("the gateway refused the command ({}): {message}", .code.as_str_name())]
+    Gateway {
+        /// The gateway's error code.
+        code: ErrorCode,
+        /// The gateway's explanation.
+        message: String,
+    },
+
+    /// A frame could not be encoded or decoded (for example a command larger than the gateway's
+    /// frame limit).
+    #[error("worker link frame error: {0}")]
+    Codec(#[from] CodecError),
+
+    /// The client was shut down with [`Client::shutdown`](crate::Client::shutdown) or every
+    /// handle was dropped.
+    #[error("the wsgate client was shut down; build a new one with Client::builder(..).connect()")]
+    Closed,
+}
+
+impl Error {
+    /// Whether a failed registration attempt is worth retrying: everything but a refusal that
+    /// will not change by itself (wrong token, unsupported version).
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Error::Rejected { code, .. } => *code == ErrorCode::ShuttingDown,
+            Error::Closed => false,
+            _ => true,
+        }
+    }
+}
+
+/// The [`ErrorCode`] for a wire value. A code this SDK does not know (from a newer gateway) is
+/// reported as [`ErrorCode::Unsupported`]; [`describe`] keeps the number in the message.
+pub(crate) fn error_code(value: i32) -> ErrorCode {
+    ErrorCode::try_from(value).unwrap_or(ErrorCode::Unsupported)
+}
+
+/// The gateway's message, with the raw code prepended when it is one this SDK does not know.
+pub(crate) fn describe(value: i32, message: String) -> String {
+    if ErrorCode::try_from(value).is_ok() {
+        message
+    } else {
+        format!("unknown error code {value} from a newer gateway: {message}")
+    }
+}
+
+/// The error for an `Error` frame that answered one request.
+pub(crate) fn from_wire(err: wsgate_proto::v1::Error) -> Error {
+    Error::Gateway {
+        code: error_code(err.code),
+        message: describe(err.code, err.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_codes_keep_their_number() {
+        assert_eq!(error_code(3), ErrorCode::BadRequest);
+        assert_eq!(error_code(999), ErrorCode::Unsupported);
+        assert_eq!(describe(3, "x".into()), "x");
+        assert!(describe(999, "x".into()).contains("999"));
+    }
+
+    #[test]
+    fn wire_errors_become_gateway_errors() {
+        let err = from_wire(wsgate_proto::v1::Error {
+            code: ErrorCode::Unsupported as i32,
+            message: "unknown body".into(),
+        });
+        assert!(matches!(
+            err,
+            Error::Gateway { code: ErrorCode::Unsupported, ref message } if message == "unknown body"
+        ));
+        assert!(err.to_string().contains("ERROR_CODE_UNSUPPORTED"));
+    }
+
+    #[test]
+    fn only_lasting_refusals_stop_retries() {
+        let rejected = |code| Error::Rejected {
+            code,
+            message: String::new(),
+        };
+        assert!(!rejected(ErrorCode::Unauthenticated).is_retryable());
+        assert!(!rejected(ErrorCode::UnsupportedVersion).is_retryable());
+        assert!(rejected(ErrorCode::ShuttingDown).is_retryable());
+        assert!(Error::Timeout.is_retryable());
+        assert!(Error::Disconnected.is_retryable());
+        assert!(!Error::Closed.is_retryable());
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let err = Error::Rejected {
+            code: ErrorCode::Unauthenticated,
+            message: "wrong token".into(),
+        };
+        let text = err.to_string();
+        assert!(text.contains("ERROR_CODE_UNAUTHENTICATED"), "{text}");
+        assert!(text.contains("wrong token"), "{text}");
+        assert!(text.contains("WSGATE_WORKER_TOKEN"), "{text}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The stream of things that happen: link state changes and client connection events.
+//!
+//! The link driver pushes every event into an unbounded queue and never waits for the consumer,
+//! so a slow event loop cannot stall heartbeats or command replies, and awaiting a command's
+//! result from inside the event loop cannot deadlock. The price is memory: an event loop that
+//! falls behind for long buffers the backlog.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen};
+
+/// One thing that happened on the link or on a client connection.
+///
+/// Events of one client connection arrive in order: [`Event::Open`], then [`Event::Message`]s,
+/// then [`Event::Close`]. Only the kinds asked for with
+/// [`ClientBuilder::events`](crate::ClientBuilder::events) are delivered (link events always are).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The link is registered with a gateway: after `connect()` and after every reconnect.
+    Connected {
+        /// The gateway's node id; the connection ids it issues start with it.
+        node_id: String,
+    },
+    /// The link was lost (or the client shut down). In-flight commands have failed with
+    /// [`Error::Disconnected`](crate::Error::Disconnected); the SDK reconnects with backoff
+    /// unless it was shut down.
+    Disconnected {
+        /// Why, for logs.
+        reason: String,
+    },
+    /// A client connection was opened.
+    Open(ConnOpen),
+    /// A client sent a message.
+    Message(ConnMessage),
+    /// A client connection is gone; always its last event.
+    Close(ConnClose),
+}
+
+/// The receiving end of the SDK's events, returned by
+/// [`ClientBuilder::connect`](crate::ClientBuilder::connect).
+///
+/// Use [`Events::recv`] or the [`Stream`] implementation. Both end (`None`) once the client
+/// was shut down and the remaining events were read.
+///
+/// Events are buffered without bound inside the SDK, so it is fine to await commands from
+/// inside the event loop:
+///
+/// ```no_run
+/// use wsgate_business::{Client, Event};
+///
+/// # async fn run() -> Result<(), wsgate_business::Error> {
+/// let (client, mut events) = Client::builder("127.0.0.1:8081").connect().await?;
+/// while let Some(event) = events.recv().await {
+///     match event {
+///         Event::Message(msg) => {
+///             if let Some(payload) = msg.payload {
+///                 client.single_cast(msg.conn_id, payload).await?;
+///             }
+///         }
+///         Event::Disconnected { reason } => eprintln!("link lost: {reason}"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, or `None` once the client was shut down and every event was read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}

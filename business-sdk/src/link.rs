@@ -1,0 +1,708 @@
+//! The driver of one worker link: connect, register, heartbeat, read events, write commands,
+//! and reconnect with backoff when the link is lost.
+//!
+//! One [`Link`] talks to one gateway and runs as one background task. It shares only a
+//! [`LinkShared`] with the [`Client`](crate::Client) handles: the request id counter and, while
+//! registered, the sending end of the current session's command queue. A client that finds no
+//! session fails fast with [`Error::NotConnected`]. Nothing here assumes there is only one link,
+//! so a cluster client can run one `Link` per gateway and route commands by node id.
+//!
+//! Within a session the reader and the writer run concurrently (in one task), so a gateway that
+//! is slow to read commands never stops us from reading its events, and the other way round.
+//! The writer feeds every frame that is ready and flushes once per burst. Replies are matched to
+//! requests through a map of oneshot senders keyed by request id; when the session ends every
+//! request still in it fails with [`Error::Disconnected`] (or [`Error::Closed`] on shutdown).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use wsgate_proto::codec::DEFAULT_MAX_FRAME_BYTES;
+use wsgate_proto::v1::envelope::Body;
+use wsgate_proto::v1::{self, Envelope, ErrorCode, Limits, Ping, Pong, Register};
+use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
+
+use crate::builder::Config;
+use crate::error::{self, Error};
+use crate::events::Event;
+
+/// The smallest duration accepted for timers (a zero period would spin or panic).
+pub(crate) const MIN_DURATION: Duration = Duration::from_millis(1);
+/// Heartbeat interval used when neither the builder nor the gateway set one.
+const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// Heartbeat timeout used when neither the builder nor the gateway set one.
+const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Commands queued towards the writer before callers wait (backpressure).
+const COMMAND_QUEUE: usize = 1024;
+/// Frames fed before a flush is forced, so one busy producer cannot delay a flush forever.
+const MAX_BURST: usize = 256;
+/// A session that lasted this long resets the reconnect backoff; shorter ones (a gateway that
+/// accepts and immediately drops us) keep escalating it.
+const STABLE_SESSION: Duration = Duration::from_secs(1);
+/// How long a shutdown waits to flush what was already written.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Transport = Framed<TcpStream, WorkerCodec>;
+
+/// What a request's caller receives: the gateway's `Result`, or why there is none.
+pub(crate) type Reply = Result<v1::Result, Error>;
+
+/// Requests waiting for their reply, by request id.
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Reply>>>;
+
+/// One frame on its way to the writer.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) envelope: Envelope,
+    /// Where the reply goes; `None` for fire-and-forget frames (request id 0).
+    pub(crate) reply: Option<oneshot::Sender<Reply>>,
+}
+
+/// The part of a registered session that clients use.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionHandle {
+    pub(crate) tx: mpsc::Sender<Outgoing>,
+    pub(crate) node_id: String,
+}
+
+/// State shared between a link driver and the client handles.
+#[derive(Debug)]
+pub(crate) struct LinkShared {
+    addr: String,
+    next_request_id: AtomicU64,
+    session: Mutex<Option<SessionHandle>>,
+}
+
+impl LinkShared {
+    pub(crate) fn new(addr: String) -> Self {
+        Self {
+            addr,
+            next_request_id: AtomicU64::new(1),
+            session: Mutex::new(None),
+        }
+    }
+
+    /// The gateway address this link dials.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// A fresh non-zero request id (0 means "no reply wanted").
+    pub(crate) fn next_request_id(&self) -> u64 {
+        loop {
+            let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// The current session, if registered.
+    pub(crate) fn session(&self) -> Option<SessionHandle> {
+        self.lock().clone()
+    }
+
+    /// The node id of the current registration.
+    pub(crate) fn node_id(&self) -> Option<String> {
+        self.lock().as_ref().map(|s| s.node_id.clone())
+    }
+
+    fn set_session(&self, session: Option<SessionHandle>) {
+        *self.lock() = session;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<SessionHandle>> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A TCP connection on which the gateway accepted our `Register`.
+#[derive(Debug)]
+pub(crate) struct Established {
+    transport: Transport,
+    node_id: String,
+    limits: Limits,
+}
+
+/// Dials the gateway and performs the register handshake, bounded by the request timeout.
+pub(crate) async fn establish(config: &Config, shared: &LinkShared) -> Result<Established, Error> {
+    let addr = shared.addr();
+    let connect_error = |source| Error::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = match tokio::time::timeout(config.request_timeout, TcpStream::connect(addr)).await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(connect_error(err)),
+        Err(_) => {
+            return Err(connect_error(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no TCP connection within {:?}", config.request_timeout),
+            )));
+        }
+    };
+    if let Err(err) = stream.set_nodelay(true) {
+        debug!(%addr, error = %err, "cannot set TCP_NODELAY on the worker link");
+    }
+    let mut transport = Framed::new(stream, WorkerCodec::default());
+
+    let request_id = shared.next_request_id();
+    let register = Envelope {
+        request_id,
+        body: Some(Body::Register(Register {
+            name: config.name.clone(),
+            token: config.token.clone(),
+            events: config.events.iter().map(|k| *k as i32).collect(),
+            protocol_version: PROTOCOL_VERSION,
+        })),
+    };
+    debug!(%addr, name = %config.name, "registering with the gateway");
+    transport.send(register).await.map_err(|err| match err {
+        CodecError::Io(source) => connect_error(source),
+        other => Error::Codec(other),
+    })?;
+
+    let deadline = Instant::now() + config.request_timeout;
+    loop {
+        let envelope = match tokio::time::timeout_at(deadline, transport.next()).await {
+            Err(_) => return Err(Error::Timeout),
+            Ok(None) => return Err(Error::Disconnected),
+            Ok(Some(Err(CodecError::Io(source)))) => return Err(connect_error(source)),
+            Ok(Some(Err(err))) => return Err(Error::Codec(err)),
+            Ok(Some(Ok(envelope))) => envelope,
+        };
+        match envelope.body {
+            Some(Body::RegisterOk(ok)) => {
+                if ok.protocol_version > PROTOCOL_VERSION {
+                    warn!(%addr, gateway = ok.protocol_version, ours = PROTOCOL_VERSION, "the gateway speaks a newer protocol version");
+                }
+                let limits = ok.limits.unwrap_or_default();
+                // Read frames up to the larger of our default and the gateway's limit; what we
+                // send is checked against the gateway's limit separately (see `peer_max`).
+                let read_max = DEFAULT_MAX_FRAME_BYTES.max(limits.max_frame_bytes as usize);
+                *transport.codec_mut() = WorkerCodec::new(read_max);
+                return Ok(Established {
+                    transport,
+                    node_id: ok.node_id,
+                    limits,
+                });
+            }
+            Some(Body::Error(err)) => {
+                return Err(Error::Rejected {
+                    code: error::error_code(err.code),
+                    message: error::describe(err.code, err.message),
+                });
+            }
+            Some(Body::Ping(_)) => {
+                let pong = Envelope {
+                    request_id: envelope.request_id,
+                    body: Some(Body::Pong(Pong {})),
+                };
+                transport.send(pong).await.map_err(|err| match err {
+                    CodecError::Io(source) => connect_error(source),
+                    other => Error::Codec(other),
+                })?;
+            }
+            _ => debug!(%addr, "ignoring a frame received before RegisterOk"),
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    /// The client was shut down.
+    Shutdown,
+    /// The link failed; reconnect.
+    Lost(String),
+}
+
+/// A registered session, ready to be driven.
+#[derive(Debug)]
+pub(crate) struct Session {
+    transport: Transport,
+    limits: Limits,
+    commands: mpsc::Receiver<Outgoing>,
+}
+
+/// The driver of one worker link.
+#[derive(Debug)]
+pub(crate) struct Link {
+    config: Arc<Config>,
+    shared: Arc<LinkShared>,
+    events: mpsc::UnboundedSender<Event>,
+    stop: Stop,
+}
+
+/// When a link driver stops: on an explicit shutdown, or once nobody can use it any more.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stop {
+    /// Cancelled by `Client::shutdown`.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the last `Client` handle is dropped.
+    pub(crate) clients_gone: CancellationToken,
+}
+
+impl Link {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        shared: Arc<LinkShared>,
+        events: mpsc::UnboundedSender<Event>,
+        stop: Stop,
+    ) -> Self {
+        Self {
+            config,
+            shared,
+            events,
+            stop,
+        }
+    }
+
+    /// Resolves when the driver should stop: `Client::shutdown` was called, or every `Client`
+    /// handle and the `Events` receiver were dropped. (With only the clients gone, events keep
+    /// flowing; with only `Events` gone, commands keep working.)
+    async fn stopped(&self) {
+        tokio::select! {
+            _ = self.stop.shutdown.cancelled() => {}
+            _ = async {
+                self.stop.clients_gone.cancelled().await;
+                self.events.closed().await;
+            } => {}
+        }
+    }
+
+    /// Publishes a registered connection to the clients and emits [`Event::Connected`].
+    pub(crate) fn activate(&self, established: Established) -> Session {
+        let Established {
+            transport,
+            node_id,
+            limits,
+        } = established;
+        let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        self.shared.set_session(Some(SessionHandle {
+            tx,
+            node_id: node_id.clone(),
+        }));
+        info!(addr = %self.shared.addr(), %node_id, name = %self.config.name, "registered with the gateway");
+        self.emit(Event::Connected { node_id });
+        Session {
+            transport,
+            limits,
+            commands,
+        }
+    }
+
+    /// Drives sessions until the client shuts down, reconnecting after every lost link.
+    pub(crate) async fn run(self, first: Session) {
+        let mut session = first;
+        let mut backoff = self.config.backoff();
+        loop {
+            let started = Instant::now();
+            match self.drive(session).await {
+                End::Shutdown => {
+                    info!(addr = %self.shared.addr(), "worker link closed: client shut down");
+                    self.emit(Event::Disconnected {
+                        reason: "the client was shut down".to_owned(),
+                    });
+                    return;
+                }
+                End::Lost(reason) => {
+                    warn!(addr = %self.shared.addr(), %reason, "worker link lost; reconnecting");
+                    self.emit(Event::Disconnected { reason });
+                }
+            }
+            if started.elapsed() >= STABLE_SESSION {
+                backoff.reset();
+            }
+            session = loop {
+                let delay = backoff.next_delay();
+                debug!(addr = %self.shared.addr(), ?delay, "waiting before reconnecting");
+                tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                let attempt = tokio::select! {
+                    _ = self.stopped() => return,
+                    attempt = establish(&self.config, &self.shared) => attempt,
+                };
+                match attempt {
+                    Ok(established) => break self.activate(established),
+                    Err(err) if err.is_retryable() => {
+                        warn!(addr = %self.shared.addr(), error = %err, "reconnect failed; retrying");
+                    }
+                    Err(err) => {
+                        // Keep trying: the operator may fix the gateway's configuration.
+                        warn!(addr = %self.shared.addr(), error = %err, "the gateway refused the registration; retrying until it accepts");
+                    }
+                }
+            };
+        }
+    }
+
+    /// Runs one registered session until it fails or the client shuts down, then fails
+    /// everything that was waiting on it.
+    async fn drive(&self, session: Session) -> End {
+        let Session {
+            transport,
+            limits,
+            mut commands,
+        } = session;
+        let timing = Timing::new(&self.config, &limits);
+        debug!(addr = %self.shared.addr(), ?timing, "worker link session started");
+
+        let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+        let pending = Pending::default();
+        let (mut sink, mut stream) = transport.split();
+
+        let end = tokio::select! {
+            _ = self.stopped() => End::Shutdown,
+            end = self.read_loop(&mut stream, &control_tx, &pending, timing.timeout) => end,
+            end = write_loop(&mut sink, &mut commands, &mut control_rx, &pending, &timing) => end,
+        };
+
+        // Order matters: unpublish first so no new command gets in, then close the queue and
+        // fail what is still in it, then fail what was already sent.
+        self.shared.set_session(None);
+        commands.close();
+        let shutdown = matches!(end, End::Shutdown);
+        let failure = || {
+            if shutdown {
+                Error::Closed
+            } else {
+                Error::Disconnected
+            }
+        };
+        while let Ok(outgoing) = commands.try_recv() {
+            if let Some(reply) = outgoing.reply {
+                let _ = reply.send(Err(failure()));
+            }
+        }
+        let waiting: Vec<_> = lock(&pending).drain().map(|(_, tx)| tx).collect();
+        if !waiting.is_empty() {
+            debug!(
+                count = waiting.len(),
+                "failing requests that were waiting for a reply"
+            );
+        }
+        for reply in waiting {
+            let _ = reply.send(Err(failure()));
+        }
+        if shutdown {
+            // Flush what was already written; the gateway sees a clean close.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+        end
+    }
+
+    /// Reads frames until the link fails: answers pings, forwards events, resolves replies.
+    async fn read_loop(
+        &self,
+        stream: &mut SplitStream<Transport>,
+        control: &mpsc::UnboundedSender<Envelope>,
+        pending: &Pending,
+        timeout: Duration,
+    ) -> End {
+        let mut last_error: Option<String> = None;
+        loop {
+            let envelope = match tokio::time::timeout(timeout, stream.next()).await {
+                Err(_) => {
+                    return End::Lost(format!(
+                        "heartbeat timeout: the gateway sent nothing for {timeout:?}"
+                    ));
+                }
+                Ok(None) => {
+                    return End::Lost(match last_error {
+                        Some(err) => format!("the gateway closed the link after an error: {err}"),
+                        None => "the gateway closed the link".to_owned(),
+                    });
+                }
+                Ok(Some(Err(err))) => {
+                    return End::Lost(format!("cannot read from the gateway: {err}"));
+                }
+                Ok(Some(Ok(envelope))) => envelope,
+            };
+            let request_id = envelope.request_id;
+            match envelope.body {
+                Some(Body::Ping(_)) => {
+                    let _ = control.send(Envelope {
+                        request_id,
+                        body: Some(Body::Pong(Pong {})),
+                    });
+                }
+                Some(Body::Pong(_)) => {}
+                Some(Body::ConnOpen(open)) => self.emit(Event::Open(open)),
+                Some(Body::ConnMessage(message)) => self.emit(Event::Message(message)),
+                Some(Body::ConnClose(close)) => self.emit(Event::Close(close)),
+                Some(Body::Result(result)) => match take(pending, request_id) {
+                    Some(reply) => {
+                        let _ = reply.send(Ok(result));
+                    }
+                    None => debug!(
+                        request_id,
+                        "result for a request nobody waits for (timed out?)"
+                    ),
+                },
+                Some(Body::Error(err)) => {
+                    if let Some(reply) = take(pending, request_id) {
+                        let _ = reply.send(Err(error::from_wire(err)));
+                        continue;
+                    }
+                    let code = error::error_code(err.code);
+                    warn!(addr = %self.shared.addr(), code = code.as_str_name(), message = %err.message, "the gateway reported an error on the worker link");
+                    last_error = Some(format!("{}: {}", code.as_str_name(), err.message));
+                }
+                Some(Body::RegisterOk(_)) => {
+                    warn!(addr = %self.shared.addr(), "ignoring an unexpected RegisterOk from the gateway");
+                }
+                Some(
+                    Body::Register(_)
+                    | Body::SingleCast(_)
+                    | Body::Multicast(_)
+                    | Body::Broadcast(_)
+                    | Body::ForceOffline(_),
+                )
+                | None => {
+                    debug!(
+                        request_id,
+                        "the gateway sent a frame this SDK does not accept"
+                    );
+                    let _ = control.send(Envelope {
+                        request_id,
+                        body: Some(Body::Error(v1::Error {
+                            code: ErrorCode::Unsupported as i32,
+                            message: "a business process does not accept this envelope body; update the SDK if the gateway is newer".to_owned(),
+                        })),
+                    });
+                }
+            }
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if self.events.send(event).is_err() {
+            debug!("event dropped: the Events receiver was dropped");
+        }
+    }
+}
+
+/// Heartbeat timing and frame limits of one session.
+#[derive(Debug)]
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    /// The largest frame the gateway accepts from us.
+    peer_max: usize,
+}
+
+impl Timing {
+    fn new(config: &Config, limits: &Limits) -> Self {
+        let from_ms = |ms: u32| (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
+        let interval = config
+            .heartbeat_interval
+            .or_else(|| from_ms(limits.heartbeat_interval_ms))
+            .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL)
+            .max(MIN_DURATION);
+        let timeout = config
+            .heartbeat_timeout
+            .or_else(|| from_ms(limits.heartbeat_timeout_ms))
+            .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT)
+            .max(MIN_DURATION);
+        if let Some(gateway_timeout) = from_ms(limits.heartbeat_timeout_ms) {
+            if interval >= gateway_timeout {
+                warn!(
+                    ?interval,
+                    ?gateway_timeout,
+                    "heartbeat interval is not below the gateway's heartbeat timeout; the gateway will drop this link"
+                );
+            }
+        }
+        let peer_max = match limits.max_frame_bytes {
+            0 => DEFAULT_MAX_FRAME_BYTES,
+            n => n as usize,
+        };
+        Self {
+            interval,
+            timeout,
+            peer_max,
+        }
+    }
+}
+
+/// Something the writer sends.
+enum Frame {
+    /// Link housekeeping (ping, pong, error): no reply expected.
+    Control(Envelope),
+    /// A caller's command.
+    Command(Outgoing),
+}
+
+/// Writes frames until the link fails: pings every interval, control frames first, commands in
+/// order; feeds every frame that is ready and flushes once per burst.
+async fn write_loop(
+    sink: &mut SplitSink<Transport, Envelope>,
+    commands: &mut mpsc::Receiver<Outgoing>,
+    control: &mut mpsc::UnboundedReceiver<Envelope>,
+    pending: &Pending,
+    timing: &Timing,
+) -> End {
+    let mut ticker = tokio::time::interval_at(Instant::now() + timing.interval, timing.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(envelope) = control.recv() => Frame::Control(envelope),
+            _ = ticker.tick() => {
+                // Forget requests whose caller gave up (timed out) and got no reply.
+                lock(pending).retain(|_, reply| !reply.is_closed());
+                Frame::Control(Envelope { request_id: 0, body: Some(Body::Ping(Ping {})) })
+            }
+            outgoing = commands.recv() => match outgoing {
+                Some(outgoing) => Frame::Command(outgoing),
+                None => return End::Lost("the command queue closed".to_owned()),
+            },
+        };
+        if let Err(end) = feed(sink, first, pending, timing.peer_max).await {
+            return end;
+        }
+        for _ in 0..MAX_BURST {
+            let next = if let Ok(envelope) = control.try_recv() {
+                Frame::Control(envelope)
+            } else if let Ok(outgoing) = commands.try_recv() {
+                Frame::Command(outgoing)
+            } else {
+                break;
+            };
+            if let Err(end) = feed(sink, next, pending, timing.peer_max).await {
+                return end;
+            }
+        }
+        if let Err(err) = sink.flush().await {
+            return End::Lost(format!("cannot write to the gateway: {err}"));
+        }
+    }
+}
+
+/// Feeds one frame to the sink (without flushing). A command that cannot be encoded fails on
+/// its own; only an I/O error ends the session.
+async fn feed(
+    sink: &mut SplitSink<Transport, Envelope>,
+    frame: Frame,
+    pending: &Pending,
+    peer_max: usize,
+) -> Result<(), End> {
+    let (envelope, reply) = match frame {
+        Frame::Control(envelope) => (envelope, None),
+        Frame::Command(Outgoing { envelope, reply }) => {
+            let len = envelope.encoded_len();
+            if len > peer_max {
+                let err = CodecError::FrameTooLarge { len, max: peer_max };
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(Error::Codec(err)));
+                    }
+                    None => warn!(error = %err, "fire-and-forget command not sent"),
+                }
+                return Ok(());
+            }
+            (envelope, reply)
+        }
+    };
+    let request_id = envelope.request_id;
+    if let Some(reply) = reply {
+        if reply.is_closed() {
+            // The caller timed out while the command was queued: do not send it late.
+            return Ok(());
+        }
+        lock(pending).insert(request_id, reply);
+    }
+    match sink.feed(envelope).await {
+        Ok(()) => Ok(()),
+        Err(CodecError::Io(err)) => Err(End::Lost(format!("cannot write to the gateway: {err}"))),
+        Err(err) => {
+            match take(pending, request_id) {
+                Some(reply) => {
+                    let _ = reply.send(Err(Error::Codec(err)));
+                }
+                None => warn!(error = %err, "frame not sent"),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Reply>>> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn take(pending: &Pending, request_id: u64) -> Option<oneshot::Sender<Reply>> {
+    if request_id == 0 {
+        return None;
+    }
+    lock(pending).remove(&request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::Client::builder("127.0.0.1:1").config_for_tests()
+    }
+
+    #[test]
+    fn timing_prefers_the_builder_then_the_gateway() {
+        let limits = Limits {
+            max_frame_bytes: 1024,
+            heartbeat_interval_ms: 2000,
+            heartbeat_timeout_ms: 6000,
+            ..Limits::default()
+        };
+        let t = Timing::new(&config(), &limits);
+        assert_eq!(t.interval, Duration::from_secs(2));
+        assert_eq!(t.timeout, Duration::from_secs(6));
+        assert_eq!(t.peer_max, 1024);
+
+        let mut c = config();
+        c.heartbeat_interval = Some(Duration::from_millis(500));
+        c.heartbeat_timeout = Some(Duration::from_secs(3));
+        let t = Timing::new(&c, &limits);
+        assert_eq!(t.interval, Duration::from_millis(500));
+        assert_eq!(t.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn timing_defaults_when_the_gateway_sends_zeros() {
+        let t = Timing::new(&config(), &Limits::default());
+        assert_eq!(t.interval, DEFAULT_HEARTBEAT_INTERVAL);
+        assert_eq!(t.timeout, DEFAULT_HEARTBEAT_TIMEOUT);
+        assert_eq!(t.peer_max, DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn request_ids_are_never_zero() {
+        let shared = LinkShared::new("x:1".into());
+        shared.next_request_id.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(shared.next_request_id(), u64::MAX);
+        assert_eq!(shared.next_request_id(), 1);
+    }
+
+    #[test]
+    fn replies_with_id_zero_match_nothing() {
+        let pending = Pending::default();
+        let (tx, _rx) = oneshot::channel();
+        lock(&pending).insert(0, tx);
+        assert!(take(&pending, 0).is_none());
+    }
+}

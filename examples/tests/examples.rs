@@ -1,0 +1,150 @@
+//! The example binaries, run as real processes against a real gateway and real clients.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use wsgate::{Config, Gateway, Stats};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Running {
+    url: String,
+    worker: String,
+    stats: Arc<Stats>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn gateway() -> Running {
+    let gw = Gateway::bind(Config {
+        ws_addr: "127.0.0.1:0".parse().expect("addr"),
+        worker_addr: "127.0.0.1:0".parse().expect("addr"),
+        worker_token: Some("example-secret".into()),
+        node_id: "ex".into(),
+        ..Config::default()
+    })
+    .await
+    .expect("gateway binds");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    Running {
+        url: format!("ws://{}/ws", gw.ws_addr()),
+        worker: gw.worker_addr().to_string(),
+        stats: gw.stats(),
+        task: tokio::spawn(gw.run(async move {
+            let _ = stopped.await;
+        })),
+        stop,
+    }
+}
+
+/// Starts an example binary and waits until the gateway has its link.
+async fn example(bin: &str, gw: &Running) -> Child {
+    let child = Command::new(bin)
+        .args(["--gateway", &gw.worker, "--token", "example-secret"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("example binary starts");
+    tokio::time::timeout(WAIT, async {
+        while Stats::get(&gw.stats.links_current) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the example registers");
+    child
+}
+
+async fn client(gw: &Running) -> Ws {
+    tokio_tungstenite::connect_async(&gw.url)
+        .await
+        .expect("client connects")
+        .0
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("stream open")
+            .expect("valid frame");
+        if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+            return msg;
+        }
+    }
+}
+
+async fn recv_text(ws: &mut Ws) -> String {
+    match recv(ws).await {
+        Message::Text(t) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+async fn stop(gw: Running) {
+    let _ = gw.stop.send(());
+    tokio::time::timeout(WAIT, gw.task)
+        .await
+        .expect("gateway stops")
+        .expect("gateway task");
+}
+
+#[tokio::test]
+async fn echo_sends_every_message_back_to_its_sender() {
+    let gw = gateway().await;
+    let _echo = example(env!("CARGO_BIN_EXE_echo"), &gw).await;
+    let mut a = client(&gw).await;
+    let mut b = client(&gw).await;
+    for i in 0..10 {
+        a.send(Message::text(format!("a{i}"))).await.expect("send");
+    }
+    b.send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("send");
+    for i in 0..10 {
+        assert_eq!(recv_text(&mut a).await, format!("a{i}"));
+    }
+    assert_eq!(recv(&mut b).await, Message::binary(vec![1u8, 2, 3]));
+    stop(gw).await;
+}
+
+#[tokio::test]
+async fn chat_relays_to_everyone_else_with_the_sender_id() {
+    let gw = gateway().await;
+    let _chat = example(env!("CARGO_BIN_EXE_chat"), &gw).await;
+    let mut alice = client(&gw).await;
+    let mut bob = client(&gw).await;
+    // Alice hears Bob join; the join line carries Bob's connection id.
+    let joined = recv_text(&mut alice).await;
+    let bob_id = joined
+        .strip_prefix("* ")
+        .and_then(|s| s.strip_suffix(" joined"))
+        .expect("a join line")
+        .to_owned();
+    assert!(bob_id.starts_with("ex-"), "{bob_id}");
+
+    bob.send(Message::text("hi all")).await.expect("send");
+    assert_eq!(recv_text(&mut alice).await, format!("{bob_id}: hi all"));
+
+    alice.send(Message::text("hello bob")).await.expect("send");
+    let to_bob = recv_text(&mut bob).await;
+    assert!(to_bob.ends_with(": hello bob"), "{to_bob}");
+    assert!(
+        !to_bob.starts_with(&bob_id),
+        "bob does not get his own id back"
+    );
+
+    // The sender never gets its own message: Bob's next message is Alice leaving.
+    alice.close(None).await.expect("close");
+    let left = recv_text(&mut bob).await;
+    assert!(left.starts_with("* ") && left.ends_with(" left"), "{left}");
+    stop(gw).await;
+}
