@@ -98,12 +98,15 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The declared defaults, ignoring `WSGATE_*` variables (those are for the command line).
     fn default() -> Self {
-        // Parsing no arguments yields the declared defaults; it cannot fail, but a stray
-        // WSGATE_* variable could, so fall back to clap's own try path.
-        Config::try_parse_from(["wsgate"]).unwrap_or_else(|e| {
-            panic!("built-in defaults do not parse (check WSGATE_* environment variables): {e}")
-        })
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Config::command().mut_args(|arg| arg.env(None));
+        let parsed = command
+            .try_get_matches_from(["wsgate"])
+            .and_then(|m| Config::from_arg_matches(&m));
+        // Only a default that does not parse could fail here: a bug caught by the unit tests.
+        parsed.unwrap_or_else(|e| panic!("wsgate's built-in defaults do not parse: {e}"))
     }
 }
 
@@ -207,6 +210,13 @@ mod tests {
         assert_eq!(c.max_message_bytes, 1 << 20);
         assert_eq!(c.forward_headers, ["origin", "user-agent"]);
         c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let parsed = Config::try_parse_from(["wsgate", "--send-queue", "7"]).expect("flags parse");
+        assert_eq!(parsed.send_queue, 7);
+        assert_eq!(Config::default().send_queue, 1024);
     }
 
     #[test]

@@ -194,8 +194,8 @@ async fn a_silent_client_is_closed_with_4000() {
 #[tokio::test]
 async fn a_client_that_answers_pings_stays_connected() {
     let gw = TestGateway::start_with(|c| {
-        c.client_ping_interval = Duration::from_millis(50);
-        c.client_idle_timeout = Duration::from_millis(200);
+        c.client_ping_interval = Duration::from_millis(100);
+        c.client_idle_timeout = Duration::from_millis(500);
     })
     .await;
     let (client, mut events) = gw.business("alive").await;
@@ -204,7 +204,7 @@ async fn a_client_that_answers_pings_stays_connected() {
     // Reading makes tungstenite answer the pings; a message arrives well after the timeout.
     let id = open.conn_id.clone();
     let later = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         client.single_cast(id, Payload::text("still here")).await
     });
     assert_eq!(recv_text(&mut ws).await, "still here");

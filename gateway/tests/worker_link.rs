@@ -178,8 +178,8 @@ async fn unknown_bodies_and_a_second_register_get_errors_but_keep_the_link() {
 #[tokio::test]
 async fn a_silent_link_times_out() {
     let gw = TestGateway::start_with(|c| {
-        c.worker_heartbeat_interval = Duration::from_millis(50);
-        c.worker_heartbeat_timeout = Duration::from_millis(300);
+        c.worker_heartbeat_interval = Duration::from_millis(100);
+        c.worker_heartbeat_timeout = Duration::from_millis(500);
     })
     .await;
     let mut raw = raw_register(gw.worker_addr, "").await;
@@ -192,7 +192,7 @@ async fn a_silent_link_times_out() {
     let (client, mut events) = gw.business("alive").await;
     let mut ws = gw.client().await;
     events.open().await;
-    tokio::time::sleep(Duration::from_millis(900)).await; // three timeouts' worth of heartbeats
+    tokio::time::sleep(Duration::from_millis(1500)).await; // three timeouts' worth of heartbeats
     assert_eq!(gw.stat(|s| &s.links_current), 1);
     echo_works(&gw, &client, &mut events, &mut ws).await;
     gw.stop().await;
