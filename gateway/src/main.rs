@@ -10,7 +10,12 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let config = wsgate::Config::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only for a person at a terminal, not in log files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 
     let gateway = match wsgate::Gateway::bind(config).await {
         Ok(g) => g,
