@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) name: String,
     pub(crate) token: String,
     pub(crate) events: Vec<EventKind>,
+    pub(crate) authorize: bool,
     pub(crate) heartbeat_interval: Option<Duration>,
     pub(crate) heartbeat_timeout: Option<Duration>,
     pub(crate) request_timeout: Duration,
@@ -76,6 +77,7 @@ impl ClientBuilder {
                 name: DEFAULT_NAME.to_owned(),
                 token: String::new(),
                 events: Vec::new(),
+                authorize: false,
                 heartbeat_interval: None,
                 heartbeat_timeout: None,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -106,12 +108,46 @@ impl ClientBuilder {
 
     /// The client connection events this process wants. Default (and an empty list): all.
     /// Link events ([`Event::Connected`](crate::Event::Connected),
-    /// [`Event::Disconnected`](crate::Event::Disconnected)) are always delivered.
+    /// [`Event::Disconnected`](crate::Event::Disconnected)) are always delivered;
+    /// [`Event::Authorize`](crate::Event::Authorize) depends on [`authorize`](Self::authorize)
+    /// only.
     pub fn events(mut self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
         self.config.events = kinds
             .into_iter()
             .filter(|k| *k != EventKind::Unspecified)
             .collect();
+        self
+    }
+
+    /// When `true`, this process answers the gateway's handshake hook: a gateway started with
+    /// `--authorize-hook` sends every client handshake to one of the processes registered this
+    /// way, and it arrives as [`Event::Authorize`](crate::Event::Authorize). Every such event
+    /// must be answered (see [`AuthorizeCall`](crate::AuthorizeCall)). Default `false`.
+    ///
+    /// ```no_run
+    /// use wsgate_business::{Client, Event};
+    ///
+    /// # async fn run() -> Result<(), wsgate_business::Error> {
+    /// let (_client, mut events) = Client::builder("127.0.0.1:8081")
+    ///     .name("auth")
+    ///     .authorize(true)
+    ///     .connect()
+    ///     .await?;
+    /// while let Some(event) = events.recv().await {
+    ///     if let Event::Authorize(call) = event {
+    ///         let user = call.request.jwt_user_id.clone();
+    ///         if user.is_empty() {
+    ///             call.deny(401, "log in first").await?;
+    ///         } else {
+    ///             call.allow(user).await?;
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authorize(mut self, authorize: bool) -> Self {
+        self.config.authorize = authorize;
         self
     }
 

@@ -12,12 +12,19 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen};
 
+use crate::authorize::AuthorizeCall;
+
 /// One thing that happened on the link or on a client connection.
 ///
 /// Events of one client connection arrive in order: [`Event::Open`], then [`Event::Message`]s,
 /// then [`Event::Close`]. Only the kinds asked for with
-/// [`ClientBuilder::events`](crate::ClientBuilder::events) are delivered (link events always are).
-#[derive(Debug, Clone, PartialEq)]
+/// [`ClientBuilder::events`](crate::ClientBuilder::events) are delivered (link events always are);
+/// [`Event::Authorize`] comes only to a process built with
+/// [`ClientBuilder::authorize(true)`](crate::ClientBuilder::authorize).
+///
+/// `Event` is neither `Clone` nor `PartialEq`: an [`Event::Authorize`] holds the one answer to a
+/// handshake, which must not be duplicated.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
     /// The link is registered with a gateway: after `connect()` and after every reconnect.
@@ -38,6 +45,10 @@ pub enum Event {
     Message(ConnMessage),
     /// A client connection is gone; always its last event.
     Close(ConnClose),
+    /// A client handshake waits for this process's decision (the gateway's `--authorize-hook`).
+    /// Answer it with [`AuthorizeCall::allow`], [`AuthorizeCall::deny`] or
+    /// [`AuthorizeCall::reply`], promptly: the gateway gives up after `--authorize-timeout`.
+    Authorize(AuthorizeCall),
 }
 
 /// The receiving end of the SDK's events, returned by

@@ -1,10 +1,28 @@
 //! The Rust SDK for wsgate business processes.
 //!
 //! A business process holds a worker link to a wsgate gateway: it receives the events of the
-//! gateway's client WebSocket connections (open, message, close) and answers with commands
-//! (single cast, multicast, broadcast, force offline). The SDK does the protocol work: the
-//! register handshake, heartbeats both ways, matching replies to requests, reconnecting with
-//! backoff and jitter, and failing fast while the link is down.
+//! gateway's client WebSocket connections (open, message, close) and answers with commands.
+//! The SDK does the protocol work: the register handshake, heartbeats both ways, matching
+//! replies to requests, reconnecting with backoff and jitter, and failing fast while the link
+//! is down.
+//!
+//! What a [`Client`] can do:
+//!
+//! - **Casts**: send to one connection, several, or all ([`Client::single_cast`],
+//!   [`Client::multicast`], [`Client::broadcast`]); close connections
+//!   ([`Client::force_offline`]).
+//! - **Users**: bind a user id to a connection ([`Client::bind_user`]), then reach all of a
+//!   user's connections ([`Client::send_to_users`], [`Client::force_offline_users`]). Events
+//!   of a bound connection carry its user id.
+//! - **Topics**: [`Client::subscribe`] connections or users ([`Targets`]), [`Client::publish`]
+//!   to topics, [`Client::delete_topics`].
+//! - **Session data**: a small string map per connection, changed with [`Client::set_session`]
+//!   ([`SessionChange`]) and handed back in every message and close event.
+//! - **Queries**: [`Client::online`], [`Client::conn_info`], [`Client::counts`],
+//!   [`Client::list`] / [`Client::list_all`] ([`ListKind`]).
+//! - **Handshake hook**: with [`ClientBuilder::authorize`], decide on every client handshake
+//!   ([`Event::Authorize`], [`AuthorizeCall`]): allow (binding a user, topics, session, a first
+//!   message) or deny with 401/403.
 //!
 //! ```no_run
 //! use wsgate_business::{Client, Event, EventKind};
@@ -30,10 +48,13 @@
 //! ```
 //!
 //! Modules: [`ClientBuilder`] (settings), [`Client`] (commands), [`Events`] (what happens),
-//! [`Report`] (what a command achieved), [`Error`]; the link driver and the backoff are private.
+//! [`AuthorizeCall`] (answering a handshake), [`Targets`] and [`SessionChange`] (command
+//! arguments), [`Report`] (what a command achieved), [`Error`]; the link driver and the backoff
+//! are private.
 
 #![warn(missing_docs)]
 
+mod authorize;
 mod backoff;
 mod builder;
 mod client;
@@ -41,15 +62,21 @@ mod error;
 mod events;
 mod link;
 mod report;
+mod session_change;
+mod targets;
 
+pub use authorize::AuthorizeCall;
 pub use builder::{ClientBuilder, DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use client::Client;
 pub use error::Error;
 pub use events::{Event, Events};
 pub use report::Report;
+pub use session_change::SessionChange;
+pub use targets::Targets;
 
 /// The worker protocol crate, for the generated types not re-exported here.
 pub use wsgate_proto as proto;
 pub use wsgate_proto::v1::{
-    ClosedBy, ConnClose, ConnMessage, ConnOpen, ErrorCode, EventKind, Payload, PayloadKind,
+    Authorize, AuthorizeReply, ClosedBy, ConnClose, ConnInfo, ConnMessage, ConnOpen, CountsReply,
+    ErrorCode, EventKind, ListKind, ListReply, OnlineReply, Payload, PayloadKind, TopicCount,
 };

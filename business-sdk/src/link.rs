@@ -12,6 +12,10 @@
 //! The writer feeds every frame that is ready and flushes once per burst. Replies are matched to
 //! requests through a map of oneshot senders keyed by request id; when the session ends every
 //! request still in it fails with [`Error::Disconnected`] (or [`Error::Closed`] on shutdown).
+//!
+//! The gateway's own requests (Authorize, the handshake hook) go to the event consumer as
+//! [`AuthorizeCall`]s holding this session's command queue, so each answer goes back on the
+//! registration that was asked and is refused once that registration has ended.
 
 use std::collections::HashMap;
 use std::io;
@@ -33,6 +37,7 @@ use wsgate_proto::v1::envelope::Body;
 use wsgate_proto::v1::{self, Envelope, ErrorCode, Limits, Ping, Pong, Register};
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
+use crate::authorize::{AuthorizeCall, Responder};
 use crate::builder::Config;
 use crate::error::{self, Error};
 use crate::events::Event;
@@ -166,6 +171,7 @@ pub(crate) async fn establish(config: &Config, shared: &LinkShared) -> Result<Es
             token: config.token.clone(),
             events: config.events.iter().map(|k| *k as i32).collect(),
             protocol_version: PROTOCOL_VERSION,
+            authorize: config.authorize,
         })),
     };
     debug!(%addr, name = %config.name, "registering with the gateway");
@@ -233,8 +239,12 @@ enum End {
 #[derive(Debug)]
 pub(crate) struct Session {
     transport: Transport,
+    node_id: String,
     limits: Limits,
     commands: mpsc::Receiver<Outgoing>,
+    /// The sending end of `commands`, for answers to the gateway's own requests (Authorize).
+    /// Closing `commands` at the end of the session makes it refuse sends.
+    answers: mpsc::Sender<Outgoing>,
 }
 
 /// The driver of one worker link.
@@ -292,15 +302,19 @@ impl Link {
         } = established;
         let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
         self.shared.set_session(Some(SessionHandle {
-            tx,
+            tx: tx.clone(),
             node_id: node_id.clone(),
         }));
         info!(addr = %self.shared.addr(), %node_id, name = %self.config.name, "registered with the gateway");
-        self.emit(Event::Connected { node_id });
+        self.emit(Event::Connected {
+            node_id: node_id.clone(),
+        });
         Session {
             transport,
+            node_id,
             limits,
             commands,
+            answers: tx,
         }
     }
 
@@ -356,8 +370,10 @@ impl Link {
     async fn drive(&self, session: Session) -> End {
         let Session {
             transport,
+            node_id,
             limits,
             mut commands,
+            answers,
         } = session;
         let timing = Timing::new(&self.config, &limits);
         debug!(addr = %self.shared.addr(), ?timing, "worker link session started");
@@ -368,7 +384,7 @@ impl Link {
 
         let end = tokio::select! {
             _ = self.stopped() => End::Shutdown,
-            end = self.read_loop(&mut stream, &control_tx, &pending, timing.timeout) => end,
+            end = self.read_loop(&mut stream, &control_tx, &pending, &answers, &node_id, timing.timeout) => end,
             end = write_loop(&mut sink, &mut commands, &mut control_rx, &pending, &timing) => end,
         };
 
@@ -406,12 +422,15 @@ impl Link {
         end
     }
 
-    /// Reads frames until the link fails: answers pings, forwards events, resolves replies.
+    /// Reads frames until the link fails: answers pings, forwards events (and the gateway's
+    /// Authorize requests, which are answered through `answers`), resolves replies.
     async fn read_loop(
         &self,
         stream: &mut SplitStream<Transport>,
         control: &mpsc::UnboundedSender<Envelope>,
         pending: &Pending,
+        answers: &mpsc::Sender<Outgoing>,
+        node_id: &str,
         timeout: Duration,
     ) -> End {
         let mut last_error: Option<String> = None;
@@ -445,6 +464,26 @@ impl Link {
                 Some(Body::ConnOpen(open)) => self.emit(Event::Open(open)),
                 Some(Body::ConnMessage(message)) => self.emit(Event::Message(message)),
                 Some(Body::ConnClose(close)) => self.emit(Event::Close(close)),
+                Some(Body::Authorize(request)) if self.config.authorize => {
+                    let responder = Responder {
+                        request_id,
+                        node_id: node_id.to_owned(),
+                        commands: answers.clone(),
+                        timeout: self.config.request_timeout,
+                        shutdown: self.stop.shutdown.clone(),
+                    };
+                    self.emit(Event::Authorize(AuthorizeCall::new(request, responder)));
+                }
+                Some(Body::Authorize(_)) => {
+                    warn!(addr = %self.shared.addr(), request_id, "the gateway sent an Authorize request although this process did not register with authorize(true); refusing it");
+                    let _ = control.send(Envelope {
+                        request_id,
+                        body: Some(Body::Error(v1::Error {
+                            code: ErrorCode::Unsupported as i32,
+                            message: "this business process did not register with authorize = true and does not answer Authorize requests".to_owned(),
+                        })),
+                    });
+                }
                 Some(Body::Result(result)) => match take(pending, request_id) {
                     Some(reply) => {
                         let _ = reply.send(Ok(result));
@@ -466,12 +505,26 @@ impl Link {
                 Some(Body::RegisterOk(_)) => {
                     warn!(addr = %self.shared.addr(), "ignoring an unexpected RegisterOk from the gateway");
                 }
+                // Bodies that only travel business -> gateway.
                 Some(
                     Body::Register(_)
                     | Body::SingleCast(_)
                     | Body::Multicast(_)
                     | Body::Broadcast(_)
-                    | Body::ForceOffline(_),
+                    | Body::ForceOffline(_)
+                    | Body::BindUser(_)
+                    | Body::UnbindUser(_)
+                    | Body::SendToUsers(_)
+                    | Body::Subscribe(_)
+                    | Body::Unsubscribe(_)
+                    | Body::Publish(_)
+                    | Body::DeleteTopics(_)
+                    | Body::SetSession(_)
+                    | Body::QueryOnline(_)
+                    | Body::QueryConnInfo(_)
+                    | Body::QueryCounts(_)
+                    | Body::QueryList(_)
+                    | Body::AuthorizeReply(_),
                 )
                 | None => {
                     debug!(

@@ -91,6 +91,49 @@ pub struct Config {
     #[arg(long, env = "WSGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
+    /// HS256 secret for client JWTs; with it, every client needs a valid token.
+    #[arg(
+        long,
+        env = "WSGATE_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key file (RS256 or ES256) for client JWTs; with it, every client needs a
+    /// valid token.
+    #[arg(long, env = "WSGATE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+
+    /// JWT algorithm: HS256, RS256 or ES256 [default: inferred from the secret or key].
+    #[arg(long, env = "WSGATE_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+
+    /// Clock skew allowed when checking a JWT's exp and nbf.
+    #[arg(long, env = "WSGATE_JWT_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// Ask a business process (one registered with authorize = true) about every handshake.
+    #[arg(long, env = "WSGATE_AUTHORIZE_HOOK")]
+    pub authorize_hook: bool,
+
+    /// How long the authorize hook may take to answer.
+    #[arg(long, env = "WSGATE_AUTHORIZE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub authorize_timeout: Duration,
+
+    /// What happens when the authorize hook gives no answer: deny (HTTP 503) or allow.
+    #[arg(
+        long,
+        env = "WSGATE_AUTHORIZE_FALLBACK",
+        value_enum,
+        default_value = "deny"
+    )]
+    pub authorize_fallback: crate::auth::Fallback,
+
+    /// Close connections with no user bound this long after opening (4002); 0 turns it off.
+    #[arg(long, env = "WSGATE_GUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
+    pub guest_timeout: Duration,
+
     /// On shutdown, the longest wait for clients to close and their events to reach business
     /// processes.
     #[arg(long, env = "WSGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -148,6 +191,15 @@ impl Config {
                 reason: format!(
                     "{:?} must be longer than client-ping-interval ({:?}), or clients are closed between pings",
                     self.client_idle_timeout, self.client_ping_interval
+                ),
+            });
+        }
+        if self.authorize_hook && self.authorize_timeout >= self.handshake_timeout {
+            return Err(ConfigError::Invalid {
+                key: "authorize-timeout",
+                reason: format!(
+                    "{:?} must be shorter than handshake-timeout ({:?}), or clients are dropped before the hook's fallback answers them",
+                    self.authorize_timeout, self.handshake_timeout
                 ),
             });
         }
@@ -253,5 +305,12 @@ mod tests {
         };
         let err = c.validate().expect_err("idle <= ping");
         assert!(err.to_string().contains("client-idle-timeout"), "{err}");
+        let c = Config {
+            authorize_hook: true,
+            authorize_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("hook slower than the handshake");
+        assert!(err.to_string().contains("authorize-timeout"), "{err}");
     }
 }

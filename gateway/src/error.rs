@@ -14,6 +14,8 @@ pub enum ConfigError {
     TokenRequired { addr: SocketAddr },
     #[error("invalid --{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("{0}")]
+    Jwt(String),
 }
 
 /// Why the gateway could not start or stopped with an error.

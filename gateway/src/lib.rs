@@ -19,15 +19,18 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod client;
 pub mod config;
 mod error;
 mod links;
 mod registry;
 mod server;
+mod state;
 mod stats;
 mod worker;
 
+pub use auth::Fallback;
 pub use config::Config;
 pub use error::{ConfigError, GatewayError};
 pub use registry::close_code;

@@ -22,6 +22,8 @@ pub struct Link {
     pub id: u64,
     pub name: String,
     events: u8,
+    /// Answers Authorize requests.
+    pub authorize: bool,
     tx: mpsc::Sender<Envelope>,
     closed: AtomicBool,
 }
@@ -51,13 +53,18 @@ pub fn event_conn_id(body: &Body) -> Option<&str> {
 }
 
 impl Link {
-    pub fn new(id: u64, name: String, wanted: &[EventKind], tx: mpsc::Sender<Envelope>) -> Self {
-        let all = [EventKind::Open, EventKind::Message, EventKind::Close];
-        let wanted = if wanted.is_empty() { &all[..] } else { wanted };
+    pub fn new(
+        id: u64,
+        name: String,
+        wanted: &[EventKind],
+        authorize: bool,
+        tx: mpsc::Sender<Envelope>,
+    ) -> Self {
         Self {
             id,
             name,
             events: wanted.iter().fold(0, |acc, k| acc | event_bit(*k)),
+            authorize,
             tx,
             closed: AtomicBool::new(false),
         }
@@ -96,6 +103,7 @@ pub struct Route {
 pub struct Links {
     list: RwLock<Arc<[Arc<Link>]>>,
     next_id: AtomicU64,
+    next_authorizer: AtomicU64,
     stats: Arc<Stats>,
     drop_log: Mutex<DropLog>,
 }
@@ -114,6 +122,7 @@ impl Links {
         Self {
             list: RwLock::new(Arc::from(Vec::new())),
             next_id: AtomicU64::new(1),
+            next_authorizer: AtomicU64::new(0),
             stats,
             drop_log: Mutex::new(DropLog {
                 last: None,
@@ -151,6 +160,18 @@ impl Links {
         let next: Vec<_> = list.iter().filter(|l| l.id != link.id).cloned().collect();
         *list = next.into();
         Stats::decr(&self.stats.links_current);
+    }
+
+    /// The next live link that answers Authorize requests, in turn.
+    pub fn next_authorizer(&self) -> Option<Arc<Link>> {
+        let able: Vec<_> = self
+            .snapshot()
+            .iter()
+            .filter(|l| l.authorize && !l.is_closed())
+            .cloned()
+            .collect();
+        let turn = self.next_authorizer.fetch_add(1, Ordering::Relaxed) as usize;
+        able.get(turn % able.len().max(1)).cloned()
     }
 
     /// The live link with the highest weight for this connection among those wanting `kind`.

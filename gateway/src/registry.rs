@@ -11,6 +11,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use wsgate_proto::v1::ClosedBy;
 
+use crate::state::ConnState;
+
 /// WebSocket close codes the gateway sends.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
@@ -21,6 +23,7 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     pub const IDLE_TIMEOUT: u16 = 4000;
     pub const SLOW_CONSUMER: u16 = 4001;
+    pub const GUEST_TIMEOUT: u16 = 4002;
 }
 
 /// A request to close a connection.
@@ -38,14 +41,33 @@ pub enum Outbound {
     Close(CloseRequest),
 }
 
-/// Closes that must not wait behind a full queue.
-#[derive(Debug, Default)]
-pub struct Control {
-    close: Mutex<Option<CloseRequest>>,
-    notify: Notify,
+/// What the connection's handshake told us; fixed for its lifetime.
+#[derive(Debug, Default, Clone)]
+pub struct ConnInfo {
+    pub remote_addr: String,
+    pub forwarded_for: String,
+    pub real_ip: String,
+    pub connected_at_ms: u64,
 }
 
-impl Control {
+/// The part of a connection other tasks reach: out-of-band closes (which must not wait behind
+/// a full queue), the state business processes attach, and the handshake facts.
+#[derive(Debug, Default)]
+pub struct Conn {
+    close: Mutex<Option<CloseRequest>>,
+    notify: Notify,
+    pub state: ConnState,
+    pub info: ConnInfo,
+}
+
+impl Conn {
+    pub fn new(info: ConnInfo) -> Self {
+        Self {
+            info,
+            ..Self::default()
+        }
+    }
+
     /// Asks the connection to close now; the first request wins.
     pub fn close(&self, request: CloseRequest) {
         let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,7 +92,7 @@ impl Control {
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub tx: mpsc::Sender<Outbound>,
-    pub control: Arc<Control>,
+    pub conn: Arc<Conn>,
 }
 
 /// What happened to one send.
@@ -104,6 +126,19 @@ impl Registry {
         self.conns.len()
     }
 
+    pub fn get(&self, conn_id: &str) -> Option<ConnHandle> {
+        self.conns.get(conn_id).map(|h| h.clone())
+    }
+
+    /// One page of connection ids (see [`crate::state::page`]).
+    pub fn page(&self, cursor: &str, limit: usize) -> (Vec<String>, String) {
+        crate::state::page(
+            self.conns.iter().map(|e| e.key().to_string()),
+            cursor,
+            limit,
+        )
+    }
+
     /// Queues `msg` for one connection.
     pub fn send(&self, conn_id: &str, msg: &Message) -> SendOutcome {
         match self.conns.get(conn_id) {
@@ -135,7 +170,7 @@ impl Registry {
         let queued = last.is_none_or(|m| handle.tx.try_send(Outbound::Message(m)).is_ok())
             && handle.tx.try_send(Outbound::Close(request.clone())).is_ok();
         if !queued {
-            handle.control.close(request);
+            handle.conn.close(request);
         }
         true
     }
@@ -144,7 +179,7 @@ impl Registry {
         match handle.tx.try_send(out) {
             Ok(()) => SendOutcome::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                handle.control.close(CloseRequest {
+                handle.conn.close(CloseRequest {
                     code: close_code::SLOW_CONSUMER,
                     reason: "slow consumer: send queue full".into(),
                     closed_by: ClosedBy::Gateway,

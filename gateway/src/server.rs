@@ -17,10 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_proto::ConnIdGenerator;
 
+use crate::auth::AuthHook;
+use crate::auth::jwt::{JwtAlgorithm, JwtVerifier};
 use crate::config::Config;
 use crate::error::{ConfigError, GatewayError};
 use crate::links::Links;
 use crate::registry::Registry;
+use crate::state::Indexes;
 use crate::stats::Stats;
 use crate::{client, worker};
 
@@ -30,7 +33,10 @@ pub(crate) struct Shared {
     pub config: Config,
     pub ids: ConnIdGenerator,
     pub registry: Registry,
+    pub indexes: Indexes,
     pub links: Links,
+    pub jwt: Option<JwtVerifier>,
+    pub hook: AuthHook,
     pub stats: Arc<Stats>,
 }
 
@@ -60,6 +66,44 @@ async fn bind(
     Ok((listener, local))
 }
 
+/// The JWT verifier the configuration asks for, if any.
+fn jwt_verifier(config: &Config) -> Result<Option<JwtVerifier>, ConfigError> {
+    if config.jwt_secret.is_none() && config.jwt_public_key.is_none() {
+        if config.jwt_algorithm.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "jwt-algorithm",
+                reason: "is set but neither --jwt-secret nor --jwt-public-key is".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let algorithm = match &config.jwt_algorithm {
+        Some(a) => Some(
+            a.parse::<JwtAlgorithm>()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "jwt-algorithm",
+                    reason: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    let pem = match &config.jwt_public_key {
+        Some(path) => Some(std::fs::read(path).map_err(|e| ConfigError::Invalid {
+            key: "jwt-public-key",
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
+    let verifier = JwtVerifier::new(
+        algorithm,
+        config.jwt_secret.as_deref(),
+        pem.as_deref(),
+        config.jwt_leeway,
+    )
+    .map_err(|e| ConfigError::Jwt(e.to_string()))?;
+    Ok(Some(verifier))
+}
+
 impl Gateway {
     /// Validates `config` and binds the client and worker listeners.
     pub async fn bind(config: Config) -> Result<Self, GatewayError> {
@@ -68,11 +112,15 @@ impl Gateway {
         let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
         let (worker, worker_addr) =
             bind(config.worker_addr, "worker links", "--worker-addr").await?;
+        let jwt = jwt_verifier(&config)?;
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
             ids,
             registry: Registry::new(),
+            indexes: Indexes::default(),
             links: Links::new(stats.clone()),
+            jwt,
+            hook: AuthHook::default(),
             stats,
             config,
         });

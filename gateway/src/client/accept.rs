@@ -1,33 +1,16 @@
-//! Accepts client TCP connections and performs the WebSocket handshake.
-//!
-//! The handshake callback checks the path (anything but the configured one is a 404 before the
-//! upgrade) and captures what business processes learn in ConnOpen: address, forwarding
-//! headers, path, query and the configured request headers.
+//! Accepts client TCP connections and hands each to the handshake, then to its connection task.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connection;
 use crate::server::Shared;
-
-/// What the handshake request told us about the client.
-#[derive(Debug, Default)]
-pub(crate) struct RequestInfo {
-    pub path: String,
-    pub query: String,
-    pub forwarded_for: String,
-    pub real_ip: String,
-    pub headers: HashMap<String, String>,
-}
 
 /// The accept loop; returns when `stop` is cancelled.
 pub(crate) async fn run(
@@ -82,49 +65,16 @@ async fn handshake(
     close_clients: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut info = RequestInfo::default();
-    let config = &shared.config;
-    // The error type is tungstenite's; its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let path = req.uri().path();
-        if path != config.ws_path {
-            let mut err = ErrorResponse::new(Some(format!(
-                "no WebSocket endpoint at {path}; connect to {}\n",
-                config.ws_path
-            )));
-            *err.status_mut() = StatusCode::NOT_FOUND;
-            return Err(err);
+    let accepted = tokio::time::timeout(
+        shared.config.handshake_timeout,
+        super::handshake::accept(stream, peer, &shared),
+    )
+    .await;
+    match accepted {
+        Ok(Some((ws, admission))) => {
+            connection::serve(ws, peer, admission, shared, close_clients).await
         }
-        info.path = path.to_owned();
-        info.query = req.uri().query().unwrap_or_default().to_owned();
-        let header = |name: &str| {
-            let values: Vec<&str> = req
-                .headers()
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            values.join(", ")
-        };
-        info.forwarded_for = header("x-forwarded-for");
-        info.real_ip = header("x-real-ip");
-        for name in &config.forward_headers {
-            let value = header(name);
-            if !value.is_empty() {
-                info.headers.insert(name.to_ascii_lowercase(), value);
-            }
-        }
-        Ok(resp)
-    };
-    let accept = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(ws_config(config.max_message_bytes)),
-    );
-    match tokio::time::timeout(config.handshake_timeout, accept).await {
-        Ok(Ok(ws)) => connection::serve(ws, peer, info, shared, close_clients).await,
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
+        Ok(None) => {}
         Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
     }
 }

@@ -22,9 +22,9 @@ use wsgate_proto::v1::{
     ClosedBy, ConnClose, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body,
 };
 
-use super::accept::RequestInfo;
+use super::handshake::Admission;
 use crate::links::Route;
-use crate::registry::{CloseRequest, ConnHandle, Control, Outbound, close_code};
+use crate::registry::{CloseRequest, Conn, ConnHandle, ConnInfo, Outbound, close_code};
 use crate::server::Shared;
 use crate::stats::Stats;
 
@@ -37,21 +37,41 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 pub(crate) async fn serve(
     mut ws: WebSocketStream<TcpStream>,
     peer: SocketAddr,
-    info: RequestInfo,
+    admission: Admission,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
     let config = &shared.config;
     let conn_id = shared.ids.next_id();
     let (tx, mut rx) = mpsc::channel(config.send_queue);
-    let control = Arc::new(Control::default());
+    let Admission {
+        info,
+        user_id,
+        topics,
+        session,
+        first_message,
+    } = admission;
+    let connected_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let conn = Arc::new(Conn::new(ConnInfo {
+        remote_addr: peer.to_string(),
+        forwarded_for: info.forwarded_for.clone(),
+        real_ip: info.real_ip.clone(),
+        connected_at_ms,
+    }));
     shared.registry.insert(
         &conn_id,
         ConnHandle {
             tx,
-            control: control.clone(),
+            conn: conn.clone(),
         },
     );
+    // What authentication attached, in place before ConnOpen so commands see it at once.
+    let attached = shared
+        .indexes
+        .admit(&conn_id, &conn.state, user_id, topics, session);
     Stats::incr(&shared.stats.connections_current);
     Stats::incr(&shared.stats.connections_total);
     tracing::debug!(%conn_id, %peer, "client connected");
@@ -65,15 +85,23 @@ pub(crate) async fn serve(
         path: info.path,
         query: info.query,
         headers: info.headers,
-        connected_at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        connected_at_ms,
+        user_id: attached.user_id.unwrap_or_default(),
+        topics: attached.topics,
+        session: attached.session,
     };
     shared
         .links
         .dispatch(&mut route, Body::ConnOpen(open))
         .await;
+    if let Some(first) = first_message {
+        let _ = ws.send(first).await;
+    }
+
+    // Guests (no user bound) may be given a deadline.
+    let guest_deadline =
+        (!config.guest_timeout.is_zero()).then(|| tokio::time::sleep(config.guest_timeout));
+    tokio::pin!(guest_deadline);
 
     let mut ping = tokio::time::interval_at(
         Instant::now() + config.client_ping_interval,
@@ -88,14 +116,25 @@ pub(crate) async fn serve(
             _ = shutdown.cancelled() => {
                 break End::gateway(close_code::GOING_AWAY, "gateway shutting down");
             }
-            req = control.closed() => break End::Close(req),
+            req = conn.closed() => break End::Close(req),
+            _ = async {
+                if let Some(deadline) = guest_deadline.as_mut().as_pin_mut() {
+                    deadline.await
+                }
+            }, if guest_deadline.is_some() =>
+            {
+                if !conn.state.has_user() {
+                    break End::gateway(close_code::GUEST_TIMEOUT, "guest timeout: no user bound");
+                }
+                guest_deadline.set(None);
+            }
             out = rx.recv() => {
                 let Some(out) = out else { break End::gateway(close_code::INTERNAL_ERROR, "send queue closed") };
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
                 let written = tokio::select! {
                     r = write_burst(&mut ws, out, &mut rx, &shared.stats) => r,
-                    req = control.closed() => break End::Close(req),
+                    req = conn.closed() => break End::Close(req),
                     _ = shutdown.cancelled() => {
                         break End::gateway(close_code::GOING_AWAY, "gateway shutting down");
                     }
@@ -141,7 +180,8 @@ pub(crate) async fn serve(
                     Some(Err(e)) => break End::Lost(e.to_string()),
                 };
                 Stats::incr(&shared.stats.messages_in);
-                let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload) };
+                let (user_id, session) = conn.state.user_and_session();
+                let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
                 shared.links.dispatch(&mut route, Body::ConnMessage(event)).await;
             }
             _ = ping.tick() => {
@@ -159,7 +199,11 @@ pub(crate) async fn serve(
     // Stop new sends first, so nothing is queued for a connection that is going away.
     shared.registry.remove(&conn_id);
     drop(rx);
-    let (close, goodbye) = conclude(conn_id, end);
+    let attached = shared.indexes.close(&conn_id, &conn.state);
+    let (mut close, goodbye) = conclude(conn_id, end);
+    close.user_id = attached.user_id.unwrap_or_default();
+    close.session = attached.session;
+    close.topics = attached.topics;
     if close.code == close_code::SLOW_CONSUMER as u32 {
         Stats::incr(&shared.stats.closed_slow_consumer);
         tracing::info!(conn_id = %close.conn_id, %peer, "closed a slow consumer: its send queue was full");
@@ -250,6 +294,7 @@ fn conclude(conn_id: String, end: End) -> (ConnClose, Option<CloseFrame>) {
         code: code as u32,
         reason,
         closed_by: closed_by as i32,
+        ..ConnClose::default()
     };
     (event, frame)
 }

@@ -98,16 +98,26 @@ pub(crate) async fn serve(
     }
 
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let wanted: Vec<EventKind> = register
+    let listed: Vec<EventKind> = register
         .events
         .iter()
         .filter_map(|e| EventKind::try_from(*e).ok())
         .filter(|e| *e != EventKind::Unspecified)
         .collect();
+    // Nothing listed means everything; NONE alone means nothing.
+    let wanted: Vec<EventKind> = if listed.is_empty() {
+        vec![EventKind::Open, EventKind::Message, EventKind::Close]
+    } else {
+        listed
+            .into_iter()
+            .filter(|e| *e != EventKind::None)
+            .collect()
+    };
     let link = Arc::new(Link::new(
         shared.links.next_id(),
         register.name,
         &wanted,
+        register.authorize,
         tx,
     ));
     let ok = Envelope {
@@ -290,6 +300,10 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
         }
         Body::Pong(_) => return None,
         Body::Error(e) => {
+            // An error in answer to an Authorize question: no decision, the fallback applies now.
+            if request_id != 0 && shared.hook.answer(request_id, Err(e.message.clone())) {
+                return None;
+            }
             tracing::warn!(name = %link.name, link = link.id, code = e.code, message = %e.message, "business process reported an error");
             return None;
         }
@@ -297,7 +311,13 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
             let msg = "this link is already registered; open a new link to register again";
             return Some(error(request_id, ErrorCode::BadRequest, msg));
         }
-        Body::RegisterOk(_) | Body::Result(_) => "a gateway reply",
+        Body::AuthorizeReply(reply) => {
+            if !shared.hook.answer(request_id, Ok(reply.clone())) {
+                tracing::debug!(name = %link.name, request_id, "late or unknown AuthorizeReply ignored");
+            }
+            return None;
+        }
+        Body::RegisterOk(_) | Body::Result(_) | Body::Authorize(_) => "a gateway message",
         b if event_kind(b).is_some() => "an event",
         _ => "",
     };
@@ -306,7 +326,7 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
         return Some(error(request_id, ErrorCode::Unsupported, msg));
     }
     Stats::incr(&shared.stats.commands);
-    let result = commands::execute(&shared.registry, body)?;
+    let result = commands::execute(shared, body)?;
     if result.code != ErrorCode::Ok as i32 {
         Stats::incr(&shared.stats.command_errors);
         if request_id == 0 {

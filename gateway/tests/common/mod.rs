@@ -238,6 +238,7 @@ pub async fn raw_register(addr: SocketAddr, token: &str) -> RawLink {
             token: token.into(),
             events: vec![],
             protocol_version: 1,
+            authorize: false,
         })),
     })
     .await

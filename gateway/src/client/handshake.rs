@@ -1,0 +1,381 @@
+//! The HTTP side of a client connection: reads the upgrade request, decides, and answers it.
+//!
+//! The gateway answers the handshake itself rather than through tungstenite's callback because
+//! deciding may mean waiting: for the authorize hook, a business process answers over its worker
+//! link. Every refusal is a plain HTTP response with a status and a body that says why and what
+//! to do (404 wrong path, 400 not a WebSocket request, 401/403 refused, 503 no decision). An
+//! accepted request gets its 101 and the socket goes to tungstenite.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use wsgate_proto::v1::Authorize;
+
+use super::accept::ws_config;
+use crate::auth::jwt::{self, JwtError};
+use crate::auth::{Decision, Fallback};
+use crate::server::Shared;
+use crate::state::check_name;
+use crate::worker::commands::to_message;
+
+/// Largest request head accepted; browsers send well under 8 KiB.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// What the handshake request told us about the client.
+#[derive(Debug, Default)]
+pub(crate) struct RequestInfo {
+    pub path: String,
+    pub query: String,
+    pub forwarded_for: String,
+    pub real_ip: String,
+    /// The configured subset of headers, for ConnOpen.
+    pub headers: HashMap<String, String>,
+}
+
+/// An accepted client: the request and what authentication attached to it.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    pub info: RequestInfo,
+    pub user_id: Option<String>,
+    pub topics: Vec<String>,
+    pub session: HashMap<String, String>,
+    pub first_message: Option<Message>,
+}
+
+/// A refusal, as the HTTP response the client gets.
+struct Refusal {
+    status: u16,
+    body: String,
+    extra_headers: &'static str,
+}
+
+impl Refusal {
+    fn new(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+            extra_headers: "",
+        }
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Runs the HTTP handshake. `None` when the client was refused or went away (already answered
+/// and logged).
+pub(crate) async fn accept(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<(WebSocketStream<TcpStream>, Admission)> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let head_len = loop {
+        match parse_head(&buf) {
+            Ok(Some(n)) => break n,
+            Ok(None) if buf.len() >= MAX_HEAD_BYTES => {
+                let refusal = Refusal::new(431, "request headers are larger than 16 KiB\n");
+                return refuse(stream, peer, refusal).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let refusal = Refusal::new(400, format!("malformed HTTP request: {e}\n"));
+                return refuse(stream, peer, refusal).await;
+            }
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    };
+    let head = buf.split_to(head_len);
+    let request = match Request::parse(&head) {
+        Some(r) => r,
+        None => return refuse(stream, peer, Refusal::new(400, "malformed HTTP request\n")).await,
+    };
+    match decide(&request, peer, shared).await {
+        Ok((admission, subprotocol, key)) => {
+            let mut response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+                derive_accept_key(key.as_bytes())
+            );
+            if let Some(p) = subprotocol {
+                response.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+            }
+            response.push_str("\r\n");
+            stream.write_all(response.as_bytes()).await.ok()?;
+            let config = ws_config(shared.config.max_message_bytes);
+            let ws = WebSocketStream::from_partially_read(
+                stream,
+                buf.to_vec(),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            Some((ws, admission))
+        }
+        Err(refusal) => refuse(stream, peer, refusal).await,
+    }
+}
+
+fn parse_head(buf: &[u8]) -> Result<Option<usize>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The parts of the request the gateway uses.
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    /// Lower-cased names; repeated headers joined with ", ".
+    headers: HashMap<String, String>,
+}
+
+impl Request {
+    fn parse(head: &[u8]) -> Option<Self> {
+        let mut raw = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut raw);
+        req.parse(head).ok()?;
+        let target = req.path?;
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut headers: HashMap<String, String> = HashMap::new();
+        for h in req.headers.iter() {
+            let Ok(value) = std::str::from_utf8(h.value) else {
+                continue;
+            };
+            headers
+                .entry(h.name.to_ascii_lowercase())
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(value);
+                })
+                .or_insert_with(|| value.to_owned());
+        }
+        Some(Self {
+            method: req.method?.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.header(name)
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+}
+
+/// Decides on a parsed request: the admission, the subprotocol to answer and the client's key.
+async fn decide(
+    req: &Request,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<(Admission, Option<&'static str>, String), Refusal> {
+    let config = &shared.config;
+    if req.path != config.ws_path {
+        return Err(Refusal::new(
+            404,
+            format!(
+                "no WebSocket endpoint at {}; connect to {}\n",
+                req.path, config.ws_path
+            ),
+        ));
+    }
+    let key = req
+        .header("sec-websocket-key")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let is_upgrade = req.method == "GET"
+        && req.header_has_token("upgrade", "websocket")
+        && req.header_has_token("connection", "upgrade")
+        && !key.is_empty();
+    if !is_upgrade {
+        return Err(Refusal::new(
+            400,
+            format!(
+                "{} is a WebSocket endpoint: open it with a WebSocket client (for example `new WebSocket(\"ws://host{}\")`)\n",
+                config.ws_path, config.ws_path
+            ),
+        ));
+    }
+    if req.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(Refusal {
+            status: 400,
+            body: "unsupported WebSocket version; this gateway speaks version 13 (RFC 6455)\n"
+                .into(),
+            extra_headers: "Sec-WebSocket-Version: 13\r\n",
+        });
+    }
+
+    let mut admission = Admission {
+        info: RequestInfo {
+            path: req.path.clone(),
+            query: req.query.clone(),
+            forwarded_for: req.header("x-forwarded-for").unwrap_or_default().to_owned(),
+            real_ip: req.header("x-real-ip").unwrap_or_default().to_owned(),
+            headers: config
+                .forward_headers
+                .iter()
+                .filter_map(|name| {
+                    let name = name.to_ascii_lowercase();
+                    req.headers.get(&name).map(|v| (name, v.clone()))
+                })
+                .collect(),
+        },
+        ..Admission::default()
+    };
+    let mut subprotocol = None;
+
+    if let Some(verifier) = &shared.jwt {
+        let found = jwt::find_token(
+            &req.query,
+            req.header("authorization"),
+            req.header("sec-websocket-protocol"),
+        );
+        let Some(found) = found else {
+            return Err(Refusal::new(401, format!("{}\n", JwtError::Missing)));
+        };
+        match verifier.verify(&found.token) {
+            Ok(sub) => admission.user_id = Some(sub),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "JWT refused");
+                return Err(Refusal::new(401, format!("{e}\n")));
+            }
+        }
+        subprotocol = found.subprotocol;
+    }
+
+    if config.authorize_hook {
+        let ask = Authorize {
+            remote_addr: peer.to_string(),
+            forwarded_for: admission.info.forwarded_for.clone(),
+            real_ip: admission.info.real_ip.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            headers: req.headers.clone(),
+            jwt_user_id: admission.user_id.clone().unwrap_or_default(),
+        };
+        match shared
+            .hook
+            .ask(&shared.links, ask, config.authorize_timeout)
+            .await
+        {
+            Decision::Allow(reply) => match admitted(reply) {
+                Ok((user_id, topics, session, first_message)) => {
+                    if user_id.is_some() {
+                        admission.user_id = user_id;
+                    }
+                    admission.topics = topics;
+                    admission.session = session;
+                    admission.first_message = first_message;
+                }
+                Err(why) => {
+                    tracing::warn!(%peer, %why, "authorize hook answered with invalid values; treating it as no answer");
+                    return fallback(config, peer, why).map(|()| (admission, subprotocol, key));
+                }
+            },
+            Decision::Deny { status, reason } => {
+                return Err(Refusal::new(status, format!("{reason}\n")));
+            }
+            Decision::NoAnswer(why) => fallback(config, peer, why)?,
+        }
+    }
+    // A client that offered our subprotocol gets it back even without JWT checks.
+    if subprotocol.is_none()
+        && req.header_has_token("sec-websocket-protocol", crate::auth::SUBPROTOCOL)
+    {
+        subprotocol = Some(crate::auth::SUBPROTOCOL);
+    }
+    Ok((admission, subprotocol, key))
+}
+
+/// Applies --authorize-fallback when the hook gave no usable answer.
+fn fallback(config: &crate::config::Config, peer: SocketAddr, why: String) -> Result<(), Refusal> {
+    match config.authorize_fallback {
+        Fallback::Allow => {
+            tracing::warn!(%peer, %why, "authorize hook gave no answer; allowing by --authorize-fallback allow");
+            Ok(())
+        }
+        Fallback::Deny => {
+            tracing::warn!(%peer, %why, "authorize hook gave no answer; refusing by --authorize-fallback deny");
+            Err(Refusal {
+                status: 503,
+                body: format!(
+                    "cannot authorize this connection right now ({why}); retry shortly\n"
+                ),
+                extra_headers: "Retry-After: 1\r\n",
+            })
+        }
+    }
+}
+
+type Admitted = (
+    Option<String>,
+    Vec<String>,
+    HashMap<String, String>,
+    Option<Message>,
+);
+
+/// Checks an allowing AuthorizeReply: an invalid user id, topic or first message is the
+/// business process's bug, and must not let the client in as something else.
+fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String> {
+    let user_id = if reply.user_id.is_empty() {
+        None
+    } else {
+        check_name("AuthorizeReply.user_id", &reply.user_id)?;
+        Some(reply.user_id)
+    };
+    reply
+        .topics
+        .iter()
+        .try_for_each(|t| check_name("AuthorizeReply topic", t))?;
+    let first_message = match reply.first_message {
+        Some(p) => Some(to_message(Some(p), "AuthorizeReply.first_message")?),
+        None => None,
+    };
+    Ok((user_id, reply.topics, reply.session, first_message))
+}
+
+async fn refuse<T>(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal) -> Option<T> {
+    tracing::debug!(%peer, status = refusal.status, reason = %refusal.body.trim_end(), "handshake refused");
+    let response = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{}",
+        refusal.status,
+        reason_phrase(refusal.status),
+        refusal.body.len(),
+        refusal.extra_headers,
+        refusal.body
+    );
+    if stream.write_all(response.as_bytes()).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
+    None
+}
