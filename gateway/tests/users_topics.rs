@@ -190,6 +190,15 @@ async fn topics_subscribe_publish_unsubscribe_delete() {
             .unwrap(),
         vec!["zoe".to_string()]
     );
+    let mut sport = vec![ids[1].clone(), ids[3].clone()];
+    sport.sort();
+    assert_eq!(
+        client
+            .list_all(ListKind::TopicConnections, "sport")
+            .await
+            .unwrap(),
+        sport
+    );
     assert_eq!(
         client.list_all(ListKind::Topics, "").await.unwrap(),
         vec!["news".to_string(), "sport".to_string()]
