@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 use wsgate_proto::v1::EventKind;
@@ -15,8 +16,8 @@ use wsgate_proto::v1::EventKind;
 use crate::backoff::{self, Backoff};
 use crate::client::Client;
 use crate::error::Error;
-use crate::events::Events;
-use crate::link::{self, Link, LinkShared, Stop};
+use crate::events::{EventSink, Events};
+use crate::link::{self, Link, LinkShared};
 
 /// The default name sent in `Register`.
 pub const DEFAULT_NAME: &str = "business";
@@ -24,7 +25,7 @@ pub const DEFAULT_NAME: &str = "business";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings of a client, fixed once connected.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) addr: String,
     pub(crate) name: String,
@@ -37,6 +38,31 @@ pub(crate) struct Config {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) retry_initial_connect: bool,
+}
+
+// By hand, so the token never reaches a log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("name", &self.name)
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "[redacted]"
+                },
+            )
+            .field("events", &self.events)
+            .field("authorize", &self.authorize)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("backoff", &(self.backoff_min, self.backoff_max))
+            .field("retry_initial_connect", &self.retry_initial_connect)
+            .finish()
+    }
 }
 
 impl Config {
@@ -90,6 +116,11 @@ impl ClientBuilder {
 
     #[cfg(test)]
     pub(crate) fn config_for_tests(self) -> Config {
+        self.config
+    }
+
+    /// The settings, for a [`ClusterBuilder`](crate::ClusterBuilder) that shares these setters.
+    pub(crate) fn into_config(self) -> Config {
         self.config
     }
 
@@ -202,7 +233,10 @@ impl ClientBuilder {
     /// Must be called from within a Tokio runtime.
     pub async fn connect(self) -> Result<(Client, Events), Error> {
         let config = Arc::new(self.config);
-        let shared = Arc::new(LinkShared::new(config.addr.clone()));
+        let shared = Arc::new(LinkShared::new(
+            config.addr.clone(),
+            CancellationToken::new(),
+        ));
 
         let mut backoff = config.backoff();
         let established = loop {
@@ -218,19 +252,32 @@ impl ClientBuilder {
         };
 
         let (event_tx, event_rx) = mpsc::unbounded_channel();
-        let stop = Stop::default();
+        let clients_gone = CancellationToken::new();
         let tracker = TaskTracker::new();
         let link = Link::new(
             Arc::clone(&config),
             Arc::clone(&shared),
-            event_tx,
-            stop.clone(),
+            EventSink::Client(event_tx),
+            clients_gone.clone(),
         );
         // Publishes the session and queues Event::Connected before connect() returns.
         let session = link.activate(established);
         tracker.spawn(link.run(session));
 
-        let client = Client::new(config, shared, stop, tracker);
+        let client = Client::new(config, shared, clients_gone, tracker);
         Ok((client, Events::new(event_rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Client;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let builder = Client::builder("127.0.0.1:1").token("hunter2-secret");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

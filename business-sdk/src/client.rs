@@ -17,34 +17,27 @@
 //! `[]` works. Commands with one target connection turn an unknown id into
 //! [`Error::UnknownConnection`]; the others return a [`Report`] listing the unknown targets.
 //!
-//! Today a client drives one link to one gateway. Connection-id commands are the ones a cluster
-//! client would route by the id's node id (`wsgate_proto::conn_id::node_of`); user, topic and
-//! broadcast commands would go to every link and their reports and query replies be merged; the
-//! methods are shaped so that can be added without changing them.
+//! A client is one link to one gateway: every method builds its body (`command`), sends it with
+//! the link's request/reply exchange ([`LinkShared::request`]) and maps the `Result` (`report`).
+//! A [`Cluster`](crate::Cluster) does the same over one link per gateway, routing
+//! connection-id commands by the id's node id and sending the others to every gateway.
 
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 use wsgate_proto::v1::envelope::Body;
-use wsgate_proto::v1::{
-    self, BindUser, Broadcast, ConnInfo, CountsReply, DeleteTopics, Envelope, ErrorCode,
-    ForceOffline, ListKind, ListReply, Multicast, OnlineReply, Payload, Publish, QueryConnInfo,
-    QueryCounts, QueryList, QueryOnline, SendToUsers, SingleCast, Subscribe, UnbindUser,
-    Unsubscribe,
-};
+use wsgate_proto::v1::{self, ConnInfo, CountsReply, ListKind, ListReply, OnlineReply, Payload};
 
 use crate::builder::{ClientBuilder, Config};
+use crate::command::{self, LIST_ALL_PAGE, next_cursor, strings};
 use crate::error::Error;
-use crate::link::{LinkShared, Outgoing, SessionHandle, Stop};
+use crate::link::LinkShared;
 use crate::report::{self, Report};
 use crate::session_change::SessionChange;
 use crate::targets::Targets;
-
-/// The page size [`Client::list_all`] asks for.
-const LIST_ALL_PAGE: u32 = 1000;
 
 /// A connected business process: sends commands to the gateway.
 ///
@@ -81,14 +74,15 @@ pub struct Client {
 struct Inner {
     config: Arc<Config>,
     link: Arc<LinkShared>,
-    stop: Stop,
+    /// Cancelled when the last handle is dropped.
+    clients_gone: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone; the link stops once `Events` is dropped too.
-        self.stop.clients_gone.cancel();
+        self.clients_gone.cancel();
     }
 }
 
@@ -98,7 +92,7 @@ impl fmt::Debug for Client {
             .field("addr", &self.inner.link.addr())
             .field("name", &self.inner.config.name)
             .field("node_id", &self.inner.link.node_id())
-            .field("closed", &self.inner.stop.shutdown.is_cancelled())
+            .field("closed", &self.inner.link.is_shut_down())
             .finish()
     }
 }
@@ -113,14 +107,14 @@ impl Client {
     pub(crate) fn new(
         config: Arc<Config>,
         link: Arc<LinkShared>,
-        stop: Stop,
+        clients_gone: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
                 link,
-                stop,
+                clients_gone,
                 tracker,
             }),
         }
@@ -137,10 +131,7 @@ impl Client {
     ) -> Result<(), Error> {
         let conn_id = conn_id.into();
         let result = self
-            .request(Body::SingleCast(SingleCast {
-                conn_id: conn_id.clone(),
-                payload: Some(payload),
-            }))
+            .request(command::single_cast(conn_id.clone(), payload))
             .await?;
         report::single_from_result(&conn_id, result)
     }
@@ -154,11 +145,8 @@ impl Client {
         conn_ids: impl IntoIterator<Item = impl Into<String>>,
         payload: Payload,
     ) -> Result<Report, Error> {
-        self.request_report(Body::Multicast(Multicast {
-            conn_ids: conn_ids.into_iter().map(Into::into).collect(),
-            payload: Some(payload),
-        }))
-        .await
+        self.request_report(command::multicast(strings(conn_ids), payload))
+            .await
     }
 
     /// Sends `payload` to every client connection of the gateway except those in `exclude`
@@ -168,11 +156,8 @@ impl Client {
         payload: Payload,
         exclude: impl IntoIterator<Item = String>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::Broadcast(Broadcast {
-            payload: Some(payload),
-            exclude: exclude.into_iter().collect(),
-        }))
-        .await
+        self.request_report(command::broadcast(payload, exclude.into_iter().collect()))
+            .await
     }
 
     /// Closes client connections from the server side with WebSocket close `code` (1000 or
@@ -185,13 +170,13 @@ impl Client {
         reason: &str,
         last: Option<Payload>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::ForceOffline(ForceOffline {
-            conn_ids: conn_ids.into_iter().map(Into::into).collect(),
-            code: u32::from(code),
-            reason: reason.to_owned(),
-            last_message: last,
-            user_ids: Vec::new(),
-        }))
+        self.request_report(command::force_offline(
+            strings(conn_ids),
+            Vec::new(),
+            code,
+            reason,
+            last,
+        ))
         .await
     }
 
@@ -201,7 +186,7 @@ impl Client {
     /// topic commands with [`Targets::user`]).
     ///
     /// A user id is a non-empty string of at most 128 bytes (else [`Error::Gateway`] with
-    /// [`ErrorCode::BadRequest`]). Fails with [`Error::UnknownConnection`] when the connection
+    /// [`ErrorCode::BadRequest`](crate::ErrorCode::BadRequest)). Fails with [`Error::UnknownConnection`] when the connection
     /// is not connected to the gateway.
     ///
     /// ```no_run
@@ -222,10 +207,7 @@ impl Client {
     ) -> Result<(), Error> {
         let conn_id = conn_id.into();
         let result = self
-            .request(Body::BindUser(BindUser {
-                conn_id: conn_id.clone(),
-                user_id: user_id.into(),
-            }))
+            .request(command::bind_user(conn_id.clone(), user_id.into()))
             .await?;
         report::single_from_result(&conn_id, result)
     }
@@ -235,11 +217,7 @@ impl Client {
     /// connection is not connected to the gateway.
     pub async fn unbind_user(&self, conn_id: impl Into<String>) -> Result<(), Error> {
         let conn_id = conn_id.into();
-        let result = self
-            .request(Body::UnbindUser(UnbindUser {
-                conn_id: conn_id.clone(),
-            }))
-            .await?;
+        let result = self.request(command::unbind_user(conn_id.clone())).await?;
         report::single_from_result(&conn_id, result)
     }
 
@@ -254,11 +232,11 @@ impl Client {
         payload: Payload,
         exclude_conn_ids: impl IntoIterator<Item = String>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::SendToUsers(SendToUsers {
-            user_ids: strings(user_ids),
-            payload: Some(payload),
-            exclude_conn_ids: exclude_conn_ids.into_iter().collect(),
-        }))
+        self.request_report(command::send_to_users(
+            strings(user_ids),
+            payload,
+            exclude_conn_ids.into_iter().collect(),
+        ))
         .await
     }
 
@@ -272,13 +250,13 @@ impl Client {
         reason: &str,
         last: Option<Payload>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::ForceOffline(ForceOffline {
-            conn_ids: Vec::new(),
-            code: u32::from(code),
-            reason: reason.to_owned(),
-            last_message: last,
-            user_ids: strings(user_ids),
-        }))
+        self.request_report(command::force_offline(
+            Vec::new(),
+            strings(user_ids),
+            code,
+            reason,
+            last,
+        ))
         .await
     }
 
@@ -306,12 +284,8 @@ impl Client {
         topics: impl IntoIterator<Item = impl Into<String>>,
         targets: Targets,
     ) -> Result<Report, Error> {
-        self.request_report(Body::Subscribe(Subscribe {
-            topics: strings(topics),
-            conn_ids: targets.conn_ids,
-            user_ids: targets.user_ids,
-        }))
-        .await
+        self.request_report(command::subscribe(strings(topics), targets))
+            .await
     }
 
     /// Removes connections from topics, chosen as in [`subscribe`](Self::subscribe).
@@ -320,12 +294,8 @@ impl Client {
         topics: impl IntoIterator<Item = impl Into<String>>,
         targets: Targets,
     ) -> Result<Report, Error> {
-        self.request_report(Body::Unsubscribe(Unsubscribe {
-            topics: strings(topics),
-            conn_ids: targets.conn_ids,
-            user_ids: targets.user_ids,
-        }))
-        .await
+        self.request_report(command::unsubscribe(strings(topics), targets))
+            .await
     }
 
     /// Sends `payload` to every member of these topics except the connections in
@@ -337,11 +307,11 @@ impl Client {
         payload: Payload,
         exclude_conn_ids: impl IntoIterator<Item = String>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::Publish(Publish {
-            topics: strings(topics),
-            payload: Some(payload),
-            exclude_conn_ids: exclude_conn_ids.into_iter().collect(),
-        }))
+        self.request_report(command::publish(
+            strings(topics),
+            payload,
+            exclude_conn_ids.into_iter().collect(),
+        ))
         .await
     }
 
@@ -350,17 +320,15 @@ impl Client {
         &self,
         topics: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<Report, Error> {
-        self.request_report(Body::DeleteTopics(DeleteTopics {
-            topics: strings(topics),
-        }))
-        .await
+        self.request_report(command::delete_topics(strings(topics)))
+            .await
     }
 
     /// Changes a connection's session data: the small string map the gateway keeps per
     /// connection and hands back in every `ConnMessage` and `ConnClose`.
     ///
     /// Limits: 64 keys, keys up to 128 bytes, 16 KiB in all; a change that would exceed them is
-    /// refused whole with [`Error::Gateway`] ([`ErrorCode::BadRequest`], the message names the
+    /// refused whole with [`Error::Gateway`] ([`ErrorCode::BadRequest`](crate::ErrorCode::BadRequest), the message names the
     /// limit). Fails with [`Error::UnknownConnection`] when the connection is not connected.
     ///
     /// ```no_run
@@ -381,7 +349,7 @@ impl Client {
     ) -> Result<(), Error> {
         let conn_id = conn_id.into();
         let result = self
-            .request(Body::SetSession(change.into_command(conn_id.clone())))
+            .request(command::set_session(conn_id.clone(), change))
             .await?;
         report::single_from_result(&conn_id, result)
     }
@@ -404,10 +372,10 @@ impl Client {
         user_ids: impl IntoIterator<Item = String>,
     ) -> Result<OnlineReply, Error> {
         let result = self
-            .request(Body::QueryOnline(QueryOnline {
-                conn_ids: conn_ids.into_iter().collect(),
-                user_ids: user_ids.into_iter().collect(),
-            }))
+            .request(command::online(
+                conn_ids.into_iter().collect(),
+                user_ids.into_iter().collect(),
+            ))
             .await?;
         report::online_from_result(result)
     }
@@ -418,11 +386,7 @@ impl Client {
         &self,
         conn_ids: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<Vec<ConnInfo>, Error> {
-        let result = self
-            .request(Body::QueryConnInfo(QueryConnInfo {
-                conn_ids: strings(conn_ids),
-            }))
-            .await?;
+        let result = self.request(command::conn_info(strings(conn_ids))).await?;
         report::conn_info_from_result(result)
     }
 
@@ -434,9 +398,7 @@ impl Client {
         topics: impl IntoIterator<Item = String>,
     ) -> Result<CountsReply, Error> {
         let result = self
-            .request(Body::QueryCounts(QueryCounts {
-                topics: topics.into_iter().collect(),
-            }))
+            .request(command::counts(topics.into_iter().collect()))
             .await?;
         report::counts_from_result(result)
     }
@@ -456,12 +418,7 @@ impl Client {
         limit: u32,
     ) -> Result<ListReply, Error> {
         let result = self
-            .request(Body::QueryList(QueryList {
-                kind: kind as i32,
-                key: key.into(),
-                cursor: cursor.into(),
-                limit,
-            }))
+            .request(command::list(kind, key.into(), cursor.into(), limit))
             .await?;
         report::list_from_result(result)
     }
@@ -502,21 +459,10 @@ impl Client {
     /// Sends any envelope body with request id 0: the gateway answers nothing and only logs
     /// failures. Returns once the frame is queued for the link (not when it is written).
     pub async fn post(&self, body: Body) -> Result<(), Error> {
-        let session = self.session()?;
-        let outgoing = Outgoing {
-            envelope: Envelope {
-                request_id: 0,
-                body: Some(body),
-            },
-            reply: None,
-        };
-        match tokio::time::timeout(self.inner.config.request_timeout, session.tx.send(outgoing))
+        let link = &self.inner.link;
+        let session = link.current()?;
+        link.post_on(&session, body, self.inner.config.request_timeout)
             .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(self.not_sent()),
-            Err(_) => Err(Error::Timeout),
-        }
     }
 
     /// The node id of the gateway this client is registered with, or `None` while the link is
@@ -531,7 +477,7 @@ impl Client {
     /// with [`Error::Closed`]. Idempotent; every clone is affected.
     pub async fn shutdown(&self) {
         debug!(addr = %self.inner.link.addr(), "shutting down the wsgate client");
-        self.inner.stop.shutdown.cancel();
+        self.inner.link.close("the client was shut down");
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
     }
@@ -543,120 +489,9 @@ impl Client {
 
     /// Sends a command with a fresh request id and waits for the gateway's `Result`.
     async fn request(&self, body: Body) -> Result<v1::Result, Error> {
-        let session = self.session()?;
-        let request_id = self.inner.link.next_request_id();
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let outgoing = Outgoing {
-            envelope: Envelope {
-                request_id,
-                body: Some(body),
-            },
-            reply: Some(reply_tx),
-        };
-        let exchange = async {
-            session
-                .tx
-                .send(outgoing)
-                .await
-                .map_err(|_| self.not_sent())?;
-            reply_rx.await.map_err(|_| self.lost())?
-        };
-        match tokio::time::timeout(self.inner.config.request_timeout, exchange).await {
-            Ok(reply) => reply,
-            Err(_) => {
-                debug!(request_id, "request timed out");
-                Err(Error::Timeout)
-            }
-        }
-    }
-
-    /// The current session, or why there is none.
-    fn session(&self) -> Result<SessionHandle, Error> {
-        if self.inner.stop.shutdown.is_cancelled() {
-            return Err(Error::Closed);
-        }
-        self.inner.link.session().ok_or(Error::NotConnected)
-    }
-
-    /// The error for a command the link would not take.
-    fn not_sent(&self) -> Error {
-        if self.inner.stop.shutdown.is_cancelled() {
-            Error::Closed
-        } else {
-            Error::NotConnected
-        }
-    }
-
-    /// The error for a command whose reply will never come.
-    fn lost(&self) -> Error {
-        if self.inner.stop.shutdown.is_cancelled() {
-            Error::Closed
-        } else {
-            Error::Disconnected
-        }
-    }
-}
-
-/// Collects ids or names into the `Vec<String>` a command carries.
-fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
-}
-
-/// Where the next page of a list starts, or `None` after the last page. A cursor that does not
-/// move forward would loop forever, so it is an error.
-fn next_cursor(cursor: &str, next: String) -> Result<Option<String>, Error> {
-    if next.is_empty() {
-        Ok(None)
-    } else if next.as_str() > cursor {
-        Ok(Some(next))
-    } else {
-        Err(Error::Gateway {
-            code: ErrorCode::Unsupported,
-            message: format!(
-                "the gateway sent an unexpected reply to QueryList: next_cursor {next:?} does not come after the cursor {cursor:?}; stopping to avoid an endless listing"
-            ),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listing_stops_at_an_empty_cursor() {
-        assert_eq!(next_cursor("", String::new()).expect("last"), None);
-        assert_eq!(next_cursor("b", String::new()).expect("last"), None);
-    }
-
-    #[test]
-    fn listing_moves_forward() {
-        assert_eq!(
-            next_cursor("", "alice".into()).expect("next").as_deref(),
-            Some("alice")
-        );
-        assert_eq!(
-            next_cursor("alice", "bob".into()).expect("next").as_deref(),
-            Some("bob")
-        );
-    }
-
-    #[test]
-    fn a_cursor_that_does_not_advance_is_an_error() {
-        for (cursor, next) in [("bob", "bob"), ("bob", "alice")] {
-            let err = next_cursor(cursor, next.into()).expect_err("stuck");
-            assert!(
-                matches!(err, Error::Gateway { code: ErrorCode::Unsupported, ref message }
-                    if message.contains("unexpected reply to QueryList")),
-                "{err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn strings_accepts_strs_and_strings() {
-        assert_eq!(strings(["a", "b"]), ["a", "b"]);
-        assert_eq!(strings(vec![String::from("c")]), ["c"]);
-        assert!(strings(Vec::<String>::new()).is_empty());
+        self.inner
+            .link
+            .request(body, self.inner.config.request_timeout)
+            .await
     }
 }

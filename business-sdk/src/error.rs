@@ -1,9 +1,11 @@
 //! The errors the SDK returns, each saying what went wrong and what to do about it.
 //!
-//! Two groups: errors of the link ([`Error::Connect`], [`Error::Rejected`],
+//! Three groups: errors of the link ([`Error::Connect`], [`Error::Rejected`],
 //! [`Error::NotConnected`], [`Error::Disconnected`], [`Error::Timeout`], [`Error::Closed`],
-//! [`Error::Codec`]) and answers of the gateway to one command ([`Error::UnknownConnection`],
-//! [`Error::Gateway`]). Protocol error codes are kept as [`ErrorCode`] so callers can match on them.
+//! [`Error::Codec`]), answers of the gateway to one command ([`Error::UnknownConnection`],
+//! [`Error::Gateway`]), and errors of a [`Cluster`](crate::Cluster) ([`Error::Discovery`],
+//! [`Error::GatewayUnavailable`]). Protocol error codes are kept as [`ErrorCode`] so callers can
+//! match on them.
 
 use std::io;
 
@@ -81,10 +83,36 @@ pub enum Error {
     #[error("worker link frame error: {0}")]
     Codec(#[from] CodecError),
 
-    /// The client was shut down with [`Client::shutdown`](crate::Client::shutdown) or every
-    /// handle was dropped.
-    #[error("the wsgate client was shut down; build a new one with Client::builder(..).connect()")]
+    /// The client was shut down with [`Client::shutdown`](crate::Client::shutdown) (or
+    /// [`Cluster::shutdown`](crate::Cluster::shutdown)) or every handle was dropped.
+    #[error(
+        "the wsgate client was shut down; build a new one with Client::builder(..).connect() or Cluster::builder(..).connect()"
+    )]
     Closed,
+
+    /// A [`Cluster`](crate::Cluster) could not find its gateways: discovery failed or named
+    /// none.
+    #[error(
+        "cannot find the wsgate gateways with {discovery}: {source}; check the gateway list or DNS name (for a gateway: --peers / --peers-dns) and that it names at least one gateway's worker address"
+    )]
+    Discovery {
+        /// The discovery that was asked, for example `StaticDiscovery([...])`.
+        discovery: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A [`Cluster`](crate::Cluster) command names a connection whose gateway (the node id in
+    /// the connection id) is not connected right now: it is down or restarting, draining away,
+    /// or not among the discovered gateways. Nothing was sent.
+    #[error(
+        "no connected gateway has node id {node_id:?}, the command was not sent; that gateway is down, restarting or not discovered, and its client connections are gone with it (clients reconnect through another gateway with new connection ids): forget the connection id, or retry once that gateway is back (ClusterEvent with Event::Connected from {node_id:?})"
+    )]
+    GatewayUnavailable {
+        /// The node id from the connection id.
+        node_id: String,
+    },
 }
 
 impl Error {
@@ -159,6 +187,29 @@ mod tests {
         assert!(Error::Timeout.is_retryable());
         assert!(Error::Disconnected.is_retryable());
         assert!(!Error::Closed.is_retryable());
+        assert!(
+            Error::GatewayUnavailable {
+                node_id: "gw1".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn cluster_errors_say_what_to_do() {
+        let text = Error::GatewayUnavailable {
+            node_id: "gw2".into(),
+        }
+        .to_string();
+        assert!(text.contains("\"gw2\""), "{text}");
+        assert!(text.contains("forget the connection id"), "{text}");
+        let text = Error::Discovery {
+            discovery: "StaticDiscovery([])".into(),
+            source: io::Error::other("no addresses"),
+        }
+        .to_string();
+        assert!(text.contains("StaticDiscovery([])"), "{text}");
+        assert!(text.contains("--peers"), "{text}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen};
 
 use crate::authorize::AuthorizeCall;
+use crate::cluster::ClusterEvent;
 
 /// One thing that happened on the link or on a client connection.
 ///
@@ -39,6 +40,18 @@ pub enum Event {
         /// Why, for logs.
         reason: String,
     },
+    /// The gateway is shutting down: it accepts no new clients, is closing the ones it has with
+    /// `close_code` (1012 "service restart" when it runs in a cluster, so they reconnect to
+    /// another gateway; else 1001), delivers their [`Event::Close`]s, and then closes the link,
+    /// at most `drain_timeout_ms` later. Commands for its connections still work until then.
+    /// The SDK then reconnects with backoff as after any lost link (the gateway may come back
+    /// after a restart); a [`Cluster`](crate::Cluster) meanwhile routes nothing to it.
+    Draining {
+        /// The WebSocket close code the gateway's clients get.
+        close_code: u32,
+        /// How long the gateway waits at most before closing the link, in milliseconds.
+        drain_timeout_ms: u32,
+    },
     /// A client connection was opened.
     Open(ConnOpen),
     /// A client sent a message.
@@ -49,6 +62,40 @@ pub enum Event {
     /// Answer it with [`AuthorizeCall::allow`], [`AuthorizeCall::deny`] or
     /// [`AuthorizeCall::reply`], promptly: the gateway gives up after `--authorize-timeout`.
     Authorize(AuthorizeCall),
+}
+
+/// Where a link driver delivers its events: the one [`Events`] queue of a
+/// [`Client`](crate::Client), or the shared [`ClusterEvents`](crate::ClusterEvents) queue of a
+/// [`Cluster`](crate::Cluster), where each event is tagged with its gateway.
+#[derive(Debug, Clone)]
+pub(crate) enum EventSink {
+    Client(mpsc::UnboundedSender<Event>),
+    Cluster(mpsc::UnboundedSender<ClusterEvent>),
+}
+
+impl EventSink {
+    /// Delivers `event` from the session with `node_id` on the link to `addr`; `false` when
+    /// the receiver is gone.
+    pub(crate) fn send(&self, node_id: &str, addr: &str, event: Event) -> bool {
+        match self {
+            EventSink::Client(tx) => tx.send(event).is_ok(),
+            EventSink::Cluster(tx) => tx
+                .send(ClusterEvent {
+                    node_id: if node_id.is_empty() { addr } else { node_id }.to_owned(),
+                    addr: addr.to_owned(),
+                    event,
+                })
+                .is_ok(),
+        }
+    }
+
+    /// Resolves once the receiver is dropped.
+    pub(crate) async fn closed(&self) {
+        match self {
+            EventSink::Client(tx) => tx.closed().await,
+            EventSink::Cluster(tx) => tx.closed().await,
+        }
+    }
 }
 
 /// The receiving end of the SDK's events, returned by

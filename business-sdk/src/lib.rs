@@ -24,6 +24,12 @@
 //!   ([`Event::Authorize`], [`AuthorizeCall`]): allow (binding a user, topics, session, a first
 //!   message) or deny with 401/403.
 //!
+//! Several gateways: a [`Cluster`] connects to every gateway a [`Discovery`] names
+//! ([`StaticDiscovery`] or [`DnsDiscovery`]) and offers the same commands, routing
+//! connection-id commands to the owning gateway (by the node id in the id) and sending user,
+//! topic and broadcast commands and queries to all, merging the answers ([`ClusterReport`],
+//! [`Partial`]). Its events arrive on one stream, [`ClusterEvents`], tagged with the gateway.
+//!
 //! ```no_run
 //! use wsgate_business::{Client, Event, EventKind};
 //!
@@ -49,8 +55,9 @@
 //!
 //! Modules: [`ClientBuilder`] (settings), [`Client`] (commands), [`Events`] (what happens),
 //! [`AuthorizeCall`] (answering a handshake), [`Targets`] and [`SessionChange`] (command
-//! arguments), [`Report`] (what a command achieved), [`Error`]; the link driver and the backoff
-//! are private.
+//! arguments), [`Report`] (what a command achieved), [`Error`]; [`cluster`] (the cluster client,
+//! its builder, events, reports and gateway status) with [`Discovery`]. The link driver, the
+//! wire form of the commands and the backoff are private.
 
 #![warn(missing_docs)]
 
@@ -58,6 +65,10 @@ mod authorize;
 mod backoff;
 mod builder;
 mod client;
+pub mod cluster;
+mod command;
+mod discovery;
+mod dns;
 mod error;
 mod events;
 mod link;
@@ -68,6 +79,12 @@ mod targets;
 pub use authorize::AuthorizeCall;
 pub use builder::{ClientBuilder, DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use client::Client;
+pub use cluster::{
+    Cluster, ClusterBuilder, ClusterEvent, ClusterEvents, ClusterReport, GatewayFailure,
+    GatewayState, GatewayStatus, Partial,
+};
+pub use discovery::{Discovery, StaticDiscovery};
+pub use dns::DnsDiscovery;
 pub use error::Error;
 pub use events::{Event, Events};
 pub use report::Report;

@@ -2,10 +2,13 @@
 //! and reconnect with backoff when the link is lost.
 //!
 //! One [`Link`] talks to one gateway and runs as one background task. It shares only a
-//! [`LinkShared`] with the [`Client`](crate::Client) handles: the request id counter and, while
-//! registered, the sending end of the current session's command queue. A client that finds no
-//! session fails fast with [`Error::NotConnected`]. Nothing here assumes there is only one link,
-//! so a cluster client can run one `Link` per gateway and route commands by node id.
+//! [`LinkShared`] with the handles that send commands: the request id counter, while registered
+//! the sending end of the current session's command queue, the link's [`LinkStatus`], and its
+//! shutdown token. [`LinkShared::request`] is the one request/reply exchange of the SDK: a
+//! caller that finds no session fails fast with [`Error::NotConnected`]. A
+//! [`Client`](crate::Client) is one link; a [`Cluster`](crate::Cluster) runs one `Link` per
+//! gateway (started with [`Link::dial`], which reports its first attempt and keeps retrying)
+//! and routes commands by the node id of each link's session.
 //!
 //! Within a session the reader and the writer run concurrently (in one task), so a gateway that
 //! is slow to read commands never stops us from reading its events, and the other way round.
@@ -20,7 +23,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -38,9 +41,11 @@ use wsgate_proto::v1::{self, Envelope, ErrorCode, Limits, Ping, Pong, Register};
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
 use crate::authorize::{AuthorizeCall, Responder};
+use crate::backoff::Backoff;
 use crate::builder::Config;
+use crate::cluster::GatewayState;
 use crate::error::{self, Error};
-use crate::events::Event;
+use crate::events::{Event, EventSink};
 
 /// The smallest duration accepted for timers (a zero period would spin or panic).
 pub(crate) const MIN_DURATION: Duration = Duration::from_millis(1);
@@ -81,20 +86,45 @@ pub(crate) struct SessionHandle {
     pub(crate) node_id: String,
 }
 
-/// State shared between a link driver and the client handles.
+/// What a link is doing, for [`Cluster::gateways`](crate::Cluster::gateways) and for the
+/// failures a cluster reports for a gateway that is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkStatus {
+    pub(crate) state: GatewayState,
+    /// The node id of the last registration (kept while the link is down).
+    pub(crate) node_id: Option<String>,
+    /// Why the link is down, or why the last attempt failed.
+    pub(crate) last_error: Option<String>,
+}
+
+/// State shared between a link driver and the handles that send commands through it.
 #[derive(Debug)]
 pub(crate) struct LinkShared {
     addr: String,
     next_request_id: AtomicU64,
     session: Mutex<Option<SessionHandle>>,
+    status: Mutex<LinkStatus>,
+    /// Cancelled when this link is shut down (by `Client::shutdown`, `Cluster::shutdown`, or a
+    /// cluster dropping a gateway that vanished from discovery).
+    shutdown: CancellationToken,
+    /// Why it was shut down, for the final [`Event::Disconnected`].
+    shutdown_reason: OnceLock<String>,
 }
 
 impl LinkShared {
-    pub(crate) fn new(addr: String) -> Self {
+    /// A link to `addr` that stops when `shutdown` is cancelled.
+    pub(crate) fn new(addr: String, shutdown: CancellationToken) -> Self {
         Self {
             addr,
             next_request_id: AtomicU64::new(1),
             session: Mutex::new(None),
+            status: Mutex::new(LinkStatus {
+                state: GatewayState::Connecting,
+                node_id: None,
+                last_error: None,
+            }),
+            shutdown,
+            shutdown_reason: OnceLock::new(),
         }
     }
 
@@ -123,8 +153,126 @@ impl LinkShared {
         self.lock().as_ref().map(|s| s.node_id.clone())
     }
 
+    /// What the link is doing now.
+    pub(crate) fn status(&self) -> LinkStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether this link was shut down.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Records why the link is being shut down (the first reason wins). Cancelling the token
+    /// is the caller's business: a cluster cancels one parent token for all its links.
+    pub(crate) fn set_shutdown_reason(&self, reason: impl Into<String>) {
+        let _ = self.shutdown_reason.set(reason.into());
+    }
+
+    /// Shuts this link down, saying why.
+    pub(crate) fn close(&self, reason: impl Into<String>) {
+        self.set_shutdown_reason(reason);
+        self.shutdown.cancel();
+    }
+
+    /// The current session, or why there is none ([`Error::Closed`], [`Error::NotConnected`]).
+    pub(crate) fn current(&self) -> Result<SessionHandle, Error> {
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        self.session().ok_or(Error::NotConnected)
+    }
+
+    /// Sends a command on the current session with a fresh request id and waits for the
+    /// gateway's `Result`, at most `timeout` in all.
+    pub(crate) async fn request(&self, body: Body, timeout: Duration) -> Reply {
+        let session = self.current()?;
+        self.request_on(&session, body, timeout).await
+    }
+
+    /// Like [`request`](Self::request), on a session the caller already picked (a cluster
+    /// routes by the session's node id and must send on that very session).
+    pub(crate) async fn request_on(
+        &self,
+        session: &SessionHandle,
+        body: Body,
+        timeout: Duration,
+    ) -> Reply {
+        let request_id = self.next_request_id();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let outgoing = Outgoing {
+            envelope: Envelope {
+                request_id,
+                body: Some(body),
+            },
+            reply: Some(reply_tx),
+        };
+        let exchange = async {
+            session
+                .tx
+                .send(outgoing)
+                .await
+                .map_err(|_| self.not_sent())?;
+            reply_rx.await.map_err(|_| self.lost())?
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                debug!(addr = %self.addr, request_id, "request timed out");
+                Err(Error::Timeout)
+            }
+        }
+    }
+
+    /// Queues a body with request id 0 (no reply) on `session`, waiting at most `timeout` for
+    /// room in the queue.
+    pub(crate) async fn post_on(
+        &self,
+        session: &SessionHandle,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let outgoing = Outgoing {
+            envelope: Envelope {
+                request_id: 0,
+                body: Some(body),
+            },
+            reply: None,
+        };
+        match tokio::time::timeout(timeout, session.tx.send(outgoing)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.not_sent()),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// The error for a command the link would not take.
+    fn not_sent(&self) -> Error {
+        if self.is_shut_down() {
+            Error::Closed
+        } else {
+            Error::NotConnected
+        }
+    }
+
+    /// The error for a command whose reply will never come.
+    fn lost(&self) -> Error {
+        if self.is_shut_down() {
+            Error::Closed
+        } else {
+            Error::Disconnected
+        }
+    }
+
     fn set_session(&self, session: Option<SessionHandle>) {
         *self.lock() = session;
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut LinkStatus)) {
+        change(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<SessionHandle>> {
@@ -252,48 +400,40 @@ pub(crate) struct Session {
 pub(crate) struct Link {
     config: Arc<Config>,
     shared: Arc<LinkShared>,
-    events: mpsc::UnboundedSender<Event>,
-    stop: Stop,
-}
-
-/// When a link driver stops: on an explicit shutdown, or once nobody can use it any more.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Stop {
-    /// Cancelled by `Client::shutdown`.
-    pub(crate) shutdown: CancellationToken,
-    /// Cancelled when the last `Client` handle is dropped.
-    pub(crate) clients_gone: CancellationToken,
+    events: EventSink,
+    /// Cancelled when the last handle (`Client` or `Cluster`) is dropped.
+    handles_gone: CancellationToken,
 }
 
 impl Link {
     pub(crate) fn new(
         config: Arc<Config>,
         shared: Arc<LinkShared>,
-        events: mpsc::UnboundedSender<Event>,
-        stop: Stop,
+        events: EventSink,
+        handles_gone: CancellationToken,
     ) -> Self {
         Self {
             config,
             shared,
             events,
-            stop,
+            handles_gone,
         }
     }
 
-    /// Resolves when the driver should stop: `Client::shutdown` was called, or every `Client`
-    /// handle and the `Events` receiver were dropped. (With only the clients gone, events keep
-    /// flowing; with only `Events` gone, commands keep working.)
+    /// Resolves when the driver should stop: the link was shut down, or every handle and the
+    /// events receiver were dropped. (With only the handles gone, events keep flowing; with
+    /// only the events receiver gone, commands keep working.)
     async fn stopped(&self) {
         tokio::select! {
-            _ = self.stop.shutdown.cancelled() => {}
+            _ = self.shared.shutdown.cancelled() => {}
             _ = async {
-                self.stop.clients_gone.cancelled().await;
+                self.handles_gone.cancelled().await;
                 self.events.closed().await;
             } => {}
         }
     }
 
-    /// Publishes a registered connection to the clients and emits [`Event::Connected`].
+    /// Publishes a registered connection to the handles and emits [`Event::Connected`].
     pub(crate) fn activate(&self, established: Established) -> Session {
         let Established {
             transport,
@@ -305,10 +445,18 @@ impl Link {
             tx: tx.clone(),
             node_id: node_id.clone(),
         }));
-        info!(addr = %self.shared.addr(), %node_id, name = %self.config.name, "registered with the gateway");
-        self.emit(Event::Connected {
-            node_id: node_id.clone(),
+        self.shared.set_status(|status| {
+            status.state = GatewayState::Up;
+            status.node_id = Some(node_id.clone());
+            status.last_error = None;
         });
+        info!(addr = %self.shared.addr(), %node_id, name = %self.config.name, "registered with the gateway");
+        self.emit(
+            &node_id,
+            Event::Connected {
+                node_id: node_id.clone(),
+            },
+        );
         Session {
             transport,
             node_id,
@@ -318,51 +466,112 @@ impl Link {
         }
     }
 
-    /// Drives sessions until the client shuts down, reconnecting after every lost link.
+    /// Drives sessions until the link shuts down, reconnecting after every lost link.
     pub(crate) async fn run(self, first: Session) {
-        let mut session = first;
         let mut backoff = self.config.backoff();
+        self.run_from(first, &mut backoff).await;
+    }
+
+    /// Dials the gateway and then drives sessions like [`run`](Self::run). The outcome of the
+    /// first attempt goes to `first_attempt` (a cluster's `connect()` waits for it); after a
+    /// failed first attempt the link keeps retrying with the backoff, whatever the error.
+    pub(crate) async fn dial(self, first_attempt: oneshot::Sender<Result<(), Error>>) {
+        let mut backoff = self.config.backoff();
+        let attempt = tokio::select! {
+            _ = self.stopped() => {
+                self.mark_down("shut down before the first attempt completed");
+                return;
+            }
+            attempt = establish(&self.config, &self.shared) => attempt,
+        };
+        let session = match attempt {
+            Ok(established) => {
+                let session = self.activate(established);
+                let _ = first_attempt.send(Ok(()));
+                session
+            }
+            Err(err) => {
+                warn!(addr = %self.shared.addr(), error = %err, "cannot register with the gateway; retrying in the background");
+                self.mark_down(err.to_string());
+                let _ = first_attempt.send(Err(err));
+                match self.reconnect(&mut backoff).await {
+                    Some(session) => session,
+                    None => return,
+                }
+            }
+        };
+        self.run_from(session, &mut backoff).await;
+    }
+
+    async fn run_from(&self, first: Session, backoff: &mut Backoff) {
+        let mut session = first;
         loop {
             let started = Instant::now();
+            let node_id = session.node_id.clone();
             match self.drive(session).await {
                 End::Shutdown => {
-                    info!(addr = %self.shared.addr(), "worker link closed: client shut down");
-                    self.emit(Event::Disconnected {
-                        reason: "the client was shut down".to_owned(),
-                    });
+                    let reason = self
+                        .shared
+                        .shutdown_reason
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(|| "the client was shut down".to_owned());
+                    info!(addr = %self.shared.addr(), %reason, "worker link closed");
+                    self.mark_down(reason.clone());
+                    self.emit(&node_id, Event::Disconnected { reason });
                     return;
                 }
                 End::Lost(reason) => {
                     warn!(addr = %self.shared.addr(), %reason, "worker link lost; reconnecting");
-                    self.emit(Event::Disconnected { reason });
+                    self.mark_down(reason.clone());
+                    self.emit(&node_id, Event::Disconnected { reason });
                 }
             }
             if started.elapsed() >= STABLE_SESSION {
                 backoff.reset();
             }
-            session = loop {
-                let delay = backoff.next_delay();
-                debug!(addr = %self.shared.addr(), ?delay, "waiting before reconnecting");
-                tokio::select! {
-                    _ = self.stopped() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                let attempt = tokio::select! {
-                    _ = self.stopped() => return,
-                    attempt = establish(&self.config, &self.shared) => attempt,
-                };
-                match attempt {
-                    Ok(established) => break self.activate(established),
-                    Err(err) if err.is_retryable() => {
-                        warn!(addr = %self.shared.addr(), error = %err, "reconnect failed; retrying");
-                    }
-                    Err(err) => {
-                        // Keep trying: the operator may fix the gateway's configuration.
-                        warn!(addr = %self.shared.addr(), error = %err, "the gateway refused the registration; retrying until it accepts");
-                    }
-                }
+            session = match self.reconnect(backoff).await {
+                Some(session) => session,
+                None => return,
             };
         }
+    }
+
+    /// Waits with the backoff and re-registers until it works; `None` once the link stops.
+    async fn reconnect(&self, backoff: &mut Backoff) -> Option<Session> {
+        loop {
+            let delay = backoff.next_delay();
+            debug!(addr = %self.shared.addr(), ?delay, "waiting before reconnecting");
+            tokio::select! {
+                _ = self.stopped() => return None,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let attempt = tokio::select! {
+                _ = self.stopped() => return None,
+                attempt = establish(&self.config, &self.shared) => attempt,
+            };
+            match attempt {
+                Ok(established) => return Some(self.activate(established)),
+                Err(err) if err.is_retryable() => {
+                    warn!(addr = %self.shared.addr(), error = %err, "reconnect failed; retrying");
+                    self.mark_down(err.to_string());
+                }
+                Err(err) => {
+                    // Keep trying: the operator may fix the gateway's configuration.
+                    warn!(addr = %self.shared.addr(), error = %err, "the gateway refused the registration; retrying until it accepts");
+                    self.mark_down(err.to_string());
+                }
+            }
+        }
+    }
+
+    /// Records that the link is down and why.
+    fn mark_down(&self, why: impl Into<String>) {
+        let why = why.into();
+        self.shared.set_status(|status| {
+            status.state = GatewayState::Down;
+            status.last_error = Some(why);
+        });
     }
 
     /// Runs one registered session until it fails or the client shuts down, then fails
@@ -461,18 +670,39 @@ impl Link {
                     });
                 }
                 Some(Body::Pong(_)) => {}
-                Some(Body::ConnOpen(open)) => self.emit(Event::Open(open)),
-                Some(Body::ConnMessage(message)) => self.emit(Event::Message(message)),
-                Some(Body::ConnClose(close)) => self.emit(Event::Close(close)),
+                Some(Body::ConnOpen(open)) => self.emit(node_id, Event::Open(open)),
+                Some(Body::ConnMessage(message)) => self.emit(node_id, Event::Message(message)),
+                Some(Body::ConnClose(close)) => self.emit(node_id, Event::Close(close)),
+                Some(Body::Draining(draining)) => {
+                    info!(
+                        addr = %self.shared.addr(),
+                        %node_id,
+                        close_code = draining.close_code,
+                        drain_timeout_ms = draining.drain_timeout_ms,
+                        "the gateway is draining: it is shutting down and will close this link"
+                    );
+                    self.shared
+                        .set_status(|status| status.state = GatewayState::Draining);
+                    self.emit(
+                        node_id,
+                        Event::Draining {
+                            close_code: draining.close_code,
+                            drain_timeout_ms: draining.drain_timeout_ms,
+                        },
+                    );
+                }
                 Some(Body::Authorize(request)) if self.config.authorize => {
                     let responder = Responder {
                         request_id,
                         node_id: node_id.to_owned(),
                         commands: answers.clone(),
                         timeout: self.config.request_timeout,
-                        shutdown: self.stop.shutdown.clone(),
+                        shutdown: self.shared.shutdown.clone(),
                     };
-                    self.emit(Event::Authorize(AuthorizeCall::new(request, responder)));
+                    self.emit(
+                        node_id,
+                        Event::Authorize(AuthorizeCall::new(request, responder)),
+                    );
                 }
                 Some(Body::Authorize(_)) => {
                     warn!(addr = %self.shared.addr(), request_id, "the gateway sent an Authorize request although this process did not register with authorize(true); refusing it");
@@ -543,9 +773,10 @@ impl Link {
         }
     }
 
-    fn emit(&self, event: Event) {
-        if self.events.send(event).is_err() {
-            debug!("event dropped: the Events receiver was dropped");
+    /// Hands an event of the session with `node_id` to the events receiver.
+    fn emit(&self, node_id: &str, event: Event) {
+        if !self.events.send(node_id, self.shared.addr(), event) {
+            debug!("event dropped: the events receiver was dropped");
         }
     }
 }
@@ -572,14 +803,14 @@ impl Timing {
             .or_else(|| from_ms(limits.heartbeat_timeout_ms))
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT)
             .max(MIN_DURATION);
-        if let Some(gateway_timeout) = from_ms(limits.heartbeat_timeout_ms) {
-            if interval >= gateway_timeout {
-                warn!(
-                    ?interval,
-                    ?gateway_timeout,
-                    "heartbeat interval is not below the gateway's heartbeat timeout; the gateway will drop this link"
-                );
-            }
+        if let Some(gateway_timeout) = from_ms(limits.heartbeat_timeout_ms)
+            && interval >= gateway_timeout
+        {
+            warn!(
+                ?interval,
+                ?gateway_timeout,
+                "heartbeat interval is not below the gateway's heartbeat timeout; the gateway will drop this link"
+            );
         }
         let peer_max = match limits.max_frame_bytes {
             0 => DEFAULT_MAX_FRAME_BYTES,
@@ -745,7 +976,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_never_zero() {
-        let shared = LinkShared::new("x:1".into());
+        let shared = LinkShared::new("x:1".into(), CancellationToken::new());
         shared.next_request_id.store(u64::MAX, Ordering::Relaxed);
         assert_eq!(shared.next_request_id(), u64::MAX);
         assert_eq!(shared.next_request_id(), 1);

@@ -134,6 +134,25 @@ pub struct Config {
     #[arg(long, env = "WSGATE_GUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
     pub guest_timeout: Duration,
 
+    /// Worker addresses of every gateway of the cluster, this one included (comma-separated).
+    /// Clients are closed with 1012 on shutdown so they reconnect to another gateway.
+    #[arg(
+        long,
+        env = "WSGATE_PEERS",
+        value_delimiter = ',',
+        conflicts_with = "peers_dns"
+    )]
+    pub peers: Vec<String>,
+
+    /// A DNS name (NAME:PORT) that resolves to every gateway's worker address, re-resolved
+    /// (a Kubernetes headless Service works as is). Same effect as --peers.
+    #[arg(long, env = "WSGATE_PEERS_DNS")]
+    pub peers_dns: Option<String>,
+
+    /// The DNS server to ask for --peers-dns (ip:port) instead of the system's resolver.
+    #[arg(long, env = "WSGATE_PEERS_DNS_SERVER", requires = "peers_dns")]
+    pub peers_dns_server: Option<std::net::SocketAddr>,
+
     /// On shutdown, the longest wait for clients to close and their events to reach business
     /// processes.
     #[arg(long, env = "WSGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -154,6 +173,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// True when this gateway is one of several (peers configured).
+    pub fn in_cluster(&self) -> bool {
+        !self.peers.is_empty() || self.peers_dns.is_some()
+    }
+
+    /// The close code clients get on shutdown: 1012 (service restart) in a cluster, so they
+    /// reconnect to another gateway, else 1001 (going away).
+    pub fn shutdown_close(&self) -> (u16, &'static str) {
+        if self.in_cluster() {
+            (crate::close_code::SERVICE_RESTART, "gateway restarting")
+        } else {
+            (crate::close_code::GOING_AWAY, "gateway shutting down")
+        }
+    }
+
     /// Checks settings that clap cannot check alone.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_node_id(&self.node_id)?;
@@ -193,6 +227,19 @@ impl Config {
                     self.client_idle_timeout, self.client_ping_interval
                 ),
             });
+        }
+        if let Some(dns) = &self.peers_dns {
+            let port_ok = dns
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(ConfigError::Invalid {
+                    key: "peers-dns",
+                    reason: format!(
+                        "{dns:?} is not NAME:PORT (for example wsgate-workers.default.svc:8081)"
+                    ),
+                });
+            }
         }
         if self.authorize_hook && self.authorize_timeout >= self.handshake_timeout {
             return Err(ConfigError::Invalid {

@@ -21,6 +21,7 @@
 
 mod auth;
 mod client;
+mod cluster;
 pub mod config;
 mod error;
 mod links;
@@ -31,6 +32,7 @@ mod stats;
 mod worker;
 
 pub use auth::Fallback;
+pub use cluster::ClusterSlot;
 pub use config::Config;
 pub use error::{ConfigError, GatewayError};
 pub use registry::close_code;

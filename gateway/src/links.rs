@@ -162,6 +162,20 @@ impl Links {
         Stats::decr(&self.stats.links_current);
     }
 
+    /// Sends `body` to every registered business process (for example Draining), waiting at
+    /// most `limit` for links whose queues are full.
+    pub async fn notify_all(&self, body: Body, limit: Duration) {
+        let links = self.snapshot();
+        let sends = links.iter().map(|l| {
+            let env = Envelope {
+                request_id: 0,
+                body: Some(body.clone()),
+            };
+            tokio::time::timeout(limit, l.send(env))
+        });
+        futures_util::future::join_all(sends).await;
+    }
+
     /// The next live link that answers Authorize requests, in turn.
     pub fn next_authorizer(&self) -> Option<Arc<Link>> {
         let able: Vec<_> = self

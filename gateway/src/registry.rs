@@ -21,6 +21,7 @@ pub mod close_code {
     pub const ABNORMAL: u16 = 1006;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL_ERROR: u16 = 1011;
+    pub const SERVICE_RESTART: u16 = 1012;
     pub const IDLE_TIMEOUT: u16 = 4000;
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const GUEST_TIMEOUT: u16 = 4002;

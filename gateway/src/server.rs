@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_proto::ConnIdGenerator;
+use wsgate_proto::v1::{Draining, envelope::Body};
 
 use crate::auth::AuthHook;
 use crate::auth::jwt::{JwtAlgorithm, JwtVerifier};
+use crate::cluster::{self, ClusterSlot};
 use crate::config::Config;
 use crate::error::{ConfigError, GatewayError};
 use crate::links::Links;
@@ -44,6 +47,7 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub struct Gateway {
     shared: Arc<Shared>,
+    cluster: Option<(watch::Sender<Option<wsgate_business::Cluster>>, ClusterSlot)>,
     ws: TcpListener,
     ws_addr: SocketAddr,
     worker: TcpListener,
@@ -125,6 +129,7 @@ impl Gateway {
             config,
         });
         Ok(Self {
+            cluster: cluster::slot(&shared.config),
             shared,
             ws,
             ws_addr,
@@ -147,6 +152,11 @@ impl Gateway {
         &self.shared.config.node_id
     }
 
+    /// The cluster client (None without --peers/--peers-dns); it connects once `run` serves.
+    pub fn cluster(&self) -> Option<ClusterSlot> {
+        self.cluster.as_ref().map(|(_, slot)| slot.clone())
+    }
+
     /// The gateway's counters; they stay readable after `run` returns.
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
@@ -155,7 +165,11 @@ impl Gateway {
     /// Serves until `shutdown` completes, then drains and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Gateway {
-            shared, ws, worker, ..
+            shared,
+            ws,
+            worker,
+            cluster,
+            ..
         } = self;
         tracing::info!(
             node_id = %shared.config.node_id,
@@ -183,6 +197,15 @@ impl Gateway {
             links.clone(),
         ));
 
+        let stop_cluster = CancellationToken::new();
+        let cluster_task = cluster.map(|(tx, _)| {
+            tokio::spawn(cluster::run(
+                shared.config.clone(),
+                tx,
+                stop_cluster.clone(),
+            ))
+        });
+
         shutdown.await;
         let drain = shared.config.drain_timeout;
         tracing::info!(
@@ -198,6 +221,16 @@ impl Gateway {
         clients.close();
         links.close();
 
+        // Business processes hear it first: the connections' closes follow.
+        let (close_code, _) = shared.config.shutdown_close();
+        let draining = Draining {
+            close_code: u32::from(close_code),
+            drain_timeout_ms: drain.as_millis().min(u128::from(u32::MAX)) as u32,
+        };
+        shared
+            .links
+            .notify_all(Body::Draining(draining), Duration::from_millis(500))
+            .await;
         close_clients.cancel();
         if tokio::time::timeout_at(deadline, clients.wait())
             .await
@@ -216,6 +249,10 @@ impl Gateway {
             .is_err()
         {
             tracing::warn!("drain timeout: some worker links did not finish writing");
+        }
+        stop_cluster.cancel();
+        if let Some(task) = cluster_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         tracing::info!("wsgate stopped");
     }

@@ -203,11 +203,11 @@ impl Indexes {
         if l.is_closed() {
             return false;
         }
-        if let Some(a) = l.guard.attached.as_mut() {
-            if let Some(i) = a.topics.iter().position(|t| t == topic) {
-                a.topics.swap_remove(i);
-                index_remove(&self.topics, topic, conn_id);
-            }
+        if let Some(a) = l.guard.attached.as_mut()
+            && let Some(i) = a.topics.iter().position(|t| t == topic)
+        {
+            a.topics.swap_remove(i);
+            index_remove(&self.topics, topic, conn_id);
         }
         l.tidy();
         true
@@ -260,10 +260,10 @@ impl Indexes {
                 Err(e) => tracing::warn!(conn_id, "authorize hook topic skipped: {e}"),
             }
         }
-        if !session.is_empty() {
-            if let Err(e) = self.set_session(&mut l, session, &[], true) {
-                tracing::warn!(conn_id, "authorize hook session skipped: {e}");
-            }
+        if !session.is_empty()
+            && let Err(e) = self.set_session(&mut l, session, &[], true)
+        {
+            tracing::warn!(conn_id, "authorize hook session skipped: {e}");
         }
         l.guard.attached.as_deref().cloned().unwrap_or_default()
     }

@@ -26,6 +26,10 @@ async fn the_sdk_reconnects_and_registers_again_after_a_gateway_restart() {
     assert_eq!(client.node_id().as_deref(), Some("test-gw"));
 
     gw.stop().await;
+    match within("Draining", events.recv()).await {
+        Some(Event::Draining { close_code, .. }) => assert_eq!(close_code, 1001),
+        other => panic!("expected Draining, got {other:?}"),
+    }
     match within("Disconnected", events.recv()).await {
         Some(Event::Disconnected { reason }) => assert!(!reason.is_empty()),
         other => panic!("expected Disconnected, got {other:?}"),

@@ -41,3 +41,48 @@ async fn shutdown_with_no_clients_or_links_returns_promptly() {
     gw.stop().await;
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn business_processes_hear_draining_before_the_closes() {
+    use wsgate_proto::v1::{Envelope, envelope::Body};
+    let mut gw = TestGateway::start().await;
+    let mut raw = raw_register(gw.worker_addr, "").await;
+    let _ws = gw.client().await;
+    match raw_next(&mut raw).await {
+        Some(Envelope {
+            body: Some(Body::ConnOpen(_)),
+            ..
+        }) => {}
+        other => panic!("expected ConnOpen, got {other:?}"),
+    }
+    gw.begin_shutdown();
+    let mut seen = Vec::new();
+    while let Some(env) = raw_next(&mut raw).await {
+        match env.body {
+            Some(Body::Draining(d)) => {
+                assert_eq!(d.close_code, 1001);
+                assert_eq!(d.drain_timeout_ms, 5000);
+                seen.push("draining");
+            }
+            Some(Body::ConnClose(c)) => {
+                assert_eq!(c.code, 1001);
+                seen.push("close");
+            }
+            Some(Body::Ping(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["draining", "close"]);
+    gw.finished().await;
+}
+
+#[tokio::test]
+async fn in_a_cluster_clients_are_told_to_reconnect_elsewhere_with_1012() {
+    let mut gw = TestGateway::start_with(|c| c.peers = vec!["127.0.0.1:9".into()]).await;
+    let mut ws = gw.client().await;
+    gw.begin_shutdown();
+    let frame = recv_close(&mut ws).await;
+    assert_eq!(u16::from(frame.code), 1012);
+    assert_eq!(frame.reason.as_str(), "gateway restarting");
+    gw.finished().await;
+}

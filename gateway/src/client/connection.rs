@@ -114,7 +114,8 @@ pub(crate) async fn serve(
     let end: End = loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
-                break End::gateway(close_code::GOING_AWAY, "gateway shutting down");
+                let (code, reason) = config.shutdown_close();
+                break End::gateway(code, reason);
             }
             req = conn.closed() => break End::Close(req),
             _ = async {
@@ -136,7 +137,8 @@ pub(crate) async fn serve(
                     r = write_burst(&mut ws, out, &mut rx, &shared.stats) => r,
                     req = conn.closed() => break End::Close(req),
                     _ = shutdown.cancelled() => {
-                        break End::gateway(close_code::GOING_AWAY, "gateway shutting down");
+                        let (code, reason) = config.shutdown_close();
+                break End::gateway(code, reason);
                     }
                 };
                 match written {

@@ -160,13 +160,12 @@ fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, Strin
         .worker_token
         .as_deref()
         .filter(|t| !t.is_empty())
+        && !bool::from(token.as_bytes().ct_eq(r.token.as_bytes()))
     {
-        if !bool::from(token.as_bytes().ct_eq(r.token.as_bytes())) {
-            return Err((
-                ErrorCode::Unauthenticated,
-                "wrong worker token; use the gateway's --worker-token value".into(),
-            ));
-        }
+        return Err((
+            ErrorCode::Unauthenticated,
+            "wrong worker token; use the gateway's --worker-token value".into(),
+        ));
     }
     Ok(())
 }
@@ -244,11 +243,10 @@ async fn run(
                             return (Ended::Failed, Some(codec_error(&e)));
                         }
                         Some(Ok(env)) => {
-                            if let Some(reply) = handle(env, link, shared) {
-                                if io.feed(reply).await.is_err() {
+                            if let Some(reply) = handle(env, link, shared)
+                                && io.feed(reply).await.is_err() {
                                     return (Ended::Failed, None);
                                 }
-                            }
                         }
                     }
                     handled += 1;
@@ -317,7 +315,9 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
             }
             return None;
         }
-        Body::RegisterOk(_) | Body::Result(_) | Body::Authorize(_) => "a gateway message",
+        Body::RegisterOk(_) | Body::Result(_) | Body::Authorize(_) | Body::Draining(_) => {
+            "a gateway message"
+        }
         b if event_kind(b).is_some() => "an event",
         _ => "",
     };

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::codec::Framed;
+pub mod dns;
+
 use wsgate::{Config, Gateway, Stats};
 use wsgate_business::{Client, Event, Events};
 use wsgate_proto::WorkerCodec;
@@ -58,6 +60,7 @@ pub struct TestGateway {
     pub worker_addr: SocketAddr,
     pub node_id: String,
     pub stats: Arc<Stats>,
+    pub cluster: Option<wsgate::ClusterSlot>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -87,6 +90,7 @@ impl TestGateway {
         let worker_addr = gateway.worker_addr();
         let node_id = gateway.node_id().to_owned();
         let stats = gateway.stats();
+        let cluster = gateway.cluster();
         let task = tokio::spawn(gateway.run(async move {
             let _ = stopped.await;
         }));
@@ -95,6 +99,7 @@ impl TestGateway {
             worker_addr,
             node_id,
             stats,
+            cluster,
             stop: Some(stop),
             task,
         }
@@ -157,7 +162,9 @@ impl EventsExt {
         within("a business event", async {
             loop {
                 match self.0.recv().await.expect("event stream open") {
-                    Event::Connected { .. } | Event::Disconnected { .. } => continue,
+                    Event::Connected { .. }
+                    | Event::Disconnected { .. }
+                    | Event::Draining { .. } => continue,
                     e => return e,
                 }
             }

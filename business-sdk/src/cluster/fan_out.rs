@@ -1,0 +1,273 @@
+//! Sending one command across a cluster: pick the gateways (see `route`), send to all of them
+//! at once, and collect each one's answer or failure.
+//!
+//! Every gateway's part runs concurrently with the single-gateway request/reply exchange
+//! ([`LinkShared::request_on`]), bounded by the request timeout, on the session whose node id
+//! it was routed by. A gateway that is down, times out, drops the link or refuses becomes a
+//! [`GatewayFailure`] named by its node id (or address); the answers that came are mapped by
+//! the caller's function (the same `report` mappings a [`Client`](crate::Client) uses) and
+//! merged by the caller.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use wsgate_proto::conn_id;
+use wsgate_proto::v1::{self, envelope::Body};
+
+use crate::cluster::members::Members;
+use crate::cluster::merge;
+use crate::cluster::report::{GatewayFailure, Partial};
+use crate::cluster::route::{self, ByNode, Route};
+use crate::cluster::status::GatewayState;
+use crate::error::Error;
+use crate::link::{LinkShared, SessionHandle};
+
+/// A registered gateway to send to.
+struct Target {
+    /// Its node id.
+    node_id: String,
+    link: Arc<LinkShared>,
+    session: SessionHandle,
+}
+
+/// Where one command goes.
+struct Plan {
+    sends: Vec<(Target, Body)>,
+    /// Gateways concerned that cannot be sent to.
+    failed: Vec<GatewayFailure>,
+    /// Ids that are no wsgate connection id.
+    malformed: Vec<String>,
+}
+
+/// The answers of one fan-out, mapped.
+pub(crate) struct Gathered<T> {
+    /// The mapped answers, in the order of the gateways' addresses.
+    pub(crate) values: Vec<T>,
+    pub(crate) failed: Vec<GatewayFailure>,
+    pub(crate) malformed: Vec<String>,
+}
+
+impl Members {
+    /// The registered gateway owning `conn_id`, or why there is none.
+    fn owner(&self, conn_id: &str) -> Result<Target, Error> {
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        let Some(node_id) = conn_id::node_of(conn_id) else {
+            // Not a wsgate connection id: no gateway can know it.
+            return Err(Error::UnknownConnection {
+                conn_ids: vec![conn_id.to_owned()],
+            });
+        };
+        self.links()
+            .into_iter()
+            .find_map(|link| {
+                let session = link.session()?;
+                (session.node_id == node_id).then(|| Target {
+                    node_id: session.node_id.clone(),
+                    link,
+                    session,
+                })
+            })
+            .ok_or_else(|| Error::GatewayUnavailable {
+                node_id: node_id.to_owned(),
+            })
+    }
+
+    /// Sends `body` to the gateway owning `conn_id` and waits for its `Result`.
+    pub(crate) async fn request_owner(
+        &self,
+        conn_id: &str,
+        body: Body,
+    ) -> Result<v1::Result, Error> {
+        let target = self.owner(conn_id)?;
+        let reply = target
+            .link
+            .request_on(&target.session, body, self.config().request_timeout)
+            .await;
+        self.unavailable_if_removed(reply, &target)
+    }
+
+    /// Sends `body` to every gateway it concerns, concurrently, and maps each answer with
+    /// `map`. Fails as a whole with [`Error::Closed`] after shutdown, and with a gateway's
+    /// refusal ([`Error::Gateway`], for example a bad request) when no gateway accepted the
+    /// command and at least one refused it: a refusal is the caller's to fix, not a gateway
+    /// problem.
+    pub(crate) async fn gather<T>(
+        &self,
+        body: Body,
+        map: impl Fn(v1::Result) -> Result<T, Error>,
+    ) -> Result<Gathered<T>, Error> {
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        let Plan {
+            sends,
+            mut failed,
+            malformed,
+        } = self.plan(body);
+        let timeout = self.config().request_timeout;
+        let answers = join_all(sends.into_iter().map(|(target, body)| async move {
+            let reply = target.link.request_on(&target.session, body, timeout).await;
+            (target, reply)
+        }))
+        .await;
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        let mut values = Vec::with_capacity(answers.len());
+        let mut refusal = None;
+        for (target, reply) in answers {
+            match reply.and_then(&map) {
+                Ok(value) => values.push(value),
+                Err(err) => {
+                    failed.push(failure(&target, &err));
+                    if refusal.is_none() && matches!(err, Error::Gateway { .. }) {
+                        refusal = Some(err);
+                    }
+                }
+            }
+        }
+        if values.is_empty()
+            && let Some(err) = refusal
+        {
+            return Err(err);
+        }
+        Ok(Gathered {
+            values,
+            failed,
+            malformed,
+        })
+    }
+
+    /// Queues `body` with request id 0 on every gateway it concerns (a single-connection body
+    /// only on the owner, which must be up).
+    pub(crate) async fn post(&self, body: Body) -> Result<Partial<()>, Error> {
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        let timeout = self.config().request_timeout;
+        if let Route::Owner(conn_id) = route::route_of(&body) {
+            let target = self.owner(&conn_id)?;
+            let sent = target.link.post_on(&target.session, body, timeout).await;
+            return self
+                .unavailable_if_removed(sent, &target)
+                .map(|()| Partial::default());
+        }
+        let Plan {
+            sends, mut failed, ..
+        } = self.plan(body);
+        let sent = join_all(sends.into_iter().map(|(target, body)| async move {
+            let sent = target.link.post_on(&target.session, body, timeout).await;
+            (target, sent)
+        }))
+        .await;
+        if self.is_shut_down() {
+            return Err(Error::Closed);
+        }
+        for (target, result) in sent {
+            if let Err(err) = result {
+                failed.push(failure(&target, &err));
+            }
+        }
+        Ok(Partial { value: (), failed })
+    }
+
+    /// Which gateway gets which body.
+    fn plan(&self, body: Body) -> Plan {
+        let (conn_ids, everyone) = match route::route_of(&body) {
+            Route::Everyone => (Vec::new(), true),
+            Route::Owner(conn_id) => (vec![conn_id], false),
+            Route::Split { conn_ids, everyone } => (conn_ids, everyone),
+        };
+        let ByNode {
+            mut groups,
+            malformed,
+        } = route::split_by_node(conn_ids);
+        let mut plan = Plan {
+            sends: Vec::new(),
+            failed: Vec::new(),
+            malformed,
+        };
+        for link in self.links() {
+            match link.session() {
+                Some(session) => {
+                    let ids = groups.remove(&session.node_id).unwrap_or_default();
+                    if everyone || !ids.is_empty() {
+                        let body = route::restrict(&body, ids);
+                        let target = Target {
+                            node_id: session.node_id.clone(),
+                            link,
+                            session,
+                        };
+                        plan.sends.push((target, body));
+                    }
+                }
+                None if everyone => plan.failed.push(down(&link)),
+                None => {}
+            }
+        }
+        let unavailable = groups.into_keys().map(|node_id| GatewayFailure {
+            gateway: node_id.clone(),
+            error: Error::GatewayUnavailable { node_id }.to_string(),
+        });
+        let mut failed = Vec::new();
+        merge::add_failures(&mut failed, plan.failed);
+        merge::add_failures(&mut failed, unavailable.collect());
+        plan.failed = failed;
+        plan
+    }
+
+    /// A link removed from the cluster while the request was on it answers `Closed`; for the
+    /// caller that gateway is simply unavailable.
+    fn unavailable_if_removed<T>(
+        &self,
+        result: Result<T, Error>,
+        target: &Target,
+    ) -> Result<T, Error> {
+        match result {
+            Err(Error::Closed) if !self.is_shut_down() => Err(Error::GatewayUnavailable {
+                node_id: target.node_id.clone(),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// The failure of a gateway that was sent (its part of) a command.
+fn failure(target: &Target, err: &Error) -> GatewayFailure {
+    let error = match err {
+        Error::Closed => format!(
+            "the gateway at {} left the cluster (no longer discovered) before answering",
+            target.link.addr()
+        ),
+        other => format!("{other} (gateway at {})", target.link.addr()),
+    };
+    GatewayFailure {
+        gateway: target.node_id.clone(),
+        error,
+    }
+}
+
+/// The failure of a gateway that is not registered.
+fn down(link: &LinkShared) -> GatewayFailure {
+    let status = link.status();
+    let error = match (status.state, status.last_error) {
+        (GatewayState::Connecting, _) => format!(
+            "not connected to the gateway at {} yet: the first attempt is under way",
+            link.addr()
+        ),
+        (_, Some(why)) => format!(
+            "not connected to the gateway at {}: {why}; the SDK keeps retrying it",
+            link.addr()
+        ),
+        (_, None) => format!(
+            "not connected to the gateway at {}; the SDK keeps retrying it",
+            link.addr()
+        ),
+    };
+    GatewayFailure {
+        gateway: status.node_id.unwrap_or_else(|| link.addr().to_owned()),
+        error,
+    }
+}
