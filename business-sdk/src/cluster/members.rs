@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::builder::Config;
 use crate::cluster::events::ClusterEvent;
-use crate::cluster::status::GatewayStatus;
+use crate::cluster::status::{GatewayState, GatewayStatus};
 use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::events::EventSink;
@@ -85,11 +85,16 @@ impl Members {
             let Some(events) = state.events.clone() else {
                 return started;
             };
+            // A draining gateway leaves DNS at once (Kubernetes drops terminating pods), but
+            // its link still carries the ConnClose events of its last clients: keep it until
+            // the gateway closes it; the next sync after that removes it.
             let vanished: Vec<String> = state
                 .links
-                .keys()
-                .filter(|addr| !wanted.contains(*addr))
-                .cloned()
+                .iter()
+                .filter(|(addr, link)| {
+                    !wanted.contains(*addr) && link.status().state != GatewayState::Draining
+                })
+                .map(|(addr, _)| addr.clone())
                 .collect();
             for addr in vanished {
                 if let Some(link) = state.links.remove(&addr) {

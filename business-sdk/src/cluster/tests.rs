@@ -996,3 +996,44 @@ async fn dropping_every_handle_and_the_events_stops_the_links() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_draining_gateway_that_leaves_discovery_keeps_its_link_until_it_closes() {
+    let (gw1, gw2) = two().await;
+    let discovery = Switchable::default();
+    discovery.set(vec![gw1.addr.clone(), gw2.addr.clone()]);
+    let (cluster, mut events) = builder(discovery.clone())
+        .rediscover_every(Duration::from_millis(20))
+        .connect()
+        .await
+        .expect("connect");
+    wait_state(&cluster, &gw2.addr, GatewayState::Up).await;
+
+    // As in Kubernetes: the terminating pod leaves DNS while it drains.
+    gw2.tell(Control::Draining);
+    wait_state(&cluster, &gw2.addr, GatewayState::Draining).await;
+    discovery.set(vec![gw1.addr.clone()]);
+    tokio::time::sleep(Duration::from_millis(120)).await; // several rediscoveries
+    assert!(
+        cluster
+            .gateways()
+            .iter()
+            .any(|g| g.addr == gw2.addr && g.state == GatewayState::Draining),
+        "the draining link is kept for its last events"
+    );
+
+    // Once the gateway closes it, the next rediscovery drops it.
+    gw2.accepting.store(false, Ordering::SeqCst);
+    gw2.tell(Control::Close);
+    wait_event(&mut events, "Disconnected", |ev| {
+        matches!(ev.event, Event::Disconnected { .. } if ev.node_id == "gw-2").then_some(())
+    })
+    .await;
+    within("gw-2 to leave the list", async {
+        while cluster.gateways().iter().any(|g| g.addr == gw2.addr) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    cluster.shutdown().await;
+}
