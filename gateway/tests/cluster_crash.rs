@@ -81,10 +81,10 @@ async fn a_killed_gateway_is_reported_down_and_rejoins_when_restarted() {
     let on_gw1 = within("gw1's connection", async {
         loop {
             let e = events.recv().await.expect("events");
-            if let Event::Open(o) = e.event {
-                if e.node_id == "gw1" {
-                    return o.conn_id;
-                }
+            if let Event::Open(o) = e.event
+                && e.node_id == "gw1"
+            {
+                return o.conn_id;
             }
         }
     })
