@@ -26,6 +26,8 @@ async fn gateway() -> Running {
     let gw = Gateway::bind(Config {
         ws_addr: "127.0.0.1:0".parse().expect("addr"),
         worker_addr: "127.0.0.1:0".parse().expect("addr"),
+        api_addr: "127.0.0.1:0".parse().expect("addr"),
+        grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         worker_token: Some("example-secret".into()),
         node_id: "ex".into(),
         ..Config::default()

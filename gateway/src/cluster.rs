@@ -1,10 +1,12 @@
 //! The gateway's view of its cluster: the SDK's cluster client, connected to every gateway
-//! (itself included) as a business process that wants no events.
+//! (itself included; only itself without peers) as a business process that wants no events.
 //!
-//! It is how one gateway acts on the whole cluster (the HTTP and gRPC push APIs use it): there is
-//! no second implementation of routing and merging. It connects in the background once this
-//! gateway's own worker listener is serving, so [`ClusterSlot::ready`] waits for it.
+//! It is how one gateway acts on the whole cluster, and the one path the HTTP and gRPC APIs
+//! take for every command and query: there is no second implementation of routing and
+//! merging. It connects in the background once this gateway's own worker listener is serving,
+//! so [`ClusterSlot::ready`] waits for it.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use wsgate_business::{Cluster, Discovery, DnsDiscovery, EventKind, StaticDiscovery};
 
 use crate::config::Config;
+
+/// The name gateways' cluster clients register with; reserved for them.
+pub const PEER_LINK_NAME: &str = "wsgate-peer";
 
 /// Where the cluster client appears once connected.
 #[derive(Debug, Clone)]
@@ -33,42 +38,49 @@ impl ClusterSlot {
     }
 }
 
-/// The discovery the configuration asks for, if any.
-fn discovery(config: &Config) -> Option<Box<dyn Discovery>> {
-    if let Some(dns) = &config.peers_dns {
-        let (name, port) = dns.rsplit_once(':')?;
-        let mut dns = DnsDiscovery::new(name, port.parse().ok()?);
+/// The gateways the cluster client connects to: the configured peers, else this gateway alone
+/// (through its own worker listener, reached on loopback when it listens on every address).
+fn discovery(config: &Config, own_worker: SocketAddr) -> Box<dyn Discovery> {
+    if let Some((name, port)) = config.peers_dns.as_deref().and_then(|d| d.rsplit_once(':')) {
+        // validate() checked NAME:PORT.
+        let mut dns = DnsDiscovery::new(name, port.parse().unwrap_or_default());
         if let Some(server) = config.peers_dns_server {
             dns = dns.nameserver(server);
         }
-        return Some(Box::new(dns));
+        return Box::new(dns);
     }
-    (!config.peers.is_empty())
-        .then(|| Box::new(StaticDiscovery::new(config.peers.clone())) as Box<dyn Discovery>)
+    if !config.peers.is_empty() {
+        return Box::new(StaticDiscovery::new(config.peers.clone()));
+    }
+    let mut own = own_worker;
+    if own.ip().is_unspecified() {
+        own.set_ip(if own.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Box::new(StaticDiscovery::new(vec![own.to_string()]))
 }
 
-/// The slot's two ends, when the configuration names peers.
-pub(crate) fn slot(config: &Config) -> Option<(watch::Sender<Option<Cluster>>, ClusterSlot)> {
-    config.in_cluster().then(|| {
-        let (tx, rx) = watch::channel(None);
-        (tx, ClusterSlot(rx))
-    })
+/// The slot's two ends.
+pub(crate) fn slot() -> (watch::Sender<Option<Cluster>>, ClusterSlot) {
+    let (tx, rx) = watch::channel(None);
+    (tx, ClusterSlot(rx))
 }
 
 /// Connects the cluster client (retrying until it works or the gateway stops), publishes it,
 /// and shuts it down when `stop` fires.
 pub(crate) async fn run(
     config: Config,
+    own_worker: SocketAddr,
     tx: watch::Sender<Option<Cluster>>,
     stop: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
     let cluster = loop {
-        let Some(discovery) = discovery(&config) else {
-            return;
-        };
-        let connect = Cluster::builder(discovery)
-            .name("wsgate-peer")
+        let connect = Cluster::builder(discovery(&config, own_worker))
+            .name(PEER_LINK_NAME)
             .token(config.worker_token.clone().unwrap_or_default())
             .events([EventKind::None])
             .connect();
@@ -92,7 +104,7 @@ pub(crate) async fn run(
             }
         }
     };
-    tracing::info!("cluster client connected to the peers");
+    tracing::debug!("cluster client connected");
     let _ = tx.send(Some(cluster.clone()));
     stop.cancelled().await;
     cluster.shutdown().await;

@@ -28,6 +28,19 @@ pub struct Config {
     #[arg(long, env = "WSGATE_WORKER_ADDR", default_value = "127.0.0.1:8081")]
     pub worker_addr: SocketAddr,
 
+    /// Address of the HTTP API, /metrics, /healthz, /readyz and the console page.
+    #[arg(long, env = "WSGATE_API_ADDR", default_value = "127.0.0.1:8082")]
+    pub api_addr: SocketAddr,
+
+    /// Address of the gRPC API.
+    #[arg(long, env = "WSGATE_GRPC_ADDR", default_value = "127.0.0.1:8083")]
+    pub grpc_addr: SocketAddr,
+
+    /// API key for the HTTP and gRPC APIs (`Authorization: Bearer KEY`). Required when either
+    /// API listens on a non-loopback address.
+    #[arg(long, env = "WSGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     /// Shared secret a business process must present in Register. Required when the worker
     /// address is not a loopback address.
     #[arg(long, env = "WSGATE_WORKER_TOKEN", hide_env_values = true)]
@@ -202,6 +215,12 @@ impl Config {
             return Err(ConfigError::TokenRequired {
                 addr: self.worker_addr,
             });
+        }
+        let key_missing = self.api_key.as_deref().is_none_or(str::is_empty);
+        for (key, addr) in [("api-addr", self.api_addr), ("grpc-addr", self.grpc_addr)] {
+            if key_missing && !addr.ip().is_loopback() {
+                return Err(ConfigError::ApiKeyRequired { key, addr });
+            }
         }
         let positive = [
             ("send-queue", self.send_queue == 0),

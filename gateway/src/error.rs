@@ -12,6 +12,11 @@ pub enum ConfigError {
          set --worker-token (or WSGATE_WORKER_TOKEN) so that only your business processes can connect"
     )]
     TokenRequired { addr: SocketAddr },
+    #[error(
+        "--{key} is {addr}, which is not a loopback address, but no API key is set; set --api-key \
+         (or WSGATE_API_KEY) so that only your services can push to clients"
+    )]
+    ApiKeyRequired { key: &'static str, addr: SocketAddr },
     #[error("invalid --{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
     #[error("{0}")]

@@ -19,11 +19,13 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod auth;
 mod client;
 mod cluster;
 pub mod config;
 mod error;
+mod grpc;
 mod links;
 mod registry;
 mod server;

@@ -145,10 +145,10 @@ impl Links {
 
     pub fn add(&self, link: Arc<Link>) {
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        Stats::incr(self.counter(&link));
         let mut next: Vec<_> = list.iter().cloned().collect();
         next.push(link);
         *list = next.into();
-        Stats::incr(&self.stats.links_current);
     }
 
     /// Takes a link out of routing; events already pinned to it move on their next send.
@@ -159,7 +159,7 @@ impl Links {
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
         let next: Vec<_> = list.iter().filter(|l| l.id != link.id).cloned().collect();
         *list = next.into();
-        Stats::decr(&self.stats.links_current);
+        Stats::decr(self.counter(link));
     }
 
     /// Sends `body` to every registered business process (for example Draining), waiting at
@@ -186,6 +186,14 @@ impl Links {
             .collect();
         let turn = self.next_authorizer.fetch_add(1, Ordering::Relaxed) as usize;
         able.get(turn % able.len().max(1)).cloned()
+    }
+
+    fn counter(&self, link: &Link) -> &std::sync::atomic::AtomicU64 {
+        if link.name == crate::cluster::PEER_LINK_NAME {
+            &self.stats.peer_links_current
+        } else {
+            &self.stats.links_current
+        }
     }
 
     /// The live link with the highest weight for this connection among those wanting `kind`.

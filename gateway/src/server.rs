@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use wsgate_proto::ConnIdGenerator;
 use wsgate_proto::v1::{Draining, envelope::Body};
 
+use crate::api::ApiContext;
 use crate::auth::AuthHook;
 use crate::auth::jwt::{JwtAlgorithm, JwtVerifier};
 use crate::cluster::{self, ClusterSlot};
@@ -28,7 +29,7 @@ use crate::links::Links;
 use crate::registry::Registry;
 use crate::state::Indexes;
 use crate::stats::Stats;
-use crate::{client, worker};
+use crate::{api, client, grpc, worker};
 
 /// What every task of one gateway shares.
 #[derive(Debug)]
@@ -41,13 +42,19 @@ pub(crate) struct Shared {
     pub jwt: Option<JwtVerifier>,
     pub hook: AuthHook,
     pub stats: Arc<Stats>,
+    /// Serving and not draining: what /readyz reports.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// A bound, not yet running gateway.
 #[derive(Debug)]
 pub struct Gateway {
     shared: Arc<Shared>,
-    cluster: Option<(watch::Sender<Option<wsgate_business::Cluster>>, ClusterSlot)>,
+    cluster: (watch::Sender<Option<wsgate_business::Cluster>>, ClusterSlot),
+    api: TcpListener,
+    api_addr: SocketAddr,
+    grpc: TcpListener,
+    grpc_addr: SocketAddr,
     ws: TcpListener,
     ws_addr: SocketAddr,
     worker: TcpListener,
@@ -116,6 +123,8 @@ impl Gateway {
         let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
         let (worker, worker_addr) =
             bind(config.worker_addr, "worker links", "--worker-addr").await?;
+        let (api, api_addr) = bind(config.api_addr, "the HTTP API", "--api-addr").await?;
+        let (grpc, grpc_addr) = bind(config.grpc_addr, "the gRPC API", "--grpc-addr").await?;
         let jwt = jwt_verifier(&config)?;
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
@@ -126,10 +135,15 @@ impl Gateway {
             jwt,
             hook: AuthHook::default(),
             stats,
+            ready: std::sync::atomic::AtomicBool::new(false),
             config,
         });
         Ok(Self {
-            cluster: cluster::slot(&shared.config),
+            cluster: cluster::slot(),
+            api,
+            api_addr,
+            grpc,
+            grpc_addr,
             shared,
             ws,
             ws_addr,
@@ -152,9 +166,20 @@ impl Gateway {
         &self.shared.config.node_id
     }
 
-    /// The cluster client (None without --peers/--peers-dns); it connects once `run` serves.
-    pub fn cluster(&self) -> Option<ClusterSlot> {
-        self.cluster.as_ref().map(|(_, slot)| slot.clone())
+    /// The gateway's cluster client: connected to every peer (--peers/--peers-dns), or to this
+    /// gateway alone. It connects once `run` serves; the APIs act through it.
+    pub fn cluster(&self) -> ClusterSlot {
+        self.cluster.1.clone()
+    }
+
+    /// Where the HTTP API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Where the gRPC API listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
     }
 
     /// The gateway's counters; they stay readable after `run` returns.
@@ -169,12 +194,16 @@ impl Gateway {
             ws,
             worker,
             cluster,
+            api,
+            grpc,
             ..
         } = self;
         tracing::info!(
             node_id = %shared.config.node_id,
             clients = %format!("ws://{}{}", self.ws_addr, shared.config.ws_path),
             worker = %self.worker_addr,
+            api = %format!("http://{}/", self.api_addr),
+            grpc = %self.grpc_addr,
             "wsgate is up"
         );
         let stop_accept = CancellationToken::new();
@@ -198,15 +227,31 @@ impl Gateway {
         ));
 
         let stop_cluster = CancellationToken::new();
-        let cluster_task = cluster.map(|(tx, _)| {
-            tokio::spawn(cluster::run(
-                shared.config.clone(),
-                tx,
-                stop_cluster.clone(),
-            ))
-        });
+        let (cluster_tx, slot) = cluster;
+        let cluster_task = tokio::spawn(cluster::run(
+            shared.config.clone(),
+            self.worker_addr,
+            cluster_tx,
+            stop_cluster.clone(),
+        ));
+        let stop_apis = CancellationToken::new();
+        let context = ApiContext {
+            shared: shared.clone(),
+            cluster: slot,
+        };
+        let apis = [
+            tokio::spawn(api::serve(api, context.clone(), stop_apis.clone())),
+            tokio::spawn(grpc::serve(grpc, context, stop_apis.clone())),
+        ];
+        shared
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
 
         shutdown.await;
+        // Load balancers see /readyz fail first; the APIs keep answering through the drain.
+        shared
+            .ready
+            .store(false, std::sync::atomic::Ordering::Release);
         let drain = shared.config.drain_timeout;
         tracing::info!(
             clients = shared.registry.len(),
@@ -250,10 +295,12 @@ impl Gateway {
         {
             tracing::warn!("drain timeout: some worker links did not finish writing");
         }
-        stop_cluster.cancel();
-        if let Some(task) = cluster_task {
+        stop_apis.cancel();
+        for task in apis {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
+        stop_cluster.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), cluster_task).await;
         tracing::info!("wsgate stopped");
     }
 }

@@ -16,7 +16,10 @@ pub struct Stats {
     pub closed_too_big: AtomicU64,
     pub closed_idle: AtomicU64,
     pub dropped_no_business: AtomicU64,
+    /// Business processes registered (the gateways' own cluster-client links not included).
     pub links_current: AtomicU64,
+    /// Links of gateways' cluster clients (name "wsgate-peer"), this gateway's own included.
+    pub peer_links_current: AtomicU64,
     pub commands: AtomicU64,
     pub command_errors: AtomicU64,
 }

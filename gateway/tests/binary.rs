@@ -20,6 +20,10 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 async fn sigterm_drains_clients_and_exits_cleanly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
         .args([
+            "--api-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
             "--ws-addr",
             "127.0.0.1:0",
             "--worker-addr",
@@ -84,7 +88,16 @@ async fn an_open_worker_port_without_a_token_is_refused_at_start() {
     let out = within(
         "wsgate to exit",
         Command::new(env!("CARGO_BIN_EXE_wsgate"))
-            .args(["--ws-addr", "127.0.0.1:0", "--worker-addr", "0.0.0.0:0"])
+            .args([
+                "--api-addr",
+                "127.0.0.1:0",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--ws-addr",
+                "127.0.0.1:0",
+                "--worker-addr",
+                "0.0.0.0:0",
+            ])
             .output(),
     )
     .await

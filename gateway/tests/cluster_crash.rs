@@ -15,6 +15,10 @@ use wsgate_business::{Cluster, Error, Event, Payload, StaticDiscovery};
 async fn spawn_gateway(worker: &str, node: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
         .args([
+            "--api-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
             "--ws-addr",
             "127.0.0.1:0",
             "--worker-addr",

@@ -60,7 +60,9 @@ pub struct TestGateway {
     pub worker_addr: SocketAddr,
     pub node_id: String,
     pub stats: Arc<Stats>,
-    pub cluster: Option<wsgate::ClusterSlot>,
+    pub cluster: wsgate::ClusterSlot,
+    pub api_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -69,6 +71,8 @@ pub fn test_config() -> Config {
     Config {
         ws_addr: "127.0.0.1:0".parse().unwrap(),
         worker_addr: "127.0.0.1:0".parse().unwrap(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
         node_id: "test-gw".into(),
         drain_timeout: Duration::from_secs(5),
         ..Config::default()
@@ -91,6 +95,8 @@ impl TestGateway {
         let node_id = gateway.node_id().to_owned();
         let stats = gateway.stats();
         let cluster = gateway.cluster();
+        let api_addr = gateway.api_addr();
+        let grpc_addr = gateway.grpc_addr();
         let task = tokio::spawn(gateway.run(async move {
             let _ = stopped.await;
         }));
@@ -100,6 +106,8 @@ impl TestGateway {
             node_id,
             stats,
             cluster,
+            api_addr,
+            grpc_addr,
             stop: Some(stop),
             task,
         }
