@@ -1,18 +1,26 @@
 //! Plumbing shared by the example business processes, so each binary shows only its own
 //! logic: the common command line (`--gateway`, `--token`, `--name`), logging via `RUST_LOG`,
 //! and turning the run's result into an exit code.
+//!
+//! The examples use the SDK's cluster client, so one process serves one gateway or several
+//! (`--gateway a:8081,b:8081`): a chat message reaches clients on every gateway.
 
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use wsgate_business::{Client, ClientBuilder, Error};
+use wsgate_business::{Cluster, ClusterBuilder, ClusterEvents, Error, StaticDiscovery};
 
 /// How to reach the gateway.
 #[derive(Debug, clap::Args)]
 pub struct LinkArgs {
-    /// The gateway's worker listener, host:port.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub gateway: String,
+    /// The worker listener of every gateway, host:port (comma-separated or repeated).
+    #[arg(
+        long,
+        env = "WSGATE_GATEWAYS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8081"
+    )]
+    pub gateway: Vec<String>,
     /// The gateway's worker token (empty when the gateway has none).
     #[arg(
         long,
@@ -28,13 +36,32 @@ pub struct LinkArgs {
 }
 
 impl LinkArgs {
-    /// A client builder for these arguments. It keeps retrying until the gateway is up, so an
-    /// example may start before its gateway.
-    pub fn builder(&self, default_name: &str) -> ClientBuilder {
-        Client::builder(self.gateway.as_str())
+    /// A cluster builder for these arguments.
+    pub fn builder(&self, default_name: &str) -> ClusterBuilder {
+        Cluster::builder(StaticDiscovery::new(self.gateway.clone()))
             .name(self.name.as_deref().unwrap_or(default_name))
             .token(self.token.as_str())
-            .retry_initial_connect(true)
+    }
+
+    /// Connects, retrying with backoff until at least one gateway answers, so an example may
+    /// start before its gateways (as in docker compose). A refused registration (a wrong
+    /// token) is not retried.
+    pub async fn connect(
+        &self,
+        builder: impl Fn() -> ClusterBuilder,
+    ) -> Result<(Cluster, ClusterEvents), Error> {
+        let mut delay = std::time::Duration::from_millis(200);
+        loop {
+            match builder().connect().await {
+                Err(e @ Error::Rejected { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(gateways = ?self.gateway, error = %e, "no gateway answered yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+                ok => return ok,
+            }
+        }
     }
 }
 

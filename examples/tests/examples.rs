@@ -11,6 +11,9 @@ use wsgate::{Config, Gateway, Stats};
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// Every gateway of a test gets its own node id, as in a real cluster.
+static NEXT_NODE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -29,7 +32,10 @@ async fn gateway() -> Running {
         api_addr: "127.0.0.1:0".parse().expect("addr"),
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         worker_token: Some("example-secret".into()),
-        node_id: "ex".into(),
+        node_id: format!(
+            "ex{}",
+            NEXT_NODE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
         ..Config::default()
     })
     .await
@@ -48,14 +54,23 @@ async fn gateway() -> Running {
 
 /// Starts an example binary and waits until the gateway has its link.
 async fn example(bin: &str, gw: &Running) -> Child {
+    example_on(bin, &[gw]).await
+}
+
+/// Starts an example binary linked to every gateway given.
+async fn example_on(bin: &str, gws: &[&Running]) -> Child {
+    let addrs: Vec<&str> = gws.iter().map(|g| g.worker.as_str()).collect();
     let child = Command::new(bin)
-        .args(["--gateway", &gw.worker, "--token", "example-secret"])
+        .args(["--gateway", &addrs.join(","), "--token", "example-secret"])
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("example binary starts");
     tokio::time::timeout(WAIT, async {
-        while Stats::get(&gw.stats.links_current) == 0 {
+        while gws
+            .iter()
+            .any(|gw| Stats::get(&gw.stats.links_current) == 0)
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -142,7 +157,7 @@ async fn chat_relays_to_everyone_else_with_the_sender_id() {
         .strip_suffix(": hi all")
         .expect("prefixed with the sender's id")
         .to_owned();
-    assert!(bob_id.starts_with("ex-"), "{bob_id}");
+    assert!(bob_id.starts_with("ex"), "{bob_id}");
 
     alice.send(Message::text("hello bob")).await.expect("send");
     let line = recv_chat(&mut bob).await;
@@ -151,7 +166,7 @@ async fn chat_relays_to_everyone_else_with_the_sender_id() {
         .expect("prefixed with the sender's id")
         .to_owned();
     assert!(
-        alice_id.starts_with("ex-") && alice_id != bob_id,
+        alice_id.starts_with("ex") && alice_id != bob_id,
         "{alice_id}"
     );
 
@@ -161,4 +176,17 @@ async fn chat_relays_to_everyone_else_with_the_sender_id() {
     alice.close(None).await.expect("close");
     assert_eq!(recv_chat(&mut bob).await, format!("* {alice_id} left"));
     stop(gw).await;
+}
+
+#[tokio::test]
+async fn one_chat_process_relays_across_two_gateways() {
+    let (a, b) = (gateway().await, gateway().await);
+    let _chat = example_on(env!("CARGO_BIN_EXE_chat"), &[&a, &b]).await;
+    let mut on_a = client(&a).await;
+    let mut on_b = client(&b).await;
+    on_a.send(Message::text("across")).await.expect("send");
+    let line = recv_chat(&mut on_b).await;
+    assert!(line.ends_with(": across"), "{line}");
+    stop(a).await;
+    stop(b).await;
 }

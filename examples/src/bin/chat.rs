@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing::{debug, error, info, warn};
-use wsgate_business::{Client, Error, Event, EventKind, Payload};
+use wsgate_business::{Cluster, ClusterEvent, Error, Event, EventKind, Payload};
 use wsgate_examples::{LinkArgs, exit_code, init_logging};
 
 /// Relay every client message to all other clients.
@@ -40,9 +40,14 @@ fn relayed(conn_id: &str, payload: &Payload) -> Payload {
 }
 
 /// Broadcasts `payload` to everyone but `sender`, logging failures.
-async fn relay(client: &Client, sender: &str, payload: Payload) {
+async fn relay(client: &Cluster, sender: &str, payload: Payload) {
     match client.broadcast(payload, [sender.to_owned()]).await {
-        Ok(report) => debug!(from = %sender, delivered = report.delivered, "relayed"),
+        Ok(sent) => {
+            debug!(from = %sender, delivered = sent.report.delivered, "relayed");
+            for failed in sent.failed {
+                warn!(from = %sender, gateway = %failed.gateway, error = %failed.error, "a gateway missed the message");
+            }
+        }
         Err(err) => error!(from = %sender, error = %err, "broadcast failed"),
     }
 }
@@ -59,11 +64,11 @@ async fn run(args: Args) -> Result<(), Error> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
 
-    let connect = args
-        .link
-        .builder("chat")
-        .events([EventKind::Open, EventKind::Message, EventKind::Close])
-        .connect();
+    let connect = args.link.connect(|| {
+        args.link
+            .builder("chat")
+            .events([EventKind::Open, EventKind::Message, EventKind::Close])
+    });
     let (client, mut events) = tokio::select! {
         connected = connect => connected?,
         _ = &mut ctrl_c => {
@@ -71,7 +76,7 @@ async fn run(args: Args) -> Result<(), Error> {
             return Ok(());
         }
     };
-    info!(gateway = %args.link.gateway, "chat is running; press Ctrl-C to stop");
+    info!(gateways = ?args.link.gateway, "chat is running; press Ctrl-C to stop");
 
     loop {
         let event = tokio::select! {
@@ -81,28 +86,32 @@ async fn run(args: Args) -> Result<(), Error> {
                 break;
             }
         };
+        let Some(ClusterEvent { node_id, event, .. }) = event else {
+            break;
+        };
         match event {
-            Some(Event::Open(open)) => {
+            Event::Open(open) => {
                 info!(conn_id = %open.conn_id, remote = %open.remote_addr, "joined");
                 let text = format!("* {} joined", open.conn_id);
                 relay(&client, &open.conn_id, Payload::text(text)).await;
             }
-            Some(Event::Message(msg)) => {
+            Event::Message(msg) => {
                 let Some(payload) = msg.payload else {
                     warn!(conn_id = %msg.conn_id, "message without a payload ignored");
                     continue;
                 };
                 relay(&client, &msg.conn_id, relayed(&msg.conn_id, &payload)).await;
             }
-            Some(Event::Close(close)) => {
+            Event::Close(close) => {
                 info!(conn_id = %close.conn_id, code = close.code, "left");
                 let text = format!("* {} left", close.conn_id);
                 relay(&client, &close.conn_id, Payload::text(text)).await;
             }
-            Some(Event::Connected { node_id }) => info!(%node_id, "connected to the gateway"),
-            Some(Event::Disconnected { reason }) => warn!(%reason, "disconnected from the gateway"),
-            Some(_) => {}
-            None => break,
+            Event::Connected { .. } => info!(%node_id, "connected to a gateway"),
+            Event::Disconnected { reason } => {
+                warn!(%node_id, %reason, "disconnected from a gateway")
+            }
+            _ => {}
         }
     }
     client.shutdown().await;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing::{debug, error, info, warn};
-use wsgate_business::{Error, Event, EventKind};
+use wsgate_business::{ClusterEvent, Error, Event, EventKind};
 use wsgate_examples::{LinkArgs, exit_code, init_logging};
 
 /// Echo every client message back to its sender.
@@ -38,9 +38,7 @@ async fn run(args: Args) -> Result<(), Error> {
 
     let connect = args
         .link
-        .builder("echo")
-        .events([EventKind::Message])
-        .connect();
+        .connect(|| args.link.builder("echo").events([EventKind::Message]));
     let (client, mut events) = tokio::select! {
         connected = connect => connected?,
         _ = &mut ctrl_c => {
@@ -48,7 +46,7 @@ async fn run(args: Args) -> Result<(), Error> {
             return Ok(());
         }
     };
-    info!(gateway = %args.link.gateway, "echo is running; press Ctrl-C to stop");
+    info!(gateways = ?args.link.gateway, "echo is running; press Ctrl-C to stop");
 
     loop {
         let event = tokio::select! {
@@ -58,8 +56,11 @@ async fn run(args: Args) -> Result<(), Error> {
                 break;
             }
         };
+        let Some(ClusterEvent { node_id, event, .. }) = event else {
+            break;
+        };
         match event {
-            Some(Event::Message(msg)) => {
+            Event::Message(msg) => {
                 let Some(payload) = msg.payload else {
                     warn!(conn_id = %msg.conn_id, "message without a payload ignored");
                     continue;
@@ -69,10 +70,11 @@ async fn run(args: Args) -> Result<(), Error> {
                     error!(conn_id = %msg.conn_id, error = %err, "echo failed");
                 }
             }
-            Some(Event::Connected { node_id }) => info!(%node_id, "connected to the gateway"),
-            Some(Event::Disconnected { reason }) => warn!(%reason, "disconnected from the gateway"),
-            Some(_) => {}
-            None => break,
+            Event::Connected { .. } => info!(%node_id, "connected to a gateway"),
+            Event::Disconnected { reason } => {
+                warn!(%node_id, %reason, "disconnected from a gateway")
+            }
+            _ => {}
         }
     }
     client.shutdown().await;
