@@ -1,19 +1,28 @@
-//! Every gateway setting in one struct, with its default, flag and environment variable.
+//! Every gateway setting in one struct, with its default, flag, environment variable and
+//! config file key.
 //!
 //! `Config` is both the command line (clap derive) and the value the library runs with, so a
 //! default is written once. Tests build one with `Config { ws_addr: ..., ..Config::default() }`.
-//! A config file joins these sources in a later issue; flags will keep winning.
+//! The binary layers its sources with [`Config::load`] (see [`layers`]): built-in defaults <
+//! config file (`--config`) < `WSGATE_*` environment < flags. `--print-config` shows the result
+//! ([`render`]).
+
+pub mod layers;
+pub(crate) mod render;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use serde::Serialize;
 use wsgate_proto::conn_id::validate_node_id;
 
 use crate::error::ConfigError;
+pub use layers::{Loaded, Source};
 
 /// wsgate: WebSocket gateway for business processes that speak the worker protocol.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, Parser, Serialize)]
 #[command(name = "wsgate", version, about, long_about = None)]
 pub struct Config {
     /// Address for client WebSocket connections.
@@ -23,6 +32,17 @@ pub struct Config {
     /// The only HTTP path that upgrades to a WebSocket; others get 404.
     #[arg(long, env = "WSGATE_WS_PATH", default_value = "/ws")]
     pub ws_path: String,
+
+    /// PEM certificate chain (the server's certificate first): clients then connect with wss://.
+    /// Needs --tls-key. Re-read on SIGHUP.
+    #[arg(long, env = "WSGATE_TLS_CERT", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC). Re-read on SIGHUP.
+    #[arg(long, env = "WSGATE_TLS_KEY", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 
     /// Address for business processes' worker links.
     #[arg(long, env = "WSGATE_WORKER_ADDR", default_value = "127.0.0.1:8081")]
@@ -39,11 +59,19 @@ pub struct Config {
     /// API key for the HTTP and gRPC APIs (`Authorization: Bearer KEY`). Required when either
     /// API listens on a non-loopback address.
     #[arg(long, env = "WSGATE_API_KEY", hide_env_values = true)]
+    #[serde(
+        serialize_with = "render::redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api_key: Option<String>,
 
     /// Shared secret a business process must present in Register. Required when the worker
     /// address is not a loopback address.
     #[arg(long, env = "WSGATE_WORKER_TOKEN", hide_env_values = true)]
+    #[serde(
+        serialize_with = "render::redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub worker_token: Option<String>,
 
     /// This gateway's node id; every connection id starts with it. Must be unique in a cluster.
@@ -60,10 +88,12 @@ pub struct Config {
 
     /// How often the gateway pings each client.
     #[arg(long, env = "WSGATE_CLIENT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub client_ping_interval: Duration,
 
     /// A client that sends nothing for this long is closed with 4000.
     #[arg(long, env = "WSGATE_CLIENT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub client_idle_timeout: Duration,
 
     /// A client text message equal to this is a heartbeat: answered, never forwarded. Empty
@@ -84,12 +114,26 @@ pub struct Config {
     )]
     pub forward_headers: Vec<String>,
 
+    /// Origins whose pages may open client WebSockets (comma-separated or repeated):
+    /// `https://app.example.com`, `https://*.example.com`, `app.example.com:8443` (any scheme),
+    /// `null` or `*`. A handshake from another origin gets HTTP 403; requests without an
+    /// Origin header (non-browser clients) are allowed. Empty: every origin.
+    #[arg(
+        long,
+        env = "WSGATE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// How often the gateway pings each worker link.
     #[arg(long, env = "WSGATE_WORKER_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub worker_heartbeat_interval: Duration,
 
     /// A worker link silent for this long is closed.
     #[arg(long, env = "WSGATE_WORKER_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub worker_heartbeat_timeout: Duration,
 
     /// Largest worker-link frame accepted, in bytes.
@@ -98,10 +142,12 @@ pub struct Config {
 
     /// Time a new worker link has to send Register.
     #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub register_timeout: Duration,
 
     /// Time a client has to complete the WebSocket handshake.
     #[arg(long, env = "WSGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub handshake_timeout: Duration,
 
     /// HS256 secret for client JWTs; with it, every client needs a valid token.
@@ -111,19 +157,26 @@ pub struct Config {
         hide_env_values = true,
         conflicts_with = "jwt_public_key"
     )]
+    #[serde(
+        serialize_with = "render::redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub jwt_secret: Option<String>,
 
     /// PEM public key file (RS256 or ES256) for client JWTs; with it, every client needs a
     /// valid token.
     #[arg(long, env = "WSGATE_JWT_PUBLIC_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_public_key: Option<std::path::PathBuf>,
 
     /// JWT algorithm: HS256, RS256 or ES256 [default: inferred from the secret or key].
     #[arg(long, env = "WSGATE_JWT_ALGORITHM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_algorithm: Option<String>,
 
     /// Clock skew allowed when checking a JWT's exp and nbf.
     #[arg(long, env = "WSGATE_JWT_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub jwt_leeway: Duration,
 
     /// Ask a business process (one registered with authorize = true) about every handshake.
@@ -132,6 +185,7 @@ pub struct Config {
 
     /// How long the authorize hook may take to answer.
     #[arg(long, env = "WSGATE_AUTHORIZE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub authorize_timeout: Duration,
 
     /// What happens when the authorize hook gives no answer: deny (HTTP 503) or allow.
@@ -141,10 +195,12 @@ pub struct Config {
         value_enum,
         default_value = "deny"
     )]
+    #[serde(serialize_with = "render::value_enum")]
     pub authorize_fallback: crate::auth::Fallback,
 
     /// Close connections with no user bound this long after opening (4002); 0 turns it off.
     #[arg(long, env = "WSGATE_GUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub guest_timeout: Duration,
 
     /// Worker addresses of every gateway of the cluster, this one included (comma-separated).
@@ -160,15 +216,18 @@ pub struct Config {
     /// A DNS name (NAME:PORT) that resolves to every gateway's worker address, re-resolved
     /// (a Kubernetes headless Service works as is). Same effect as --peers.
     #[arg(long, env = "WSGATE_PEERS_DNS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peers_dns: Option<String>,
 
     /// The DNS server to ask for --peers-dns (ip:port) instead of the system's resolver.
     #[arg(long, env = "WSGATE_PEERS_DNS_SERVER", requires = "peers_dns")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peers_dns_server: Option<std::net::SocketAddr>,
 
     /// On shutdown, the longest wait for clients to close and their events to reach business
     /// processes.
     #[arg(long, env = "WSGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
     pub drain_timeout: Duration,
 }
 
@@ -186,6 +245,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The configuration from built-in defaults, the `--config` file, `WSGATE_*` variables and
+    /// `args` (the command line, program name first), each overriding the one before.
+    /// Not yet validated: [`crate::Gateway::bind`] does that.
+    pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        Loaded::from_args(args).map(|loaded| loaded.config)
+    }
+
     /// True when this gateway is one of several (peers configured).
     pub fn in_cluster(&self) -> bool {
         !self.peers.is_empty() || self.peers_dns.is_some()
@@ -259,6 +329,28 @@ impl Config {
                     ),
                 });
             }
+        }
+        let (missing, set) = match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => (Some("tls-key"), "tls-cert"),
+            (None, Some(_)) => (Some("tls-cert"), "tls-key"),
+            _ => (None, ""),
+        };
+        if let Some(key) = missing {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: format!(
+                    "not set while --{set} is; --tls-cert (the certificate chain) and --tls-key \
+                     (its private key) go together: set both for wss://, or neither"
+                ),
+            });
+        }
+        for entry in &self.allowed_origins {
+            crate::client::origin::Pattern::parse(entry).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "allowed-origins",
+                    reason,
+                }
+            })?;
         }
         if self.authorize_hook && self.authorize_timeout >= self.handshake_timeout {
             return Err(ConfigError::Invalid {

@@ -31,12 +31,14 @@ mod registry;
 mod server;
 mod state;
 mod stats;
+mod tls;
 mod worker;
 
 pub use auth::Fallback;
 pub use cluster::ClusterSlot;
 pub use config::Config;
-pub use error::{ConfigError, GatewayError};
+pub use error::{ConfigError, GatewayError, TlsError};
 pub use registry::close_code;
 pub use server::Gateway;
 pub use stats::Stats;
+pub use tls::TlsReloader;

@@ -206,11 +206,13 @@ impl Links {
     }
 
     /// Delivers one event for a connection to its business process. Returns false when no
-    /// business process wants it (the event is dropped).
+    /// business process wants it (the event is dropped). The time until the event is in a
+    /// link's queue (waiting while it is full) goes to the dispatch latency histogram.
     pub async fn dispatch(&self, route: &mut Route, body: Body) -> bool {
         let (Some(kind), Some(conn_id)) = (event_kind(&body), event_conn_id(&body)) else {
             return false;
         };
+        let started = Instant::now();
         let conn_id = conn_id.to_owned();
         let mut env = Envelope {
             request_id: 0,
@@ -230,7 +232,10 @@ impl Links {
                 route.pinned = Some(link.clone());
             }
             match link.send(env).await {
-                Ok(()) => return true,
+                Ok(()) => {
+                    self.stats.event_dispatch.observe(started.elapsed());
+                    return true;
+                }
                 // The link died between the choice and the send: choose again.
                 Err(back) => {
                     self.remove(&link);

@@ -4,6 +4,7 @@
 //! out-of-band closes. Sends never block: a full queue marks the client a slow consumer and
 //! closes it, so one stalled browser cannot hold back a broadcast to everyone else.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -108,6 +109,8 @@ pub enum SendOutcome {
 #[derive(Debug, Default)]
 pub struct Registry {
     conns: DashMap<Box<str>, ConnHandle>,
+    /// Messages not queued because the recipient's queue was full (it is closed for it).
+    dropped_slow_consumer: AtomicU64,
 }
 
 impl Registry {
@@ -125,6 +128,11 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Messages dropped since start because their recipient was a slow consumer.
+    pub fn dropped_slow_consumer(&self) -> u64 {
+        self.dropped_slow_consumer.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, conn_id: &str) -> Option<ConnHandle> {
@@ -180,6 +188,7 @@ impl Registry {
         match handle.tx.try_send(out) {
             Ok(()) => SendOutcome::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped_slow_consumer.fetch_add(1, Ordering::Relaxed);
                 handle.conn.close(CloseRequest {
                     code: close_code::SLOW_CONSUMER,
                     reason: "slow consumer: send queue full".into(),

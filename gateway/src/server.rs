@@ -29,6 +29,7 @@ use crate::links::Links;
 use crate::registry::Registry;
 use crate::state::Indexes;
 use crate::stats::Stats;
+use crate::tls::TlsReloader;
 use crate::{api, client, grpc, worker};
 
 /// What every task of one gateway shares.
@@ -57,6 +58,8 @@ pub struct Gateway {
     grpc_addr: SocketAddr,
     ws: TcpListener,
     ws_addr: SocketAddr,
+    /// With --tls-cert: clients connect with wss://.
+    ws_tls: Option<TlsReloader>,
     worker: TcpListener,
     worker_addr: SocketAddr,
 }
@@ -120,6 +123,12 @@ impl Gateway {
     pub async fn bind(config: Config) -> Result<Self, GatewayError> {
         config.validate()?;
         let ids = ConnIdGenerator::new(&config.node_id).map_err(ConfigError::from)?;
+        let ws_tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsReloader::load(cert, key).map_err(ConfigError::from)?)
+            }
+            _ => None,
+        };
         let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
         let (worker, worker_addr) =
             bind(config.worker_addr, "worker links", "--worker-addr").await?;
@@ -147,9 +156,15 @@ impl Gateway {
             shared,
             ws,
             ws_addr,
+            ws_tls,
             worker,
             worker_addr,
         })
+    }
+
+    /// The client listener's TLS configuration (with --tls-cert), to reload on SIGHUP.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.ws_tls.clone()
     }
 
     /// Where clients connect (the real port when bound to port 0).
@@ -192,6 +207,7 @@ impl Gateway {
         let Gateway {
             shared,
             ws,
+            ws_tls,
             worker,
             cluster,
             api,
@@ -200,7 +216,12 @@ impl Gateway {
         } = self;
         tracing::info!(
             node_id = %shared.config.node_id,
-            clients = %format!("ws://{}{}", self.ws_addr, shared.config.ws_path),
+            clients = %format!(
+                "{}://{}{}",
+                if ws_tls.is_some() { "wss" } else { "ws" },
+                self.ws_addr,
+                shared.config.ws_path
+            ),
             worker = %self.worker_addr,
             api = %format!("http://{}/", self.api_addr),
             grpc = %self.grpc_addr,
@@ -213,6 +234,7 @@ impl Gateway {
         let links = TaskTracker::new();
         let accept_clients = tokio::spawn(client::accept::run(
             ws,
+            ws_tls,
             shared.clone(),
             stop_accept.clone(),
             close_clients.clone(),

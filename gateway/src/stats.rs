@@ -1,9 +1,15 @@
 //! Counters the gateway keeps about itself: plain atomics, cheap on the hot path.
 //!
 //! Tests read them to check that a policy fired (a slow consumer was closed, a message was
-//! dropped); the Prometheus endpoint of a later issue exports them.
+//! dropped); `/metrics` (api/metrics.rs) exports them in the Prometheus text format.
+
+mod histogram;
+mod labels;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use histogram::{BOUNDS_SECONDS, Histogram};
+pub use labels::{CloseReason, CommandKind};
 
 /// Gateway-wide counters. All are totals since start except the `*_current` gauges.
 #[derive(Debug, Default)]
@@ -12,9 +18,13 @@ pub struct Stats {
     pub connections_total: AtomicU64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
+    /// Payload bytes of client data messages received and written (text and binary).
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
     pub closed_slow_consumer: AtomicU64,
     pub closed_too_big: AtomicU64,
     pub closed_idle: AtomicU64,
+    /// Client messages dropped because no business process wants message events.
     pub dropped_no_business: AtomicU64,
     /// Business processes registered (the gateways' own cluster-client links not included).
     pub links_current: AtomicU64,
@@ -22,6 +32,13 @@ pub struct Stats {
     pub peer_links_current: AtomicU64,
     pub commands: AtomicU64,
     pub command_errors: AtomicU64,
+    /// Client connections closed, indexed by [`CloseReason`].
+    closes: [AtomicU64; CloseReason::ALL.len()],
+    /// Commands and failed commands, indexed by [`CommandKind`].
+    commands_by_kind: [AtomicU64; CommandKind::ALL.len()],
+    command_errors_by_kind: [AtomicU64; CommandKind::ALL.len()],
+    /// From a connection event's creation to its place in a business process's link queue.
+    pub event_dispatch: Histogram,
 }
 
 impl Stats {
@@ -40,5 +57,35 @@ impl Stats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts one closed client connection.
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        Self::incr(&self.closes[reason as usize]);
+    }
+
+    /// Client connections closed for `reason` since start.
+    pub fn closes(&self, reason: CloseReason) -> u64 {
+        Self::get(&self.closes[reason as usize])
+    }
+
+    /// Counts one command, and its failure when `failed`.
+    pub(crate) fn command(&self, kind: CommandKind, failed: bool) {
+        Self::incr(&self.commands);
+        Self::incr(&self.commands_by_kind[kind as usize]);
+        if failed {
+            Self::incr(&self.command_errors);
+            Self::incr(&self.command_errors_by_kind[kind as usize]);
+        }
+    }
+
+    /// Commands of `kind` since start.
+    pub fn commands_of(&self, kind: CommandKind) -> u64 {
+        Self::get(&self.commands_by_kind[kind as usize])
+    }
+
+    /// Failed commands of `kind` since start.
+    pub fn command_errors_of(&self, kind: CommandKind) -> u64 {
+        Self::get(&self.command_errors_by_kind[kind as usize])
     }
 }

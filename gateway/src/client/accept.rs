@@ -1,20 +1,26 @@
-//! Accepts client TCP connections and hands each to the handshake, then to its connection task.
+//! Accepts client TCP connections and hands each to the handshake (after the TLS handshake,
+//! with `--tls-cert`), then to its connection task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection;
+use super::{ClientStream, connection};
 use crate::server::Shared;
+use crate::tls::TlsReloader;
 
-/// The accept loop; returns when `stop` is cancelled.
+/// The accept loop; returns when `stop` is cancelled. With `tls`, every connection is
+/// accepted with the TLS configuration in service at that moment.
 pub(crate) async fn run(
     listener: TcpListener,
+    tls: Option<TlsReloader>,
     shared: Arc<Shared>,
     stop: CancellationToken,
     close_clients: CancellationToken,
@@ -31,7 +37,8 @@ pub(crate) async fn run(
                 backoff = Duration::ZERO;
                 let shared = shared.clone();
                 let close = close_clients.clone();
-                tracker.spawn(async move { handshake(stream, peer, shared, close).await });
+                let tls = tls.as_ref().map(TlsReloader::acceptor);
+                tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
             }
             Err(e) => {
                 // Out of file descriptors (or similar): retrying at once would spin. Back off
@@ -58,18 +65,36 @@ pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message_bytes))
 }
 
+/// The TLS handshake, if any, then the WebSocket one, both within --handshake-timeout.
 async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     close_clients: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let accepted = tokio::time::timeout(
-        shared.config.handshake_timeout,
-        super::handshake::accept(stream, peer, &shared),
-    )
-    .await;
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let Some(acceptor) = tls else {
+        return upgrade(stream, peer, deadline, shared, close_clients).await;
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => upgrade(stream, peer, deadline, shared, close_clients).await,
+        // Scanners and clients that do not trust the certificate end here: not worth a warning.
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn upgrade<S: ClientStream>(
+    stream: S,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: Arc<Shared>,
+    close_clients: CancellationToken,
+) {
+    let accepted =
+        tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, &shared)).await;
     match accepted {
         Ok(Some((ws, admission))) => {
             connection::serve(ws, peer, admission, shared, close_clients).await

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
@@ -22,11 +21,12 @@ use wsgate_proto::v1::{
     ClosedBy, ConnClose, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body,
 };
 
+use super::ClientStream;
 use super::handshake::Admission;
 use crate::links::Route;
 use crate::registry::{CloseRequest, Conn, ConnHandle, ConnInfo, Outbound, close_code};
 use crate::server::Shared;
-use crate::stats::Stats;
+use crate::stats::{CloseReason, Stats};
 
 /// Frames written per burst before one flush; bounds the time a busy writer ignores reads.
 const BURST: usize = 64;
@@ -34,8 +34,8 @@ const BURST: usize = 64;
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-pub(crate) async fn serve(
-    mut ws: WebSocketStream<TcpStream>,
+pub(crate) async fn serve<S: ClientStream>(
+    mut ws: WebSocketStream<S>,
     peer: SocketAddr,
     admission: Admission,
     shared: Arc<Shared>,
@@ -182,6 +182,7 @@ pub(crate) async fn serve(
                     Some(Err(e)) => break End::Lost(e.to_string()),
                 };
                 Stats::incr(&shared.stats.messages_in);
+                Stats::add(&shared.stats.bytes_in, payload.data.len() as u64);
                 let (user_id, session) = conn.state.user_and_session();
                 let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
                 shared.links.dispatch(&mut route, Body::ConnMessage(event)).await;
@@ -203,6 +204,9 @@ pub(crate) async fn serve(
     drop(rx);
     let attached = shared.indexes.close(&conn_id, &conn.state);
     let (mut close, goodbye) = conclude(conn_id, end);
+    shared
+        .stats
+        .closed(CloseReason::of(close.code, close.closed_by()));
     close.user_id = attached.user_id.unwrap_or_default();
     close.session = attached.session;
     close.topics = attached.topics;
@@ -244,18 +248,19 @@ impl End {
 
 /// Writes `first` and whatever else is queued, then flushes once. Returns a close request
 /// found in the queue.
-async fn write_burst(
-    ws: &mut WebSocketStream<TcpStream>,
+async fn write_burst<S: ClientStream>(
+    ws: &mut WebSocketStream<S>,
     first: Outbound,
     rx: &mut mpsc::Receiver<Outbound>,
     stats: &Stats,
 ) -> Result<Option<CloseRequest>, tungstenite::Error> {
     let mut next = Some(first);
-    let mut written = 0u64;
+    let (mut written, mut bytes) = (0u64, 0u64);
     let mut close = None;
     while let Some(out) = next.take() {
         match out {
             Outbound::Message(msg) => {
+                bytes += msg.len() as u64;
                 ws.feed(msg).await?;
                 written += 1;
             }
@@ -270,6 +275,7 @@ async fn write_burst(
     }
     ws.flush().await?;
     Stats::add(&stats.messages_out, written);
+    Stats::add(&stats.bytes_out, bytes);
     Ok(close)
 }
 
@@ -303,7 +309,7 @@ fn conclude(conn_id: String, end: End) -> (ConnClose, Option<CloseFrame>) {
 
 /// Completes the closing handshake, bounded in time: sends our close frame (or pushes out the
 /// reply tungstenite queued to the client's) and waits briefly for the client's answer.
-async fn say_goodbye(ws: &mut WebSocketStream<TcpStream>, frame: Option<CloseFrame>) {
+async fn say_goodbye<S: ClientStream>(ws: &mut WebSocketStream<S>, frame: Option<CloseFrame>) {
     let linger = async {
         match frame {
             Some(frame) => {
@@ -321,7 +327,7 @@ async fn say_goodbye(ws: &mut WebSocketStream<TcpStream>, frame: Option<CloseFra
 
 /// Reads until the client answers the close frame or the stream ends, so unread input does not
 /// turn our close into a TCP reset that would destroy the close frame in flight.
-async fn drain(ws: &mut WebSocketStream<TcpStream>) {
+async fn drain<S: ClientStream>(ws: &mut WebSocketStream<S>) {
     loop {
         match ws.next().await {
             Some(Ok(Message::Close(_))) | None => return,

@@ -3,21 +3,23 @@
 //! The gateway answers the handshake itself rather than through tungstenite's callback because
 //! deciding may mean waiting: for the authorize hook, a business process answers over its worker
 //! link. Every refusal is a plain HTTP response with a status and a body that says why and what
-//! to do (404 wrong path, 400 not a WebSocket request, 401/403 refused, 503 no decision). An
-//! accepted request gets its 101 and the socket goes to tungstenite.
+//! to do (404 wrong path, 400 not a WebSocket request, 403 origin not allowed, 401/403 refused,
+//! 503 no decision). An accepted request gets its 101 and the socket goes to tungstenite.
+//! The socket is plain TCP or TLS ([`ClientStream`]); with TLS this runs after the TLS
+//! handshake.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use wsgate_proto::v1::Authorize;
 
+use super::ClientStream;
 use super::accept::ws_config;
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
@@ -81,11 +83,11 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// Runs the HTTP handshake. `None` when the client was refused or went away (already answered
 /// and logged).
-pub(crate) async fn accept(
-    mut stream: TcpStream,
+pub(crate) async fn accept<S: ClientStream>(
+    mut stream: S,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(WebSocketStream<TcpStream>, Admission)> {
+) -> Option<(WebSocketStream<S>, Admission)> {
     let mut buf = BytesMut::with_capacity(1024);
     let head_len = loop {
         match parse_head(&buf) {
@@ -234,6 +236,17 @@ async fn decide(
             extra_headers: "Sec-WebSocket-Version: 13\r\n",
         });
     }
+    let origin = req.header("origin");
+    if !super::origin::is_allowed(&config.allowed_origins, origin) {
+        let origin = origin.unwrap_or_default().trim();
+        return Err(Refusal::new(
+            403,
+            format!(
+                "origin {origin:?} may not open WebSockets on this gateway; to allow it, add it to \
+                 the gateway's --allowed-origins (WSGATE_ALLOWED_ORIGINS, or allowed_origins in its config file)\n"
+            ),
+        ));
+    }
 
     let mut admission = Admission {
         info: RequestInfo {
@@ -364,7 +377,11 @@ fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String>
     Ok((user_id, reply.topics, reply.session, first_message))
 }
 
-async fn refuse<T>(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal) -> Option<T> {
+async fn refuse<S: ClientStream, T>(
+    mut stream: S,
+    peer: SocketAddr,
+    refusal: Refusal,
+) -> Option<T> {
     tracing::debug!(%peer, status = refusal.status, reason = %refusal.body.trim_end(), "handshake refused");
     let response = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{}",

@@ -4,3 +4,17 @@
 pub(crate) mod accept;
 pub(crate) mod connection;
 pub(crate) mod handshake;
+pub(crate) mod origin;
+
+/// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The
+/// connection code is generic over it, so each kind gets its own code with no indirection on
+/// the hot path.
+pub(crate) trait ClientStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
+
+impl<S> ClientStream for S where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}

@@ -26,7 +26,7 @@ use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 use super::commands;
 use crate::links::{Link, event_kind};
 use crate::server::Shared;
-use crate::stats::Stats;
+use crate::stats::CommandKind;
 
 type LinkIo = Framed<TcpStream, WorkerCodec>;
 
@@ -325,13 +325,15 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
         let msg = format!("{kind} is sent by the gateway, not to it");
         return Some(error(request_id, ErrorCode::Unsupported, msg));
     }
-    Stats::incr(&shared.stats.commands);
-    let result = commands::execute(shared, body)?;
-    if result.code != ErrorCode::Ok as i32 {
-        Stats::incr(&shared.stats.command_errors);
-        if request_id == 0 {
-            tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
-        }
+    let kind = CommandKind::of(&body);
+    let result = commands::execute(shared, body);
+    let failed = result
+        .as_ref()
+        .is_some_and(|r| r.code != ErrorCode::Ok as i32);
+    shared.stats.command(kind, failed);
+    let result = result?;
+    if failed && request_id == 0 {
+        tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
     }
     (request_id != 0).then(|| Envelope {
         request_id,

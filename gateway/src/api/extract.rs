@@ -1,0 +1,107 @@
+//! Request extractors whose rejections are the API's JSON errors: a JSON body, query
+//! parameters and a path segment, each failing with a 400 that says what to fix.
+//!
+//! The body is read as bytes and parsed as JSON whatever its Content-Type, so `curl -d` works
+//! without `-H 'Content-Type: application/json'`. Unknown fields are errors (the request types
+//! deny them), so a misspelt field is reported instead of ignored.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::errors::ApiError;
+
+/// A JSON request body of type `T`.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::bad_request(format!(
+                    "the request body is too large ({}); send a smaller message (the limit follows the worker link's frame limit, --max-frame-bytes)",
+                    e.body_text()
+                ))
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "the request body is empty; send a JSON object with this endpoint's fields (see /openapi.json)",
+            ));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the JSON body does not fit this endpoint: {e}; see /openapi.json for its fields"
+            ))
+        })
+    }
+}
+
+/// Query parameters of type `T`.
+#[derive(Debug)]
+pub(crate) struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{}; see /openapi.json for this endpoint's query parameters",
+                    e.body_text()
+                ))
+            })
+    }
+}
+
+/// The one `{…}` segment of a path.
+#[derive(Debug)]
+pub(crate) struct PathSegment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(segment)| PathSegment(segment))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{}; percent-encode the path segment as UTF-8",
+                    e.body_text()
+                ))
+            })
+    }
+}
+
+/// A comma-separated query parameter as a list (`a,b` → `["a", "b"]`; empty items dropped).
+pub(crate) fn comma_list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_lists_drop_empty_items() {
+        assert_eq!(comma_list(Some("a,b,,c,")), ["a", "b", "c"]);
+        assert!(comma_list(Some("")).is_empty());
+        assert!(comma_list(None).is_empty());
+    }
+}

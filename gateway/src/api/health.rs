@@ -1,0 +1,39 @@
+//! `/healthz` and `/readyz`: what a load balancer or an orchestrator probes.
+//!
+//! `/healthz` answers 200 `ok` as long as the process serves HTTP at all. `/readyz` answers 200
+//! `ready` while the gateway accepts clients and is not draining (`Shared::ready`), else 503:
+//! `draining` once shutdown has begun, `starting` before the gateway first served (told apart
+//! by whether the gateway's cluster client has connected, which it does once serving). Neither
+//! needs the API key.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use super::ApiContext;
+
+/// The probe routes.
+pub(crate) fn routes() -> Router<ApiContext> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(context): State<ApiContext>) -> (StatusCode, &'static str) {
+    if context
+        .shared
+        .ready
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        (StatusCode::OK, "ready")
+    } else if context.cluster.get().is_none() {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    }
+}

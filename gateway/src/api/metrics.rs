@@ -1,0 +1,257 @@
+//! `/metrics`: the gateway's counters in the Prometheus text exposition format (0.0.4).
+//!
+//! Everything is read from atomics and index sizes at scrape time; nothing here runs on the
+//! hot path. Label sets are fixed (every close reason and command kind is always present, at
+//! zero if need be), so dashboards and `rate()` see each series from the first scrape. No key
+//! is needed: bind the API to a private address, as by default, to keep it private.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::ApiContext;
+use crate::server::Shared;
+use crate::stats::{BOUNDS_SECONDS, CloseReason, CommandKind, Stats};
+
+/// The content type of the text exposition format.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metrics route.
+pub(crate) fn routes() -> Router<ApiContext> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(context): State<ApiContext>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        render(&context.shared),
+    )
+}
+
+/// Builds the exposition text, one family after another.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{key}=\"{}\"", escape(value));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family with one unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole exposition for one gateway.
+pub(crate) fn render(shared: &Shared) -> String {
+    let stats = &shared.stats;
+    let get = Stats::get;
+    let mut out = Exposition(String::with_capacity(8 * 1024));
+
+    out.family(
+        "wsgate_info",
+        "gauge",
+        "This gateway: its node id and version.",
+    );
+    out.sample(
+        "wsgate_info",
+        &[
+            ("node_id", &shared.config.node_id),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ],
+        1,
+    );
+    out.single(
+        "wsgate_ready",
+        "gauge",
+        "1 while the gateway accepts clients and is not draining (what /readyz reports).",
+        u64::from(shared.ready.load(Ordering::Acquire)),
+    );
+    out.single(
+        "wsgate_connections",
+        "gauge",
+        "Client WebSocket connections open now.",
+        get(&stats.connections_current),
+    );
+    out.single(
+        "wsgate_connections_total",
+        "counter",
+        "Client WebSocket connections accepted since start.",
+        get(&stats.connections_total),
+    );
+
+    out.family(
+        "wsgate_closes_total",
+        "counter",
+        "Client connections closed, by reason: client (close frame), lost (no close frame), \
+         idle_timeout, slow_consumer, too_big, business (force-offline), shutdown, \
+         guest_timeout, protocol_error, internal.",
+    );
+    for reason in CloseReason::ALL {
+        out.sample(
+            "wsgate_closes_total",
+            &[("reason", reason.label())],
+            stats.closes(reason),
+        );
+    }
+
+    out.single(
+        "wsgate_messages_in_total",
+        "counter",
+        "Data messages received from clients (heartbeats not included).",
+        get(&stats.messages_in),
+    );
+    out.single(
+        "wsgate_messages_out_total",
+        "counter",
+        "Data messages written to clients.",
+        get(&stats.messages_out),
+    );
+    out.single(
+        "wsgate_bytes_in_total",
+        "counter",
+        "Payload bytes of the data messages received from clients.",
+        get(&stats.bytes_in),
+    );
+    out.single(
+        "wsgate_bytes_out_total",
+        "counter",
+        "Payload bytes of the data messages written to clients.",
+        get(&stats.bytes_out),
+    );
+
+    out.family(
+        "wsgate_dropped_total",
+        "counter",
+        "Messages dropped, by reason: slow_consumer (a client's send queue was full; it is \
+         closed with 4001), no_business (a client message no business process wants).",
+    );
+    out.sample(
+        "wsgate_dropped_total",
+        &[("reason", "slow_consumer")],
+        shared.registry.dropped_slow_consumer(),
+    );
+    out.sample(
+        "wsgate_dropped_total",
+        &[("reason", "no_business")],
+        get(&stats.dropped_no_business),
+    );
+
+    out.single(
+        "wsgate_business_links",
+        "gauge",
+        "Business processes registered on the worker link now (gateways' cluster clients not included).",
+        get(&stats.links_current),
+    );
+    out.single(
+        "wsgate_peer_links",
+        "gauge",
+        "Gateways' cluster clients registered on the worker link now (this gateway's own included).",
+        get(&stats.peer_links_current),
+    );
+
+    out.family(
+        "wsgate_commands_total",
+        "counter",
+        "Commands and queries received on the worker link (the HTTP and gRPC APIs included: \
+         they go through the cluster client), by kind.",
+    );
+    for kind in CommandKind::ALL {
+        out.sample(
+            "wsgate_commands_total",
+            &[("kind", kind.label())],
+            stats.commands_of(kind),
+        );
+    }
+    out.family(
+        "wsgate_command_errors_total",
+        "counter",
+        "Commands and queries that failed (bad request, unknown connection, ...), by kind.",
+    );
+    for kind in CommandKind::ALL {
+        out.sample(
+            "wsgate_command_errors_total",
+            &[("kind", kind.label())],
+            stats.command_errors_of(kind),
+        );
+    }
+
+    out.single(
+        "wsgate_users",
+        "gauge",
+        "Distinct user ids bound to connections of this gateway now.",
+        shared.indexes.user_count() as u64,
+    );
+    out.single(
+        "wsgate_topics",
+        "gauge",
+        "Topics with at least one subscribed connection on this gateway now.",
+        shared.indexes.topic_count() as u64,
+    );
+
+    let name = "wsgate_event_dispatch_seconds";
+    out.family(
+        name,
+        "histogram",
+        "Time from a connection event (open, message, close) to its place in a business \
+         process's link queue, waiting included when that queue is full.",
+    );
+    let histogram = stats.event_dispatch.snapshot();
+    let bucket = format!("{name}_bucket");
+    for (le, count) in BOUNDS_SECONDS
+        .iter()
+        .copied()
+        .chain(["+Inf"])
+        .zip(&histogram.cumulative)
+    {
+        out.sample(&bucket, &[("le", le)], count);
+    }
+    out.sample(
+        &format!("{name}_sum"),
+        &[],
+        histogram.sum_nanos as f64 / 1e9,
+    );
+    out.sample(&format!("{name}_count"), &[], histogram.count);
+    out.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), "x\\ny");
+    }
+}

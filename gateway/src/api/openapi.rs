@@ -1,0 +1,466 @@
+//! The OpenAPI 3.0 document of the /api/v1 push API, served at `/openapi.json`: every
+//! endpoint with its request and response schemas, the bearer security scheme and the error
+//! body. Hand-written; a test checks that it covers every route of [`routes::v1`].
+
+use std::sync::LazyLock;
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use super::queries::{DEFAULT_LIMIT, LIST_KINDS, MAX_LIMIT};
+#[cfg(test)]
+use super::routes;
+
+/// GET /openapi.json.
+pub(crate) async fn document() -> Json<Value> {
+    Json(DOCUMENT.clone())
+}
+
+static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn response_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/responses/{name}") })
+}
+
+/// The error responses every endpoint may give, plus 404 for single-connection endpoints.
+fn error_responses(unknown_connection: bool) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("400".into(), response_ref("BadRequest"));
+    map.insert("401".into(), response_ref("Unauthorized"));
+    if unknown_connection {
+        map.insert("404".into(), response_ref("UnknownConnection"));
+    }
+    map.insert("500".into(), response_ref("Internal"));
+    map.insert("503".into(), response_ref("Unavailable"));
+    map
+}
+
+/// A POST command taking the `body` schema and answering a `CommandReply`.
+fn command(id: &str, summary: &str, description: &str, body: &str, single: bool) -> Value {
+    let mut responses = error_responses(single);
+    responses.insert(
+        "200".into(),
+        json!({
+            "description": "What the command achieved; `failed` names the gateways that did not answer.",
+            "content": { "application/json": { "schema": schema_ref("CommandReply") } }
+        }),
+    );
+    json!({
+        "post": {
+            "operationId": id,
+            "summary": summary,
+            "description": description,
+            "tags": ["commands"],
+            "requestBody": {
+                "required": true,
+                "content": { "application/json": { "schema": schema_ref(body) } }
+            },
+            "responses": responses
+        }
+    })
+}
+
+/// A GET query with `parameters`, answering the `reply` schema.
+fn query(
+    id: &str,
+    summary: &str,
+    description: &str,
+    parameters: Value,
+    reply: &str,
+    single: bool,
+) -> Value {
+    let mut responses = error_responses(single);
+    responses.insert(
+        "200".into(),
+        json!({
+            "description": "The answer merged over the cluster; `failed` names the gateways whose part is missing.",
+            "content": { "application/json": { "schema": schema_ref(reply) } }
+        }),
+    );
+    json!({
+        "get": {
+            "operationId": id,
+            "summary": summary,
+            "description": description,
+            "tags": ["queries"],
+            "parameters": parameters,
+            "responses": responses
+        }
+    })
+}
+
+/// A comma-separated list in the query string.
+fn list_param(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": "query",
+        "required": false,
+        "description": description,
+        "schema": { "type": "string" },
+        "example": "a,b"
+    })
+}
+
+fn strings(description: &str) -> Value {
+    json!({ "type": "array", "items": { "type": "string" }, "description": description })
+}
+
+/// `text` / `binary`: the message, exactly one of them.
+fn message_properties(mut properties: Value) -> Value {
+    if let Some(map) = properties.as_object_mut() {
+        map.insert(
+            "text".into(),
+            json!({ "type": "string", "description": "A text message. Exactly one of text and binary." }),
+        );
+        map.insert(
+            "binary".into(),
+            json!({ "type": "string", "format": "byte", "description": "A binary message, standard base64. Exactly one of text and binary." }),
+        );
+    }
+    properties
+}
+
+/// An object schema; `required` is left out when empty (OpenAPI 3.0 wants one name at least).
+fn object(required: &[&str], properties: Value, description: &str) -> Value {
+    let mut schema = json!({
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "additionalProperties": false
+    });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
+}
+
+fn schemas() -> Value {
+    let exclude = strings("Connection ids that must not get the message.");
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {
+                    "type": "string",
+                    "enum": ["bad_request", "unauthorized", "unknown_connection", "not_found", "method_not_allowed", "unavailable", "internal"],
+                    "description": "A stable code to match on."
+                },
+                "message": { "type": "string", "description": "What went wrong and what to do about it." }
+            }
+        },
+        "Failure": {
+            "type": "object",
+            "required": ["gateway", "error"],
+            "properties": {
+                "gateway": { "type": "string", "description": "The gateway's node id (its address when it never registered)." },
+                "error": { "type": "string", "description": "Why it did not answer." }
+            }
+        },
+        "Failed": {
+            "type": "array",
+            "items": schema_ref("Failure"),
+            "description": "The gateways that did not answer (down, timed out, refused); empty when all did."
+        },
+        "CommandReply": {
+            "type": "object",
+            "required": ["delivered", "unknown_conn_ids", "unknown_user_ids", "failed"],
+            "properties": {
+                "delivered": { "type": "integer", "format": "int32", "minimum": 0, "description": "Connections reached: messages queued, connections closed (force-offline) or changed; 1 for a single-connection command." },
+                "unknown_conn_ids": strings("Named connections that are not connected."),
+                "unknown_user_ids": strings("Named users with no connection on any gateway that answered."),
+                "failed": schema_ref("Failed")
+            }
+        },
+        "SendRequest": object(&["conn_id"], message_properties(json!({
+            "conn_id": { "type": "string", "description": "A connection id from a ConnOpen event." }
+        })), "One message to one connection."),
+        "MulticastRequest": object(&["conn_ids"], message_properties(json!({
+            "conn_ids": strings("Connection ids (at least one).")
+        })), "One message to several connections."),
+        "BroadcastRequest": object(&[], message_properties(json!({
+            "exclude_conn_ids": exclude
+        })), "One message to every connection of the cluster."),
+        "UsersSendRequest": object(&["user_ids"], message_properties(json!({
+            "user_ids": strings("User ids (at least one)."),
+            "exclude_conn_ids": exclude
+        })), "One message to every connection of these users."),
+        "PublishRequest": object(&["topics"], message_properties(json!({
+            "topics": strings("Topics (at least one)."),
+            "exclude_conn_ids": exclude
+        })), "One message to every member of these topics."),
+        "BindRequest": object(&["conn_id", "user_id"], json!({
+            "conn_id": { "type": "string" },
+            "user_id": { "type": "string" }
+        }), "Binds a user id to a connection; user commands then reach it."),
+        "UnbindRequest": object(&["conn_id"], json!({
+            "conn_id": { "type": "string" }
+        }), "Removes a connection's user binding."),
+        "TopicsRequest": object(&["topics"], json!({
+            "topics": strings("Topics (at least one)."),
+            "conn_ids": strings("Connections to act on."),
+            "user_ids": strings("Users whose current connections to act on.")
+        }), "Topic membership change for connections and/or users' current connections (at least one of conn_ids and user_ids)."),
+        "DeleteTopicsRequest": object(&["topics"], json!({
+            "topics": strings("Topics to empty (at least one).")
+        }), "Removes every member from these topics."),
+        "SessionRequest": object(&["conn_id"], json!({
+            "conn_id": { "type": "string" },
+            "set": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Keys to write." },
+            "delete": strings("Keys to remove (not together with replace)."),
+            "replace": { "type": "boolean", "default": false, "description": "Make the session exactly `set`." }
+        }), "A change to a connection's session data (at most 64 keys, 16 KiB)."),
+        "ForceOfflineRequest": object(&[], json!({
+            "conn_ids": strings("Connections to close."),
+            "user_ids": strings("Users whose connections to close."),
+            "code": { "type": "integer", "description": "Close code: 1000 or 3000-4999; default 1000." },
+            "reason": { "type": "string", "description": "Close reason, at most 123 bytes." },
+            "last_text": { "type": "string", "description": "A last text message sent before closing." },
+            "last_binary": { "type": "string", "format": "byte", "description": "A last binary message (standard base64); not together with last_text." }
+        }), "Closes connections from the server side (at least one of conn_ids and user_ids)."),
+        "OnlineReply": {
+            "type": "object",
+            "required": ["conn_ids", "user_ids", "failed"],
+            "properties": {
+                "conn_ids": strings("The asked connections that are connected, in the order asked."),
+                "user_ids": strings("The asked users with a connection, in the order asked."),
+                "failed": schema_ref("Failed")
+            }
+        },
+        "Connection": {
+            "type": "object",
+            "required": ["conn_id", "user_id", "topics", "session", "remote_addr", "connected_at_ms", "forwarded_for", "real_ip", "failed"],
+            "properties": {
+                "conn_id": { "type": "string" },
+                "user_id": { "type": "string", "description": "Empty when no user is bound." },
+                "topics": strings("Topics the connection is in."),
+                "session": { "type": "object", "additionalProperties": { "type": "string" } },
+                "remote_addr": { "type": "string", "description": "The TCP peer, ip:port." },
+                "connected_at_ms": { "type": "integer", "format": "int64", "description": "Unix time in milliseconds." },
+                "forwarded_for": { "type": "string", "description": "X-Forwarded-For of the handshake; empty when absent." },
+                "real_ip": { "type": "string", "description": "X-Real-IP of the handshake; empty when absent." },
+                "failed": schema_ref("Failed")
+            }
+        },
+        "TopicCount": {
+            "type": "object",
+            "required": ["topic", "connections", "users"],
+            "properties": {
+                "topic": { "type": "string" },
+                "connections": { "type": "integer", "format": "int64" },
+                "users": { "type": "integer", "format": "int64" }
+            }
+        },
+        "CountsReply": {
+            "type": "object",
+            "required": ["connections", "users", "topics", "topic_counts", "failed"],
+            "description": "Summed over the gateways: a user or topic present on two gateways counts twice.",
+            "properties": {
+                "connections": { "type": "integer", "format": "int64" },
+                "users": { "type": "integer", "format": "int64" },
+                "topics": { "type": "integer", "format": "int64" },
+                "topic_counts": { "type": "array", "items": schema_ref("TopicCount") },
+                "failed": schema_ref("Failed")
+            }
+        },
+        "ListReply": {
+            "type": "object",
+            "required": ["items", "next_cursor", "failed"],
+            "properties": {
+                "items": strings("In ascending byte order, without repeats."),
+                "next_cursor": { "type": "string", "description": "Pass back as cursor for the next page; empty on the last page." },
+                "failed": schema_ref("Failed")
+            }
+        }
+    })
+}
+
+fn error_response(description: &str, example_code: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": {
+            "schema": schema_ref("Error"),
+            "example": { "error": example_code, "message": "what went wrong and what to do" }
+        } }
+    })
+}
+
+fn paths() -> Value {
+    let kinds: Vec<&str> = LIST_KINDS.iter().map(|(name, ..)| *name).collect();
+    json!({
+        "/api/v1/send": command("send", "Send to one connection",
+            "Routed to the gateway that owns the connection. 404 when it is not connected, 503 when its gateway is down.",
+            "SendRequest", true),
+        "/api/v1/multicast": command("multicast", "Send to several connections",
+            "Each gateway gets its own connections' ids; gone ids are in unknown_conn_ids.",
+            "MulticastRequest", false),
+        "/api/v1/broadcast": command("broadcast", "Send to every connection",
+            "Every gateway of the cluster, except exclude_conn_ids.", "BroadcastRequest", false),
+        "/api/v1/users/send": command("sendToUsers", "Send to users",
+            "Every connection of these users on every gateway.", "UsersSendRequest", false),
+        "/api/v1/users/bind": command("bindUser", "Bind a user to a connection",
+            "On the gateway that owns the connection.", "BindRequest", true),
+        "/api/v1/users/unbind": command("unbindUser", "Unbind a connection's user",
+            "On the gateway that owns the connection.", "UnbindRequest", true),
+        "/api/v1/topics/publish": command("publish", "Publish to topics",
+            "Every member of these topics on every gateway.", "PublishRequest", false),
+        "/api/v1/topics/subscribe": command("subscribe", "Subscribe to topics",
+            "The named connections and the users' current connections join the topics.",
+            "TopicsRequest", false),
+        "/api/v1/topics/unsubscribe": command("unsubscribe", "Unsubscribe from topics",
+            "The named connections and the users' current connections leave the topics.",
+            "TopicsRequest", false),
+        "/api/v1/topics/delete": command("deleteTopics", "Delete topics",
+            "Removes every member; delivered counts the topics deleted per gateway.",
+            "DeleteTopicsRequest", false),
+        "/api/v1/session": command("setSession", "Change session data",
+            "Edits (set, delete) or replaces a connection's session map.", "SessionRequest", true),
+        "/api/v1/force-offline": command("forceOffline", "Close connections",
+            "Closes connections and every connection of users, with an optional last message.",
+            "ForceOfflineRequest", false),
+        "/api/v1/online": query("online", "Who is online",
+            "Which of these connections and users are connected (at least one list).",
+            json!([
+                list_param("conn_ids", "Comma-separated connection ids."),
+                list_param("user_ids", "Comma-separated user ids.")
+            ]),
+            "OnlineReply", false),
+        "/api/v1/connections/{conn_id}": query("connection", "One connection's info",
+            "What the owning gateway knows about the connection; 404 when it is not connected.",
+            json!([{
+                "name": "conn_id", "in": "path", "required": true,
+                "description": "A connection id.", "schema": { "type": "string" }
+            }]),
+            "Connection", true),
+        "/api/v1/counts": query("counts", "Counts",
+            "Connections, users and topics summed over the cluster, plus per-topic counts.",
+            json!([list_param("topics", "Comma-separated topics to count members of.")]),
+            "CountsReply", false),
+        "/api/v1/list/{kind}": query("list", "One page of a list",
+            "Merged across the cluster in ascending byte order. Start with an empty cursor and pass next_cursor back until it is empty.",
+            json!([
+                {
+                    "name": "kind", "in": "path", "required": true,
+                    "description": "What to list; topic-connections and topic-users need key=<topic>, user-connections key=<user id>.",
+                    "schema": { "type": "string", "enum": kinds }
+                },
+                {
+                    "name": "key", "in": "query", "required": false,
+                    "description": "The topic or user id, for the kinds that take one.",
+                    "schema": { "type": "string" }
+                },
+                {
+                    "name": "cursor", "in": "query", "required": false,
+                    "description": "The previous page's next_cursor; empty for the first page.",
+                    "schema": { "type": "string" }
+                },
+                {
+                    "name": "limit", "in": "query", "required": false,
+                    "description": "Items per page.",
+                    "schema": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT }
+                }
+            ]),
+            "ListReply", false)
+    })
+}
+
+fn build() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "wsgate HTTP push API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Push to and query the WebSocket clients of a wsgate gateway, or of its whole cluster when peers are configured. Commands are POST with JSON bodies, queries GET with query parameters. Messages are `text`, or `binary` as standard base64. Every success body has `failed`: the gateways that did not answer. Errors are `{\"error\": code, \"message\": text}`."
+        },
+        "tags": [
+            { "name": "commands", "description": "Send, bind, subscribe, change sessions, close." },
+            { "name": "queries", "description": "Online checks, connection info, counts, lists." }
+        ],
+        "security": [{ "bearer": [] }],
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`Authorization: Bearer <key>` with the gateway's API key (api_key, WSGATE_API_KEY, --api-key). Needed only when the gateway has a key."
+                }
+            },
+            "schemas": schemas(),
+            "responses": {
+                "BadRequest": error_response("The request is invalid; the message says what to fix.", "bad_request"),
+                "Unauthorized": error_response("No or a wrong API key.", "unauthorized"),
+                "UnknownConnection": error_response("The connection is not connected.", "unknown_connection"),
+                "Unavailable": error_response("The cluster client is not connected yet, or no gateway answered.", "unavailable"),
+                "Internal": error_response("A bug or an answer the gateway cannot interpret.", "internal")
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = build();
+        for route in routes::v1() {
+            let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} is missing from /openapi.json",
+                route.method,
+                route.path
+            );
+            assert!(op["responses"]["200"].is_object(), "{}", route.path);
+            assert!(op["responses"]["401"].is_object(), "{}", route.path);
+        }
+        let documented = doc["paths"].as_object().map_or(0, |p| p.len());
+        assert_eq!(
+            documented,
+            routes::v1().len(),
+            "documented routes that do not exist"
+        );
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = build();
+        let text = doc.to_string();
+        for piece in text.split("\"$ref\":\"#/").skip(1) {
+            let path = piece.split('"').next().unwrap_or_default();
+            let mut node = &doc;
+            for part in path.split('/') {
+                node = &node[part];
+            }
+            assert!(!node.is_null(), "#/{path} does not resolve");
+        }
+    }
+
+    #[test]
+    fn required_lists_are_never_empty() {
+        fn walk(node: &Value, at: &str) {
+            match node {
+                Value::Object(map) => {
+                    if let Some(Value::Array(required)) = map.get("required") {
+                        assert!(
+                            !required.is_empty(),
+                            "{at}: OpenAPI 3.0 forbids required: []"
+                        );
+                    }
+                    for (key, child) in map {
+                        walk(child, &format!("{at}/{key}"));
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|item| walk(item, at)),
+                _ => {}
+            }
+        }
+        walk(&build(), "#");
+    }
+}
