@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// Serving and not draining: what /readyz reports.
     pub ready: std::sync::atomic::AtomicBool,
+    /// Shutdown has begun.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// A bound, not yet running gateway.
@@ -120,7 +122,7 @@ fn jwt_verifier(config: &Config) -> Result<Option<JwtVerifier>, ConfigError> {
 
 impl Gateway {
     /// Validates `config` and binds the client and worker listeners.
-    pub async fn bind(config: Config) -> Result<Self, GatewayError> {
+    pub async fn bind(mut config: Config) -> Result<Self, GatewayError> {
         config.validate()?;
         let ids = ConnIdGenerator::new(&config.node_id).map_err(ConfigError::from)?;
         let ws_tls = match (&config.tls_cert, &config.tls_key) {
@@ -134,6 +136,12 @@ impl Gateway {
             bind(config.worker_addr, "worker links", "--worker-addr").await?;
         let (api, api_addr) = bind(config.api_addr, "the HTTP API", "--api-addr").await?;
         let (grpc, grpc_addr) = bind(config.grpc_addr, "the gRPC API", "--grpc-addr").await?;
+        // From here on the configuration tells the real addresses (port 0 resolved), for
+        // whatever advertises them (the console, logs).
+        config.ws_addr = ws_addr;
+        config.worker_addr = worker_addr;
+        config.api_addr = api_addr;
+        config.grpc_addr = grpc_addr;
         let jwt = jwt_verifier(&config)?;
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
@@ -145,6 +153,7 @@ impl Gateway {
             hook: AuthHook::default(),
             stats,
             ready: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
         });
         Ok(Self {
@@ -271,6 +280,9 @@ impl Gateway {
 
         shutdown.await;
         // Load balancers see /readyz fail first; the APIs keep answering through the drain.
+        shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
         shared
             .ready
             .store(false, std::sync::atomic::Ordering::Release);

@@ -2,9 +2,8 @@
 //!
 //! `/healthz` answers 200 `ok` as long as the process serves HTTP at all. `/readyz` answers 200
 //! `ready` while the gateway accepts clients and is not draining (`Shared::ready`), else 503:
-//! `draining` once shutdown has begun, `starting` before the gateway first served (told apart
-//! by whether the gateway's cluster client has connected, which it does once serving). Neither
-//! needs the API key.
+//! `draining` once shutdown has begun, `starting` before the gateway first served. Neither needs
+//! the API key.
 
 use axum::Router;
 use axum::extract::State;
@@ -31,9 +30,13 @@ async fn readyz(State(context): State<ApiContext>) -> (StatusCode, &'static str)
         .load(std::sync::atomic::Ordering::Acquire)
     {
         (StatusCode::OK, "ready")
-    } else if context.cluster.get().is_none() {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-    } else {
+    } else if context
+        .shared
+        .draining
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
     }
 }
