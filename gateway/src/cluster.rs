@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use wsgate_business::{Cluster, Discovery, DnsDiscovery, EventKind, StaticDiscovery};
+use wsgate_business::{
+    Cluster, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery,
+};
 
 use crate::config::Config;
 
@@ -26,6 +28,21 @@ impl ClusterSlot {
     /// The cluster client, if it has connected.
     pub fn get(&self) -> Option<Cluster> {
         self.0.borrow().clone()
+    }
+
+    /// The cluster client, waiting at most `wait` for it to connect (at startup). The error
+    /// says why there is none and what to do, for an API caller.
+    pub(crate) async fn within(&self, wait: Duration) -> Result<Cluster, String> {
+        if let Some(cluster) = self.get() {
+            return Ok(cluster);
+        }
+        match tokio::time::timeout(wait, self.clone().ready()).await {
+            Ok(Some(cluster)) => Ok(cluster),
+            Ok(None) => Err("the gateway has stopped; send the request to another gateway".into()),
+            Err(_) => Err(format!(
+                "the gateway's cluster client has not connected yet (waited {wait:?}); check that the peers (--peers / --peers-dns) are running and reachable, then retry"
+            )),
+        }
     }
 
     /// Waits until the cluster client has connected; `None` once the gateway has stopped.
@@ -63,6 +80,19 @@ fn discovery(config: &Config, own_worker: SocketAddr) -> Box<dyn Discovery> {
     Box::new(StaticDiscovery::new(vec![own.to_string()]))
 }
 
+/// True when every gateway the cluster client knows is named in `failed`: nothing was carried
+/// out, so an API answers "unavailable" rather than an empty success.
+pub(crate) fn none_answered(cluster: &Cluster, failed: &[GatewayFailure]) -> bool {
+    if failed.is_empty() {
+        return false;
+    }
+    let named = |gateway: &str| failed.iter().any(|f| f.gateway == gateway);
+    cluster
+        .gateways()
+        .iter()
+        .all(|g| named(&g.addr) || g.node_id.as_deref().is_some_and(named))
+}
+
 /// The slot's two ends.
 pub(crate) fn slot() -> (watch::Sender<Option<Cluster>>, ClusterSlot) {
     let (tx, rx) = watch::channel(None);
@@ -74,16 +104,22 @@ pub(crate) fn slot() -> (watch::Sender<Option<Cluster>>, ClusterSlot) {
 pub(crate) async fn run(
     config: Config,
     own_worker: SocketAddr,
+    tls: Option<TlsOptions>,
     tx: watch::Sender<Option<Cluster>>,
     stop: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
     let cluster = loop {
-        let connect = Cluster::builder(discovery(&config, own_worker))
+        let mut builder = Cluster::builder(discovery(&config, own_worker))
             .name(PEER_LINK_NAME)
             .token(config.worker_token.clone().unwrap_or_default())
-            .events([EventKind::None])
-            .connect();
+            .events([EventKind::None]);
+        if let Some(tls) = &tls {
+            // The server name is each peer address's host: a certificate for peers reached by
+            // IP (and for this gateway's own 127.0.0.1) needs IP subject alternative names.
+            builder = builder.tls(tls.clone());
+        }
+        let connect = builder.connect();
         let attempt = tokio::select! {
             _ = stop.cancelled() => return,
             r = connect => r,

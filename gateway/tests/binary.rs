@@ -3,59 +3,19 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use wsgate_business::{Client, ClosedBy};
 
-/// The value of `key=` in a log line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
-    line[start..].split_whitespace().next().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn sigterm_drains_clients_and_exits_cleanly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .args([
-            "--api-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--worker-addr",
-            "127.0.0.1:0",
-            "--node-id",
-            "bin",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wsgate starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let up = within("the start-up line", async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("read")
-                .expect("a start-up line");
-            if line.contains("wsgate is up") {
-                return line;
-            }
-        }
-    })
-    .await;
+    let (mut child, up) = spawn_wsgate(&["--node-id", "bin"]).await;
     assert!(
         !up.contains('\u{1b}'),
         "no colour codes when not on a terminal: {up}"
     );
-    let url = field(&up, "clients=").to_owned();
-    let worker = field(&up, "worker=").to_owned();
+    let url = log_field(&up, "clients=").to_owned();
+    let worker = log_field(&up, "worker=").to_owned();
 
     let (_client, events) = Client::builder(worker)
         .name("bin-test")

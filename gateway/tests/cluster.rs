@@ -339,20 +339,9 @@ async fn a_rolling_restart_drains_one_gateway_with_1012() {
     }
 }
 
-/// Worker addresses reserved up front, so gateways can be given each other as peers.
-fn reserve(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound"))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_gateway_fans_out_to_the_whole_cluster_through_its_cluster_client() {
-    let addrs = reserve(3);
+    let addrs = reserve_addrs(3);
     let peers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     let mut gws = Vec::new();
     let mut slots = Vec::new();

@@ -3,55 +3,15 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use wsgate_business::{Cluster, Error, Event, Payload, StaticDiscovery};
 
-/// Starts the real binary on a fixed worker address; returns it once it serves.
-async fn spawn_gateway(worker: &str, node: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .args([
-            "--api-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--worker-addr",
-            worker,
-            "--node-id",
-            node,
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wsgate starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = within("the start-up line", async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("read")
-                .expect("a start-up line");
-            if let Some(rest) = line.split("clients=").nth(1) {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        }
-    })
-    .await;
-    // Keep reading so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+/// Starts the real binary on a fixed worker address; returns it and its client URL.
+async fn spawn_gateway(worker: &str, node: &str) -> (tokio::process::Child, String) {
+    let (child, up) = spawn_wsgate(&["--worker-addr", worker, "--node-id", node]).await;
+    (child, log_field(&up, "clients=").to_owned())
 }
 
 #[tokio::test]

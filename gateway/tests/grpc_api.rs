@@ -905,20 +905,9 @@ async fn the_events_stream_delivers_the_drain_and_ends_when_the_gateway_stops() 
     gw.finished().await;
 }
 
-/// Worker addresses reserved up front, so gateways can be given each other as peers.
-fn reserve(n: usize) -> Vec<std::net::SocketAddr> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound"))
-        .collect()
-}
-
 #[tokio::test]
 async fn grpc_on_one_gateway_reaches_the_whole_cluster() {
-    let addrs = reserve(2);
+    let addrs = reserve_addrs(2);
     let peers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     let mut gws = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {

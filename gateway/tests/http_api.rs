@@ -736,15 +736,7 @@ async fn the_api_is_unavailable_until_the_cluster_client_connects() {
 
 #[tokio::test]
 async fn one_gateways_api_reaches_the_cluster_and_names_a_missing_gateway() {
-    // Worker addresses reserved up front so the gateways can be each other's peers.
-    let reserved: Vec<std::net::TcpListener> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    let addrs: Vec<SocketAddr> = reserved
-        .iter()
-        .map(|l| l.local_addr().expect("bound"))
-        .collect();
-    drop(reserved);
+    let addrs = reserve_addrs(2);
     let peers: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     let start = |name: &'static str, addr: SocketAddr| {
         let peers = peers.clone();

@@ -12,41 +12,21 @@ use std::time::Duration;
 use tonic::Status;
 use wsgate_business::{Cluster, Error as SdkError, ErrorCode, GatewayFailure};
 
-use crate::cluster::ClusterSlot;
+use crate::cluster::{ClusterSlot, none_answered};
 
 /// How long a call waits for the cluster client to connect (at startup) before UNAVAILABLE.
 pub(crate) const READY_WAIT: Duration = Duration::from_secs(2);
 
 /// The cluster client, or UNAVAILABLE when it has not connected within [`READY_WAIT`].
 pub(crate) async fn cluster(slot: &ClusterSlot) -> Result<Cluster, Status> {
-    if let Some(cluster) = slot.get() {
-        return Ok(cluster);
-    }
-    let mut slot = slot.clone();
-    match tokio::time::timeout(READY_WAIT, slot.ready()).await {
-        Ok(Some(cluster)) => Ok(cluster),
-        Ok(None) => Err(Status::unavailable(
-            "the gateway has stopped; call another gateway",
-        )),
-        Err(_) => Err(Status::unavailable(format!(
-            "the gateway's cluster client has not connected yet (waited {READY_WAIT:?}); check that the peers (--peers / --peers-dns) are running and reachable, then retry"
-        ))),
-    }
+    slot.within(READY_WAIT).await.map_err(Status::unavailable)
 }
 
 /// Fails with UNAVAILABLE when every gateway the cluster client knows is in `failed`: then
 /// nothing was carried out and the answer would be empty. Partial failures pass (the reply
 /// names them in `failed`).
 pub(crate) fn some_answered(cluster: &Cluster, failed: &[GatewayFailure]) -> Result<(), Status> {
-    if failed.is_empty() {
-        return Ok(());
-    }
-    let named = |gateway: &str| failed.iter().any(|f| f.gateway == gateway);
-    let none = cluster
-        .gateways()
-        .iter()
-        .all(|g| named(&g.addr) || g.node_id.as_deref().is_some_and(named));
-    if !none {
+    if !none_answered(cluster, failed) {
         return Ok(());
     }
     let names: Vec<String> = failed.iter().map(ToString::to_string).collect();

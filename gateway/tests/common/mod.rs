@@ -236,6 +236,61 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
     ws.send(Message::text(text)).await.expect("client send");
 }
 
+/// Starts the real `wsgate` binary with `args`, every listener not named in `args` on
+/// 127.0.0.1:0; returns it with its "wsgate is up" log line once it serves. Its stdout keeps
+/// being read so the child never blocks on a full pipe.
+pub async fn spawn_wsgate(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut all: Vec<&str> = Vec::new();
+    for flag in ["--ws-addr", "--worker-addr", "--api-addr", "--grpc-addr"] {
+        if !args.contains(&flag) {
+            all.extend([flag, "127.0.0.1:0"]);
+        }
+    }
+    all.extend(args);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(&all)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wsgate starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let up = within("the start-up line", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read")
+                .expect("a start-up line");
+            if line.contains("wsgate is up") {
+                return line;
+            }
+        }
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, up)
+}
+
+/// The value of `key=` in a log line.
+pub fn log_field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[start..].split_whitespace().next().unwrap_or_default()
+}
+
+/// Loopback addresses with ports that were free a moment ago, reserved up front so gateways
+/// can be given each other as peers before any of them is bound.
+pub fn reserve_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound"))
+        .collect()
+}
+
 /// A raw worker link for tests that speak the protocol by hand.
 pub type RawLink = Framed<TcpStream, WorkerCodec>;
 
