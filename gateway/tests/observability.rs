@@ -429,7 +429,6 @@ fn console_tools(dir: &std::path::Path) -> Result<PathBuf, String> {
     Ok(chromium)
 }
 
-
 #[tokio::test]
 async fn the_console_works_in_chromium() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
