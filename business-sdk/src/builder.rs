@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::events::{EventSink, Events};
 use crate::link::{self, Link, LinkShared};
+use crate::tls::{Connector, TlsOptions};
 
 /// The default name sent in `Register`.
 pub const DEFAULT_NAME: &str = "business";
@@ -38,6 +39,10 @@ pub(crate) struct Config {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) retry_initial_connect: bool,
+    /// TLS as asked for with `tls()`.
+    pub(crate) tls_options: Option<TlsOptions>,
+    /// The same, prepared by [`Config::prepare_tls`] before connecting.
+    pub(crate) tls: Option<Connector>,
 }
 
 // By hand, so the token never reaches a log line.
@@ -61,6 +66,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("backoff", &(self.backoff_min, self.backoff_max))
             .field("retry_initial_connect", &self.retry_initial_connect)
+            .field("tls", &self.tls_options)
             .finish()
     }
 }
@@ -68,6 +74,12 @@ impl std::fmt::Debug for Config {
 impl Config {
     pub(crate) fn backoff(&self) -> Backoff {
         Backoff::new(self.backoff_min, self.backoff_max)
+    }
+
+    /// Turns the TLS options into what links dial with; fails on unusable options.
+    pub(crate) fn prepare_tls(&mut self) -> Result<(), Error> {
+        self.tls = self.tls_options.as_ref().map(Connector::new).transpose()?;
+        Ok(())
     }
 }
 
@@ -110,6 +122,8 @@ impl ClientBuilder {
                 backoff_min: backoff::DEFAULT_MIN,
                 backoff_max: backoff::DEFAULT_MAX,
                 retry_initial_connect: false,
+                tls_options: None,
+                tls: None,
             },
         }
     }
@@ -222,6 +236,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects with TLS, for a gateway started with `--worker-tls`. Default: plain TCP.
+    /// Unusable options (no certificate in the CA PEM, a bad server name) make
+    /// [`connect`](Self::connect) fail with [`Error::TlsConfig`].
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.config.tls_options = Some(options);
+        self
+    }
+
     /// Connects, registers and starts the link driver in the background.
     ///
     /// Resolves once the gateway accepted the registration; [`Event::Connected`](crate::Event)
@@ -231,7 +253,8 @@ impl ClientBuilder {
     /// [`Error::Timeout`] when it does not answer the registration in time.
     ///
     /// Must be called from within a Tokio runtime.
-    pub async fn connect(self) -> Result<(Client, Events), Error> {
+    pub async fn connect(mut self) -> Result<(Client, Events), Error> {
+        self.config.prepare_tls()?;
         let config = Arc::new(self.config);
         let shared = Arc::new(LinkShared::new(
             config.addr.clone(),

@@ -113,6 +113,30 @@ pub enum Error {
         /// The node id from the connection id.
         node_id: String,
     },
+
+    /// The TLS settings ([`TlsOptions`](crate::TlsOptions)) cannot be used: no certificate in
+    /// the CA PEM, or a server name that is not a DNS name or IP address. Not retried.
+    #[error("the TLS settings of the worker link cannot be used: {message}")]
+    TlsConfig {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The TLS handshake with the gateway's worker listener failed: the gateway does not
+    /// serve TLS there (start it with --worker-tls), or its certificate is not signed by the
+    /// given CA or does not name the server name. Retried like a connection failure.
+    #[error(
+        "the TLS handshake with the wsgate gateway's worker listener at {addr} failed: {source}; check that the gateway runs with --worker-tls, that its certificate is signed by the CA given in TlsOptions and names {server_name:?}"
+    )]
+    TlsHandshake {
+        /// The address that was dialled.
+        addr: String,
+        /// The name the certificate was checked against.
+        server_name: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -121,7 +145,7 @@ impl Error {
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             Error::Rejected { code, .. } => *code == ErrorCode::ShuttingDown,
-            Error::Closed => false,
+            Error::Closed | Error::TlsConfig { .. } => false,
             _ => true,
         }
     }

@@ -75,6 +75,7 @@ mod link;
 mod report;
 mod session_change;
 mod targets;
+mod tls;
 
 pub use authorize::AuthorizeCall;
 pub use builder::{ClientBuilder, DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
@@ -90,6 +91,7 @@ pub use events::{Event, Events};
 pub use report::Report;
 pub use session_change::SessionChange;
 pub use targets::Targets;
+pub use tls::TlsOptions;
 
 /// The worker protocol crate, for the generated types not re-exported here.
 pub use wsgate_proto as proto;

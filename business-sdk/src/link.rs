@@ -29,6 +29,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -63,7 +64,15 @@ const STABLE_SESSION: Duration = Duration::from_secs(1);
 /// How long a shutdown waits to flush what was already written.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-type Transport = Framed<TcpStream, WorkerCodec>;
+/// What a link runs on: a TCP stream, or a TLS stream over one.
+pub(crate) trait LinkStream:
+    AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug
+{
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> LinkStream for T {}
+
+type Transport = Framed<Box<dyn LinkStream>, WorkerCodec>;
 
 /// What a request's caller receives: the gateway's `Result`, or why there is none.
 pub(crate) type Reply = Result<v1::Result, Error>;
@@ -309,6 +318,22 @@ pub(crate) async fn establish(config: &Config, shared: &LinkShared) -> Result<Es
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%addr, error = %err, "cannot set TCP_NODELAY on the worker link");
     }
+    let stream: Box<dyn LinkStream> = match &config.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let handshake = tokio::time::timeout(config.request_timeout, tls.connect(addr, stream));
+            match handshake.await {
+                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Err(err)) => return Err(err),
+                Err(_) => {
+                    return Err(connect_error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no TLS handshake within {:?}", config.request_timeout),
+                    )));
+                }
+            }
+        }
+    };
     let mut transport = Framed::new(stream, WorkerCodec::default());
 
     let request_id = shared.next_request_id();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use wsgate_business::{
-    Cluster, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery,
+    Cluster, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery, TlsOptions,
 };
 
 use crate::config::Config;

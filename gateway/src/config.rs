@@ -44,6 +44,23 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve the HTTP API (https://) and the gRPC API over TLS with the --tls-cert certificate
+    /// (ALPN http/1.1 and h2). Needs --tls-cert and --tls-key.
+    #[arg(long, env = "WSGATE_API_TLS")]
+    pub api_tls: bool,
+
+    /// Serve worker links over TLS with the --tls-cert certificate: business processes (and
+    /// the gateways' own cluster clients) then connect with TLS. Needs --tls-cert and --tls-key.
+    #[arg(long, env = "WSGATE_WORKER_TLS")]
+    pub worker_tls: bool,
+
+    /// PEM CA certificate(s) this gateway's cluster client trusts when it connects to its own
+    /// and its peers' worker listeners with --worker-tls [default: the --tls-cert file, which
+    /// only works when that certificate is itself a CA, e.g. self-signed].
+    #[arg(long, env = "WSGATE_WORKER_TLS_CA", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_tls_ca: Option<PathBuf>,
+
     /// Address for business processes' worker links.
     #[arg(long, env = "WSGATE_WORKER_ADDR", default_value = "127.0.0.1:8081")]
     pub worker_addr: SocketAddr,
@@ -342,6 +359,25 @@ impl Config {
                     "not set while --{set} is; --tls-cert (the certificate chain) and --tls-key \
                      (its private key) go together: set both for wss://, or neither"
                 ),
+            });
+        }
+        let has_cert = self.tls_cert.is_some() && self.tls_key.is_some();
+        for (key, on) in [("api-tls", self.api_tls), ("worker-tls", self.worker_tls)] {
+            if on && !has_cert {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "is set but --tls-cert and --tls-key are not; the listener serves \
+                             TLS with that certificate, so set both"
+                        .into(),
+                });
+            }
+        }
+        if self.worker_tls_ca.is_some() && !self.worker_tls {
+            return Err(ConfigError::Invalid {
+                key: "worker-tls-ca",
+                reason: "is set but --worker-tls is not; it is the CA the cluster client trusts \
+                         on TLS worker links"
+                    .into(),
             });
         }
         for entry in &self.allowed_origins {

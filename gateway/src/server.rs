@@ -62,6 +62,8 @@ pub struct Gateway {
     ws_addr: SocketAddr,
     /// With --tls-cert: clients connect with wss://.
     ws_tls: Option<TlsReloader>,
+    /// The CA the cluster client trusts on TLS worker links (--worker-tls).
+    cluster_tls: Option<wsgate_business::TlsOptions>,
     worker: TcpListener,
     worker_addr: SocketAddr,
 }
@@ -120,6 +122,34 @@ fn jwt_verifier(config: &Config) -> Result<Option<JwtVerifier>, ConfigError> {
     Ok(Some(verifier))
 }
 
+/// What the cluster client trusts on TLS worker links: --worker-tls-ca, else the --tls-cert
+/// file (enough when that certificate is a CA itself, e.g. self-signed).
+fn cluster_ca(config: &Config) -> Result<wsgate_business::TlsOptions, ConfigError> {
+    let (path, key) = match (&config.worker_tls_ca, &config.tls_cert) {
+        (Some(ca), _) => (ca, "worker-tls-ca"),
+        (None, Some(cert)) => (cert, "tls-cert"),
+        (None, None) => {
+            return Err(ConfigError::Invalid {
+                key: "worker-tls",
+                reason: "needs --tls-cert and --tls-key".into(),
+            });
+        }
+    };
+    let pem = std::fs::read(path).map_err(|e| ConfigError::Invalid {
+        key,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let options = wsgate_business::TlsOptions::new(pem);
+    options.check().map_err(|e| ConfigError::Invalid {
+        key,
+        reason: format!(
+            "{} cannot be the CA of TLS worker links: {e}",
+            path.display()
+        ),
+    })?;
+    Ok(options)
+}
+
 impl Gateway {
     /// Validates `config` and binds the client and worker listeners.
     pub async fn bind(mut config: Config) -> Result<Self, GatewayError> {
@@ -130,6 +160,11 @@ impl Gateway {
                 Some(TlsReloader::load(cert, key).map_err(ConfigError::from)?)
             }
             _ => None,
+        };
+        let cluster_tls = if config.worker_tls {
+            Some(cluster_ca(&config)?)
+        } else {
+            None
         };
         let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
         let (worker, worker_addr) =
@@ -166,6 +201,7 @@ impl Gateway {
             ws,
             ws_addr,
             ws_tls,
+            cluster_tls,
             worker,
             worker_addr,
         })
@@ -217,12 +253,16 @@ impl Gateway {
             shared,
             ws,
             ws_tls,
+            cluster_tls,
             worker,
             cluster,
             api,
             grpc,
             ..
         } = self;
+        let config = &shared.config;
+        let api_tls = ws_tls.clone().filter(|_| config.api_tls);
+        let worker_tls = ws_tls.clone().filter(|_| config.worker_tls);
         tracing::info!(
             node_id = %shared.config.node_id,
             clients = %format!(
@@ -232,8 +272,14 @@ impl Gateway {
                 shared.config.ws_path
             ),
             worker = %self.worker_addr,
-            api = %format!("http://{}/", self.api_addr),
+            worker_tls = worker_tls.is_some(),
+            api = %format!(
+                "{}://{}/",
+                if api_tls.is_some() { "https" } else { "http" },
+                self.api_addr
+            ),
             grpc = %self.grpc_addr,
+            grpc_tls = api_tls.is_some(),
             "wsgate is up"
         );
         let stop_accept = CancellationToken::new();
@@ -251,6 +297,7 @@ impl Gateway {
         ));
         let accept_links = tokio::spawn(worker::accept::run(
             worker,
+            worker_tls,
             shared.clone(),
             stop_accept.clone(),
             close_links.clone(),
@@ -262,6 +309,7 @@ impl Gateway {
         let cluster_task = tokio::spawn(cluster::run(
             shared.config.clone(),
             self.worker_addr,
+            cluster_tls,
             cluster_tx,
             stop_cluster.clone(),
         ));
@@ -271,8 +319,13 @@ impl Gateway {
             cluster: slot,
         };
         let apis = [
-            tokio::spawn(api::serve(api, context.clone(), stop_apis.clone())),
-            tokio::spawn(grpc::serve(grpc, context, stop_apis.clone())),
+            tokio::spawn(api::serve(
+                api,
+                api_tls.clone(),
+                context.clone(),
+                stop_apis.clone(),
+            )),
+            tokio::spawn(grpc::serve(grpc, api_tls, context, stop_apis.clone())),
         ];
         shared
             .ready

@@ -8,6 +8,12 @@
 //! service as it was, and the error says why.
 //!
 //! [`reload`]: TlsReloader::reload
+//!
+//! The same certificate serves every listener that has TLS on: clients (always, with
+//! `--tls-cert`), the HTTP and gRPC APIs (`--api-tls`, with ALPN `http/1.1` and `h2`) and
+//! worker links (`--worker-tls`). [`incoming`] runs the TLS handshakes of the API listeners.
+
+pub(crate) mod incoming;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -30,7 +36,41 @@ pub struct TlsReloader {
 struct Inner {
     cert: PathBuf,
     key: PathBuf,
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<Configs>,
+}
+
+/// One configuration per ALPN offer, all from the same certificate and key.
+#[derive(Debug, Clone)]
+struct Configs {
+    plain: Arc<ServerConfig>,
+    http1: Arc<ServerConfig>,
+    h2: Arc<ServerConfig>,
+}
+
+impl Configs {
+    fn new(config: ServerConfig) -> Self {
+        let with = |protocol: &[u8]| {
+            let mut c = config.clone();
+            c.alpn_protocols = vec![protocol.to_vec()];
+            Arc::new(c)
+        };
+        Self {
+            http1: with(b"http/1.1"),
+            h2: with(b"h2"),
+            plain: Arc::new(config),
+        }
+    }
+}
+
+/// The application protocol a listener offers in the TLS handshake (ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// No ALPN: client WebSockets and worker links.
+    None,
+    /// `http/1.1`: the HTTP API.
+    Http1,
+    /// `h2`: the gRPC API.
+    H2,
 }
 
 impl TlsReloader {
@@ -41,19 +81,29 @@ impl TlsReloader {
             inner: Arc::new(Inner {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
-                current: RwLock::new(Arc::new(config)),
+                current: RwLock::new(Configs::new(config)),
             }),
         })
     }
 
-    /// An acceptor with the configuration in service now.
+    /// An acceptor with the configuration in service now, offering no ALPN protocol.
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor_for(Alpn::None)
+    }
+
+    /// An acceptor with the configuration in service now, offering `alpn`.
+    pub(crate) fn acceptor_for(&self, alpn: Alpn) -> TlsAcceptor {
         let current = self
             .inner
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        TlsAcceptor::from(Arc::clone(&current))
+        let config = match alpn {
+            Alpn::None => &current.plain,
+            Alpn::Http1 => &current.http1,
+            Alpn::H2 => &current.h2,
+        };
+        TlsAcceptor::from(Arc::clone(config))
     }
 
     /// Reads the certificate and key files again and, if they can be used, serves new
@@ -64,7 +114,7 @@ impl TlsReloader {
             .inner
             .current
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+            .unwrap_or_else(PoisonError::into_inner) = Configs::new(config);
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! TLS for clients (wss://) with real rustls clients that trust only the test CA: the
 //! handshake and messages both ways, certificate reload on SIGHUP in the real binary without
 //! dropping open connections (and a broken new certificate keeping the old one), unusable
-//! certificate files at startup, and `--allowed-origins`.
+//! certificate files at startup, and `--allowed-origins`. Also `--api-tls` (HTTPS and gRPC over
+//! TLS) and `--worker-tls` (SDK business processes over TLS, plain-TCP ones refused and logged,
+//! the gateway's own cluster client trusting `--worker-tls-ca`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -427,5 +429,278 @@ async fn allowed_origins_refuse_others_with_403() {
         }
         other => panic!("expected HTTP 403, got {other:?}"),
     }
+    gw.stop().await;
+}
+
+/// The test CA as PEM, for the SDK's TlsOptions.
+fn ca_pem() -> Vec<u8> {
+    std::fs::read(data("tls-ca.pem")).unwrap()
+}
+
+/// A TLS client offering `alpn` that trusts the test CA, connected to `addr` as "localhost".
+async fn tls_connect(addr: SocketAddr, alpn: &[u8]) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der("tls-ca.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    within("a TLS handshake", async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake")
+    })
+    .await
+}
+
+/// One HTTP/1.1 GET over TLS; returns the whole response.
+async fn https_get(addr: SocketAddr, path: &str) -> String {
+    let mut tls = tls_connect(addr, b"http/1.1").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("the HTTPS response", tls.read_to_end(&mut response))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn api_tls_serves_https_and_grpc_over_tls() {
+    let gw = TestGateway::start_with(|c| {
+        c.tls_cert = Some(data("tls-a.pem"));
+        c.tls_key = Some(data("tls-a-key.pem"));
+        c.api_tls = true;
+    })
+    .await;
+
+    let health = https_get(gw.api_addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let counts = https_get(gw.api_addr, "/api/v1/counts").await;
+    assert!(counts.starts_with("HTTP/1.1 200"), "{counts}");
+    assert!(counts.contains("\"connections\""), "{counts}");
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(gw.api_addr).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP must not work on the TLS API port"
+    );
+
+    // The gRPC API: the handshake picks h2, and a tonic client with TLS gets answers.
+    let tls = tls_connect(gw.grpc_addr, b"h2").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    drop(tls);
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem()))
+        .domain_name("localhost");
+    let channel = within(
+        "the gRPC TLS connection",
+        tonic::transport::Channel::from_shared(format!("https://{}", gw.grpc_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect(),
+    )
+    .await
+    .expect("gRPC over TLS connects");
+    let mut api = wsgate_proto::v1::push_api_client::PushApiClient::new(channel);
+    let counts = within(
+        "a gRPC call over TLS",
+        api.counts(wsgate_proto::v1::QueryCounts::default()),
+    )
+    .await
+    .expect("Counts answers")
+    .into_inner();
+    assert_eq!(counts.connections, 0);
+
+    // A plain gRPC client is refused.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(5),
+        tonic::transport::Channel::from_shared(format!("http://{}", gw.grpc_addr))
+            .unwrap()
+            .connect(),
+    )
+    .await;
+    if let Ok(Ok(channel)) = plain {
+        let mut api = wsgate_proto::v1::push_api_client::PushApiClient::new(channel);
+        let call = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.counts(wsgate_proto::v1::QueryCounts::default()),
+        )
+        .await;
+        assert!(!matches!(call, Ok(Ok(_))), "plain gRPC must not work");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn worker_tls_links_business_processes_over_tls_and_refuses_plain_tcp() {
+    let gw = TestGateway::start_with(|c| {
+        c.tls_cert = Some(data("tls-a.pem"));
+        c.tls_key = Some(data("tls-a-key.pem"));
+        c.worker_tls = true;
+        c.worker_tls_ca = Some(data("tls-ca.pem"));
+    })
+    .await;
+    // The gateway's own cluster client reaches its worker listener over TLS (127.0.0.1: the
+    // certificate's IP SAN), so the APIs work.
+    let mut slot = gw.cluster.clone();
+    within("the cluster client over TLS", slot.ready())
+        .await
+        .expect("the cluster client connects");
+
+    let (business, events) = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .name("echo")
+        .tls(wsgate_business::TlsOptions::new(ca_pem()))
+        .connect()
+        .await
+        .expect("a TLS business connects");
+    let mut events = common::EventsExt(events);
+    let (mut ws, _) = wss(gw.ws_addr).await;
+    let open = events.open().await;
+    ws.send(Message::text("over two TLS hops")).await.unwrap();
+    let msg = events.message().await;
+    assert_eq!(msg.conn_id, open.conn_id);
+    business
+        .single_cast(msg.conn_id.clone(), msg.payload.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(recv_text(&mut ws).await, "over two TLS hops");
+
+    // An explicit server name works too.
+    let (named, _events) = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .tls(wsgate_business::TlsOptions::new(ca_pem()).server_name("localhost"))
+        .connect()
+        .await
+        .expect("a TLS business with a server name connects");
+    named.shutdown().await;
+
+    // A business process without TLS: the handshake fails and the link is closed.
+    let plain = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .request_timeout(Duration::from_secs(3))
+        .connect()
+        .await;
+    assert!(plain.is_err(), "a plain-TCP business must be refused");
+
+    // A CA that did not sign the gateway's certificate: the SDK says why.
+    let err = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .tls(wsgate_business::TlsOptions::new(
+            std::fs::read(data("tls-b.pem")).unwrap(),
+        ))
+        .connect()
+        .await
+        .expect_err("an untrusted certificate");
+    assert!(
+        matches!(err, wsgate_business::Error::TlsHandshake { .. }),
+        "{err}"
+    );
+    // A CA PEM without a certificate fails before dialling, and is not retried.
+    let err = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .tls(wsgate_business::TlsOptions::new("no pem here"))
+        .retry_initial_connect(true)
+        .connect()
+        .await
+        .expect_err("unusable options");
+    assert!(
+        matches!(err, wsgate_business::Error::TlsConfig { .. }),
+        "{err}"
+    );
+
+    ws.close(None).await.unwrap();
+    business.shutdown().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_tls_business_is_told_when_the_gateway_has_no_worker_tls() {
+    let gw = TestGateway::start().await;
+    let err = wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .tls(wsgate_business::TlsOptions::new(ca_pem()))
+        .request_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .expect_err("no TLS on the worker listener");
+    assert!(
+        matches!(err, wsgate_business::Error::TlsHandshake { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--worker-tls"), "{err}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn api_and_worker_tls_need_the_certificate() {
+    for tweak in [
+        (|c: &mut wsgate::Config| c.api_tls = true) as fn(&mut wsgate::Config),
+        |c| c.worker_tls = true,
+        |c| {
+            c.tls_cert = Some(data("tls-a.pem"));
+            c.tls_key = Some(data("tls-a-key.pem"));
+            c.worker_tls_ca = Some(data("tls-ca.pem"));
+        },
+    ] {
+        let mut config = common::test_config();
+        tweak(&mut config);
+        let err = wsgate::Gateway::bind(config)
+            .await
+            .expect_err("invalid TLS settings");
+        let text = err.to_string();
+        assert!(
+            text.contains("api-tls") || text.contains("worker-tls"),
+            "{text}"
+        );
+    }
+    // A CA file without a certificate stops startup and names the key.
+    let mut config = common::test_config();
+    config.tls_cert = Some(data("tls-a.pem"));
+    config.tls_key = Some(data("tls-a-key.pem"));
+    config.worker_tls = true;
+    config.worker_tls_ca = Some(data("tls-a-key.pem"));
+    let err = wsgate::Gateway::bind(config)
+        .await
+        .expect_err("no CA certificate");
+    assert!(err.to_string().contains("worker-tls-ca"), "{err}");
+}
+
+#[tokio::test]
+async fn the_binary_logs_a_plain_tcp_business_on_a_tls_worker_listener() {
+    let gw = Binary::start(&[
+        &format!("--tls-cert={}", data("tls-a.pem").display()),
+        &format!("--tls-key={}", data("tls-a-key.pem").display()),
+        "--worker-tls",
+        &format!("--worker-tls-ca={}", data("tls-ca.pem").display()),
+    ])
+    .await;
+    let up = gw.wait_log("wsgate is up", 1).await;
+    let worker: SocketAddr = common::log_field(&up, " worker=").parse().unwrap();
+    assert!(up.contains("worker_tls=true"), "{up}");
+
+    let plain = wsgate_business::Client::builder(worker.to_string())
+        .request_timeout(Duration::from_secs(3))
+        .connect()
+        .await;
+    assert!(plain.is_err(), "a plain-TCP business must be refused");
+    let line = gw.wait_log("worker link TLS handshake failed", 1).await;
+    assert!(line.contains("--worker-tls"), "{line}");
+
+    let (tls, _events) = wsgate_business::Client::builder(worker.to_string())
+        .tls(wsgate_business::TlsOptions::new(ca_pem()))
+        .connect()
+        .await
+        .expect("a TLS business connects to the binary");
+    tls.shutdown().await;
     gw.stop().await;
 }

@@ -19,6 +19,7 @@ use crate::cluster::events::ClusterEvents;
 use crate::cluster::members::Members;
 use crate::discovery::Discovery;
 use crate::error::Error;
+use crate::tls::TlsOptions;
 
 /// How often a cluster asks discovery again, unless set.
 pub const DEFAULT_REDISCOVER_EVERY: Duration = Duration::from_secs(10);
@@ -118,6 +119,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Connects to every gateway with TLS, for gateways started with `--worker-tls`; without
+    /// a [`server_name`](TlsOptions::server_name), each gateway's certificate is checked
+    /// against the host of its address. Default: plain TCP.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.link = self.link.tls(options);
+        self
+    }
+
     /// How often to ask discovery again: new addresses get a link, links to addresses no
     /// longer named are closed. A discovery that fails or names nothing keeps the current
     /// gateways. Default 10 s; values below 1 ms are raised to 1 ms.
@@ -141,7 +150,9 @@ impl ClusterBuilder {
     ///
     /// Must be called from within a Tokio runtime.
     pub async fn connect(self) -> Result<(Cluster, ClusterEvents), Error> {
-        let config = Arc::new(self.link.into_config());
+        let mut config = self.link.into_config();
+        config.prepare_tls()?;
+        let config = Arc::new(config);
         let discovery_error = |source| Error::Discovery {
             discovery: format!("{:?}", self.discovery),
             source,

@@ -39,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 use self::errors::ApiError;
 use crate::cluster::ClusterSlot;
 use crate::server::Shared;
+use crate::tls::incoming::TlsListener;
+use crate::tls::{Alpn, TlsReloader};
 
 /// What the APIs act on: the gateway's state (health, metrics) and its cluster client, through
 /// which every command and query goes, so the APIs act on the whole cluster when peers are set.
@@ -93,8 +95,36 @@ pub(crate) fn router(context: ApiContext) -> Router {
         .with_state(context)
 }
 
-/// Serves the HTTP API until `stop` fires, then lets running requests finish for a moment.
-pub(crate) async fn serve(listener: TcpListener, context: ApiContext, stop: CancellationToken) {
+/// Serves the HTTP API (over TLS with `tls`, `--api-tls`) until `stop` fires, then lets
+/// running requests finish for a moment.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsReloader>,
+    context: ApiContext,
+    stop: CancellationToken,
+) {
+    let Some(tls) = tls else {
+        return serve_on(listener, context, stop).await;
+    };
+    let timeout = context.shared.config.handshake_timeout;
+    match TlsListener::start(
+        listener,
+        tls,
+        Alpn::Http1,
+        timeout,
+        stop.clone(),
+        "HTTP API",
+    ) {
+        Ok(listener) => serve_on(listener, context, stop).await,
+        Err(e) => tracing::error!(error = %e, "the HTTP API cannot serve TLS"),
+    }
+}
+
+async fn serve_on<L>(listener: L, context: ApiContext, stop: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let server = axum::serve(listener, router(context))
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future();

@@ -23,6 +23,8 @@ use wsgate_proto::v1::push_api_server::PushApiServer;
 use self::auth::ApiKey;
 use self::service::PushService;
 use crate::api::ApiContext;
+use crate::tls::incoming::TlsListener;
+use crate::tls::{Alpn, TlsReloader};
 
 /// How often an idle HTTP/2 connection is pinged, so the events streams of callers that
 /// vanished without closing (and their registrations) are found and removed.
@@ -31,18 +33,49 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a keepalive ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the gRPC API until `stop` fires, then lets the calls in flight finish (the events
-/// streams end at once, see `events`).
-pub(crate) async fn serve(listener: TcpListener, context: ApiContext, stop: CancellationToken) {
+/// Serves the gRPC API (over TLS with ALPN `h2` with `tls`, `--api-tls`) until `stop` fires,
+/// then lets the calls in flight finish (the events streams end at once, see `events`).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsReloader>,
+    context: ApiContext,
+    stop: CancellationToken,
+) {
     let auth = ApiKey::new(context.shared.config.api_key.as_deref());
+    let handshake_timeout = context.shared.config.handshake_timeout;
     let service = PushApiServer::with_interceptor(PushService::new(context, stop.clone()), auth);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = Server::builder()
+    let router = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-        .await;
+        .add_service(service);
+    let served = match tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+        Some(tls) => {
+            let started = TlsListener::start(
+                listener,
+                tls,
+                Alpn::H2,
+                handshake_timeout,
+                stop.clone(),
+                "gRPC API",
+            );
+            let incoming = match started {
+                Ok(listener) => listener.into_stream(),
+                Err(e) => {
+                    tracing::error!(error = %e, "the gRPC API cannot serve TLS");
+                    return;
+                }
+            };
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+    };
     if let Err(e) = served {
         tracing::error!(error = %e, "the gRPC API stopped serving");
     }

@@ -1,18 +1,23 @@
-//! Accepts worker links from business processes.
+//! Accepts worker links from business processes, after a TLS handshake with `--worker-tls`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::session;
 use crate::server::Shared;
+use crate::tls::TlsReloader;
 
-/// The accept loop; returns when `stop` is cancelled.
+/// The accept loop; returns when `stop` is cancelled. With `tls`, every link is accepted with
+/// the TLS configuration in service at that moment.
 pub(crate) async fn run(
     listener: TcpListener,
+    tls: Option<TlsReloader>,
     shared: Arc<Shared>,
     stop: CancellationToken,
     close_links: CancellationToken,
@@ -28,7 +33,8 @@ pub(crate) async fn run(
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let close = close_links.clone();
-                tracker.spawn(async move { session::serve(stream, peer, shared, close).await });
+                let tls = tls.as_ref().map(TlsReloader::acceptor);
+                tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a worker link failed; retrying in 100ms");
@@ -38,5 +44,34 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// The TLS handshake, if any (within --handshake-timeout), then the link.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    close: CancellationToken,
+) {
+    let Some(acceptor) = tls else {
+        return session::serve(stream, peer, shared, close).await;
+    };
+    let timeout = shared.config.handshake_timeout;
+    let accepted = tokio::select! {
+        _ = close.cancelled() => return,
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+    };
+    match accepted {
+        Ok(Ok(stream)) => session::serve(stream, peer, shared, close).await,
+        // A business process without TLS (or one that does not trust the certificate) ends
+        // here: worth a warning, it will keep retrying.
+        Ok(Err(e)) => tracing::warn!(
+            %peer,
+            error = %e,
+            "worker link TLS handshake failed (--worker-tls is on: business processes must connect with TLS); closed"
+        ),
+        Err(_) => tracing::warn!(%peer, ?timeout, "worker link TLS handshake timed out; closed"),
     }
 }

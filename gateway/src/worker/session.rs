@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::codec::Framed;
@@ -28,7 +27,12 @@ use crate::links::{Link, event_kind};
 use crate::server::Shared;
 use crate::stats::CommandKind;
 
-type LinkIo = Framed<TcpStream, WorkerCodec>;
+/// What a worker link runs on: a TCP stream, or a TLS stream over one (`--worker-tls`).
+pub(crate) trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LinkStream for T {}
+
+type LinkIo<S> = Framed<S, WorkerCodec>;
 
 /// Frames queued for one link before event producers wait.
 const LINK_QUEUE: usize = 8192;
@@ -55,8 +59,8 @@ fn codec_error(e: &CodecError) -> Envelope {
     error(0, code, format!("{e}; closing this link"))
 }
 
-pub(crate) async fn serve(
-    stream: TcpStream,
+pub(crate) async fn serve<S: LinkStream>(
+    stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -171,14 +175,14 @@ fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, Strin
 }
 
 /// Sends one error frame and closes a link that never registered.
-async fn reject(mut io: LinkIo, reply: Envelope) {
+async fn reject<S: LinkStream>(mut io: LinkIo<S>, reply: Envelope) {
     let _ = tokio::time::timeout(CLOSE_LINGER, io.send(reply)).await;
     close_gracefully(io).await;
 }
 
 /// Half-closes and reads what the peer still sends, so our last frame is not destroyed by a
 /// TCP reset caused by unread input.
-async fn close_gracefully(io: LinkIo) {
+async fn close_gracefully<S: LinkStream>(io: LinkIo<S>) {
     let mut stream = io.into_inner();
     let linger = async {
         let _ = stream.shutdown().await;
@@ -199,8 +203,8 @@ enum Ended {
     Failed,
 }
 
-async fn run(
-    io: &mut LinkIo,
+async fn run<S: LinkStream>(
+    io: &mut LinkIo<S>,
     queue: &mut mpsc::Receiver<Envelope>,
     link: &Link,
     shared: &Shared,
@@ -341,8 +345,8 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
     })
 }
 
-async fn write_burst(
-    io: &mut LinkIo,
+async fn write_burst<S: LinkStream>(
+    io: &mut LinkIo<S>,
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
 ) -> Result<(), CodecError> {
@@ -358,8 +362,8 @@ async fn write_burst(
 
 /// Takes the link out of routing and empties its queue: on shutdown everything is written out;
 /// after a failure, events go to the remaining business processes.
-async fn finish(
-    mut io: LinkIo,
+async fn finish<S: LinkStream>(
+    mut io: LinkIo<S>,
     mut rx: mpsc::Receiver<Envelope>,
     ended: Ended,
     farewell: Option<Envelope>,
