@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use wsgate_business::{
-    Cluster, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery, TlsOptions,
+    Cluster, ClusterReport, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery,
+    TlsOptions,
 };
 
 use crate::config::Config;
@@ -91,6 +92,25 @@ pub(crate) fn none_answered(cluster: &Cluster, failed: &[GatewayFailure]) -> boo
         .gateways()
         .iter()
         .all(|g| named(&g.addr) || g.node_id.as_deref().is_some_and(named))
+}
+
+/// Two reports of one command sent in two parts (ForceOffline by connection and by user, as
+/// both APIs do it): counts summed, lists concatenated, each failing gateway named once.
+pub(crate) fn combine(a: ClusterReport, b: ClusterReport) -> ClusterReport {
+    let mut out = a;
+    out.report.delivered = out.report.delivered.saturating_add(b.report.delivered);
+    out.report
+        .unknown_conn_ids
+        .extend(b.report.unknown_conn_ids);
+    out.report
+        .unknown_user_ids
+        .extend(b.report.unknown_user_ids);
+    for failure in b.failed {
+        if !out.failed.iter().any(|f| f.gateway == failure.gateway) {
+            out.failed.push(failure);
+        }
+    }
+    out
 }
 
 /// The slot's two ends.

@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod api;
 mod auth;
 mod client;

@@ -18,6 +18,7 @@ use super::extract::JsonBody;
 use super::payload;
 use super::reach::{cluster, some_answered};
 use super::reply::CommandReply;
+use crate::cluster::combine;
 
 type Reply = Result<Json<CommandReply>, ApiError>;
 
@@ -378,32 +379,16 @@ pub(crate) async fn force_offline(
             .force_offline_users(body.user_ids, code, &body.reason, last.clone())
             .await
             .map_err(ApiError::from_sdk)?;
-        merge(&mut merged, r);
+        merged = combine(merged, r);
     }
     if !body.conn_ids.is_empty() {
         let r = cluster
             .force_offline(body.conn_ids, code, &body.reason, last)
             .await
             .map_err(ApiError::from_sdk)?;
-        merge(&mut merged, r);
+        merged = combine(merged, r);
     }
     report(&cluster, merged)
-}
-
-/// Adds `more` to `into`: counts summed, lists appended, one failure per gateway.
-fn merge(into: &mut ClusterReport, more: ClusterReport) {
-    into.report.delivered += more.report.delivered;
-    into.report
-        .unknown_conn_ids
-        .extend(more.report.unknown_conn_ids);
-    into.report
-        .unknown_user_ids
-        .extend(more.report.unknown_user_ids);
-    for failure in more.failed {
-        if !into.failed.iter().any(|f| f.gateway == failure.gateway) {
-            into.failed.push(failure);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -461,7 +446,7 @@ mod tests {
         more.report.delivered = 1;
         more.report.unknown_conn_ids.push("x".into());
         more.failed = vec![failure("gw1"), failure("gw2")];
-        merge(&mut into, more);
+        let into = combine(into, more);
         assert_eq!(into.report.delivered, 3);
         assert_eq!(into.report.unknown_conn_ids, ["x"]);
         assert_eq!(into.failed.len(), 2);

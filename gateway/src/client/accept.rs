@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -26,32 +25,13 @@ pub(crate) async fn run(
     close_clients: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let mut backoff = Duration::ZERO;
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                backoff = Duration::ZERO;
-                let shared = shared.clone();
-                let close = close_clients.clone();
-                let tls = tls.as_ref().map(TlsReloader::acceptor);
-                tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
-            }
-            Err(e) => {
-                // Out of file descriptors (or similar): retrying at once would spin. Back off
-                // and let existing connections keep working.
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tracing::warn!(error = %e, retry_in = ?backoff, "accepting a client connection failed");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-            }
-        }
-    }
+    crate::accept::run(listener, "a client connection", stop, |stream, peer| {
+        let shared = shared.clone();
+        let close = close_clients.clone();
+        let tls = tls.as_ref().map(TlsReloader::acceptor);
+        tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
+    })
+    .await
 }
 
 pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
@@ -73,7 +53,6 @@ async fn handshake(
     shared: Arc<Shared>,
     close_clients: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(acceptor) = tls else {
         return upgrade(stream, peer, deadline, shared, close_clients).await;

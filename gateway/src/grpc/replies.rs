@@ -39,25 +39,6 @@ pub(crate) fn single() -> CommandResponse {
     }
 }
 
-/// Two reports of one command sent in two parts (ForceOffline by connection and by user):
-/// counts summed, lists concatenated, each failing gateway named once.
-pub(crate) fn combine(a: ClusterReport, b: ClusterReport) -> ClusterReport {
-    let mut out = a;
-    out.report.delivered = out.report.delivered.saturating_add(b.report.delivered);
-    out.report
-        .unknown_conn_ids
-        .extend(b.report.unknown_conn_ids);
-    out.report
-        .unknown_user_ids
-        .extend(b.report.unknown_user_ids);
-    for failure in b.failed {
-        if !out.failed.iter().any(|f| f.gateway == failure.gateway) {
-            out.failed.push(failure);
-        }
-    }
-    out
-}
-
 pub(crate) fn online(answer: Partial<OnlineReply>) -> OnlineResponse {
     OnlineResponse {
         conn_ids: answer.value.conn_ids,
@@ -106,6 +87,7 @@ pub(crate) fn list(answer: Partial<ListReply>) -> ListResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::combine;
     use wsgate_business::Report;
 
     fn failure(gateway: &str) -> wsgate_business::GatewayFailure {

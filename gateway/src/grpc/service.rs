@@ -240,7 +240,7 @@ impl PushApi for PushService {
         };
         let (by_conn, by_user) = tokio::join!(by_conn, by_user);
         let report = match (by_conn.map_err(from_sdk)?, by_user.map_err(from_sdk)?) {
-            (Some(a), Some(b)) => replies::combine(a, b),
+            (Some(a), Some(b)) => crate::cluster::combine(a, b),
             (Some(one), None) | (None, Some(one)) => one,
             (None, None) => wsgate_business::ClusterReport::default(),
         };

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -23,28 +22,13 @@ pub(crate) async fn run(
     close_links: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let close = close_links.clone();
-                let tls = tls.as_ref().map(TlsReloader::acceptor);
-                tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a worker link failed; retrying in 100ms");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-        }
-    }
+    crate::accept::run(listener, "a worker link", stop, |stream, peer| {
+        let shared = shared.clone();
+        let close = close_links.clone();
+        let tls = tls.as_ref().map(TlsReloader::acceptor);
+        tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
+    })
+    .await
 }
 
 /// The TLS handshake, if any (within --handshake-timeout), then the link.
