@@ -1,0 +1,3 @@
+//! The plain tokio-tungstenite broadcast hub (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `wsgate-bench`: the load tool (work in progress).
+
+fn main() {}
