@@ -26,6 +26,7 @@ mod client;
 mod cluster;
 pub mod config;
 mod error;
+mod fd_limit;
 mod grpc;
 mod links;
 mod registry;

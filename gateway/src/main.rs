@@ -35,6 +35,12 @@ async fn main() -> ExitCode {
     // Listening before the gateway is up, so that a SIGHUP never hits the default (exit).
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    // Likewise SIGTERM: a signal that arrives before `run` first polls its shutdown future
+    // must start a drain, not kill the process.
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(not(unix))]
+    let term = ();
     let gateway = match wsgate::Gateway::bind(loaded.config).await {
         Ok(g) => g,
         Err(e) => {
@@ -49,7 +55,7 @@ async fn main() -> ExitCode {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS certificates will not be reloaded")
         }
     }
-    gateway.run(shutdown_signal()).await;
+    gateway.run(shutdown_signal(term)).await;
     ExitCode::SUCCESS
 }
 
@@ -97,11 +103,15 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<wsga
     }
 }
 
-async fn shutdown_signal() {
+#[cfg(unix)]
+type TermSignal = std::io::Result<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type TermSignal = ();
+
+async fn shutdown_signal(term: TermSignal) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
@@ -116,6 +126,7 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     {
+        let () = term;
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutdown signal received");

@@ -1,15 +1,19 @@
 //! The live client connections of this gateway, by connection id.
 //!
-//! Each entry holds the sending side of the connection's bounded queue and a control slot for
-//! out-of-band closes. Sends never block: a full queue marks the client a slow consumer and
-//! closes it, so one stalled browser cannot hold back a broadcast to everyone else.
+//! Each connection has a small queue of encoded frames (see [`crate::client::frame`]) and a
+//! control slot for out-of-band closes, both behind the connection's own lock; a queue costs
+//! nothing until something is queued. Sends never block: a full queue marks the client a slow
+//! consumer and closes it, so one stalled browser cannot hold back a broadcast to everyone
+//! else.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::Notify;
 use wsgate_proto::v1::ClosedBy;
 
 use crate::state::ConnState;
@@ -39,42 +43,68 @@ pub struct CloseRequest {
 /// What the connection's task receives, in order.
 #[derive(Debug)]
 pub enum Outbound {
-    Message(Message),
+    /// An encoded WebSocket frame, shared with every other recipient.
+    Frame(Bytes),
     Close(CloseRequest),
 }
 
 /// What the connection's handshake told us; fixed for its lifetime.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
-    pub remote_addr: String,
-    pub forwarded_for: String,
-    pub real_ip: String,
+    pub remote_addr: SocketAddr,
+    /// `X-Forwarded-For` and `X-Real-IP` as received; usually absent, then not allocated.
+    pub forwarded_for: Option<Box<str>>,
+    pub real_ip: Option<Box<str>>,
     pub connected_at_ms: u64,
 }
 
-/// The part of a connection other tasks reach: out-of-band closes (which must not wait behind
-/// a full queue), the state business processes attach, and the handshake facts.
-#[derive(Debug, Default)]
+/// The part of a connection other tasks reach: its queue and out-of-band closes (which must
+/// not wait behind a full queue), the state business processes attach, and the handshake
+/// facts.
+#[derive(Debug)]
 pub struct Conn {
-    close: Mutex<Option<CloseRequest>>,
+    slot: Mutex<Slot>,
     notify: Notify,
     pub state: ConnState,
     pub info: ConnInfo,
 }
 
+#[derive(Debug, Default)]
+struct Slot {
+    queue: VecDeque<Outbound>,
+    close: Option<CloseRequest>,
+    /// The task has ended: nothing is queued any more.
+    ended: bool,
+}
+
+/// What the connection's task should do next.
+#[derive(Debug)]
+pub enum Next {
+    Close(CloseRequest),
+    /// Everything queued, taken out at once.
+    Send(VecDeque<Outbound>),
+}
+
 impl Conn {
     pub fn new(info: ConnInfo) -> Self {
         Self {
+            slot: Mutex::default(),
+            notify: Notify::new(),
+            state: ConnState::default(),
             info,
-            ..Self::default()
         }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Asks the connection to close now; the first request wins.
     pub fn close(&self, request: CloseRequest) {
-        let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(request);
+        let mut slot = self.slot();
+        if slot.close.is_none() {
+            slot.close = Some(request);
+            drop(slot);
             self.notify.notify_one();
         }
     }
@@ -82,19 +112,58 @@ impl Conn {
     /// Waits for a close request.
     pub async fn closed(&self) -> CloseRequest {
         loop {
-            if let Some(req) = self.close.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            if let Some(req) = self.slot().close.clone() {
                 return req;
             }
             self.notify.notified().await;
         }
     }
-}
 
-/// A handle on one live connection.
-#[derive(Debug, Clone)]
-pub struct ConnHandle {
-    pub tx: mpsc::Sender<Outbound>,
-    pub conn: Arc<Conn>,
+    /// Waits for a close request or queued frames. Every wait follows a look at the slot
+    /// and `notify_one` keeps a permit, so no wake-up is lost.
+    pub async fn next(&self) -> Next {
+        loop {
+            {
+                let mut slot = self.slot();
+                if let Some(req) = slot.close.clone() {
+                    return Next::Close(req);
+                }
+                if !slot.queue.is_empty() {
+                    return Next::Send(std::mem::take(&mut slot.queue));
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Queues `items` in order, all or none; refused past `limit` queued items.
+    fn push(
+        &self,
+        items: impl ExactSizeIterator<Item = Outbound>,
+        limit: usize,
+    ) -> Result<(), SendOutcome> {
+        let mut slot = self.slot();
+        if slot.ended {
+            return Err(SendOutcome::Unknown);
+        }
+        if slot.queue.len() + items.len() > limit {
+            return Err(SendOutcome::SlowConsumer);
+        }
+        let wake = slot.queue.is_empty();
+        slot.queue.extend(items);
+        drop(slot);
+        if wake {
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The task has ended: drop what is queued and refuse more.
+    pub fn end(&self) {
+        let mut slot = self.slot();
+        slot.ended = true;
+        slot.queue = VecDeque::new();
+    }
 }
 
 /// What happened to one send.
@@ -108,18 +177,23 @@ pub enum SendOutcome {
 /// All live connections.
 #[derive(Debug, Default)]
 pub struct Registry {
-    conns: DashMap<Box<str>, ConnHandle>,
+    conns: DashMap<Box<str>, Arc<Conn>>,
+    /// Items a connection may have queued (`--send-queue`).
+    queue_limit: usize,
     /// Messages not queued because the recipient's queue was full (it is closed for it).
     dropped_slow_consumer: AtomicU64,
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(queue_limit: usize) -> Self {
+        Self {
+            queue_limit,
+            ..Self::default()
+        }
     }
 
-    pub fn insert(&self, conn_id: &str, handle: ConnHandle) {
-        self.conns.insert(conn_id.into(), handle);
+    pub fn insert(&self, conn_id: &str, conn: Arc<Conn>) {
+        self.conns.insert(conn_id.into(), conn);
     }
 
     pub fn remove(&self, conn_id: &str) {
@@ -135,8 +209,8 @@ impl Registry {
         self.dropped_slow_consumer.load(Ordering::Relaxed)
     }
 
-    pub fn get(&self, conn_id: &str) -> Option<ConnHandle> {
-        self.conns.get(conn_id).map(|h| h.clone())
+    pub fn get(&self, conn_id: &str) -> Option<Arc<Conn>> {
+        self.conns.get(conn_id).map(|c| c.clone())
     }
 
     /// One page of connection ids (see [`crate::state::page`]).
@@ -148,22 +222,22 @@ impl Registry {
         )
     }
 
-    /// Queues `msg` for one connection.
-    pub fn send(&self, conn_id: &str, msg: &Message) -> SendOutcome {
+    /// Queues an encoded frame for one connection.
+    pub fn send(&self, conn_id: &str, frame: &Bytes) -> SendOutcome {
         match self.conns.get(conn_id) {
-            Some(handle) => self.offer(&handle, Outbound::Message(msg.clone())),
+            Some(conn) => self.offer(&conn, frame),
             None => SendOutcome::Unknown,
         }
     }
 
-    /// Queues `msg` for every connection not in `exclude`; returns how many got it.
-    pub fn broadcast(&self, msg: &Message, exclude: &[String]) -> u32 {
+    /// Queues an encoded frame for every connection not in `exclude`; returns how many got it.
+    pub fn broadcast(&self, frame: &Bytes, exclude: &[String]) -> u32 {
         let mut queued = 0;
         for entry in self.conns.iter() {
             if exclude.iter().any(|e| **e == **entry.key()) {
                 continue;
             }
-            if self.offer(entry.value(), Outbound::Message(msg.clone())) == SendOutcome::Queued {
+            if self.offer(entry.value(), frame) == SendOutcome::Queued {
                 queued += 1;
             }
         }
@@ -172,32 +246,40 @@ impl Registry {
 
     /// Sends `last` (if any) then closes the connection, in queue order so the last message
     /// arrives before the close frame. A full queue closes at once instead.
-    pub fn close(&self, conn_id: &str, last: Option<Message>, request: CloseRequest) -> bool {
-        let Some(handle) = self.conns.get(conn_id).map(|h| h.clone()) else {
+    pub fn close(&self, conn_id: &str, last: Option<Bytes>, request: CloseRequest) -> bool {
+        let Some(conn) = self.get(conn_id) else {
             return false;
         };
-        let queued = last.is_none_or(|m| handle.tx.try_send(Outbound::Message(m)).is_ok())
-            && handle.tx.try_send(Outbound::Close(request.clone())).is_ok();
-        if !queued {
-            handle.conn.close(request);
+        let close = Outbound::Close(request.clone());
+        let queued = match last {
+            Some(frame) => conn.push(
+                [Outbound::Frame(frame), close].into_iter(),
+                self.queue_limit,
+            ),
+            None => conn.push(std::iter::once(close), self.queue_limit),
+        };
+        if queued.is_err() {
+            conn.close(request);
         }
         true
     }
 
-    fn offer(&self, handle: &ConnHandle, out: Outbound) -> SendOutcome {
-        match handle.tx.try_send(out) {
+    fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
+        match conn.push(
+            std::iter::once(Outbound::Frame(frame.clone())),
+            self.queue_limit,
+        ) {
             Ok(()) => SendOutcome::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(SendOutcome::SlowConsumer) => {
                 self.dropped_slow_consumer.fetch_add(1, Ordering::Relaxed);
-                handle.conn.close(CloseRequest {
+                conn.close(CloseRequest {
                     code: close_code::SLOW_CONSUMER,
                     reason: "slow consumer: send queue full".into(),
                     closed_by: ClosedBy::Gateway,
                 });
                 SendOutcome::SlowConsumer
             }
-            // The task has ended and is about to remove itself.
-            Err(mpsc::error::TrySendError::Closed(_)) => SendOutcome::Unknown,
+            Err(other) => other,
         }
     }
 }

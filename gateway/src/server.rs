@@ -154,6 +154,13 @@ impl Gateway {
     /// Validates `config` and binds the client and worker listeners.
     pub async fn bind(mut config: Config) -> Result<Self, GatewayError> {
         config.validate()?;
+        if let Some(limit) = crate::fd_limit::raise() {
+            tracing::info!(
+                open_files = limit,
+                connection_ceiling = crate::fd_limit::ceiling(limit),
+                "open-file limit: at most about connection_ceiling clients at once; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more"
+            );
+        }
         let ids = ConnIdGenerator::new(&config.node_id).map_err(ConfigError::from)?;
         let ws_tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
@@ -181,7 +188,7 @@ impl Gateway {
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
             ids,
-            registry: Registry::new(),
+            registry: Registry::new(config.send_queue),
             indexes: Indexes::default(),
             links: Links::new(stats.clone()),
             jwt,

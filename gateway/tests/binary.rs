@@ -84,3 +84,107 @@ async fn bad_flag_values_name_the_flag() {
         "{stderr}"
     );
 }
+
+/// CPU time a process has used, in clock ticks (utime + stime from /proc).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name, which ends with the last ')'.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[tokio::test]
+async fn at_the_open_file_limit_new_clients_wait_and_the_gateway_neither_spins_nor_floods_the_log()
+{
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 200 && exec \"$0\" --ws-addr 127.0.0.1:0 --worker-addr 127.0.0.1:0 \
+             --api-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_wsgate"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wsgate starts");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = async |needle: &str, seen: &mut Vec<String>| -> String {
+        within(needle, async {
+            loop {
+                let line = rx.recv().await.expect("wsgate still logging");
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        })
+        .await
+    };
+    let limit = wait_for("open-file limit", &mut seen).await;
+    assert_eq!(log_field(&limit, "open_files="), "200", "{limit}");
+    assert_eq!(log_field(&limit, "connection_ceiling="), "100", "{limit}");
+    let up = wait_for("wsgate is up", &mut seen).await;
+    let url = log_field(&up, "clients=").to_owned();
+
+    // More clients than descriptors: the first ones get in, the rest wait in the backlog.
+    let mut admitted = Vec::new();
+    let mut waiting = Vec::new();
+    for _ in 0..250 {
+        let attempt = tokio::spawn(tokio_tungstenite::connect_async(url.clone()));
+        waiting.push(attempt);
+    }
+    let warning = wait_for("out of file descriptors", &mut seen).await;
+    assert!(warning.contains("WARN"), "{warning}");
+    let before = cpu_ticks(pid);
+    // Let the saturated gateway run for a second: spinning on EMFILE would burn it all.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "the accept loop backs off, it used {used} ticks in 1 s"
+    );
+    let mut still = Vec::new();
+    for attempt in waiting {
+        if attempt.is_finished() {
+            if let Ok(Ok((ws, _))) = attempt.await {
+                admitted.push(ws);
+            }
+        } else {
+            still.push(attempt);
+        }
+    }
+    let waiting = still;
+    assert!(
+        admitted.len() >= 100 && admitted.len() < 200,
+        "{} admitted",
+        admitted.len()
+    );
+    assert!(!waiting.is_empty(), "some clients wait for a descriptor");
+
+    // Descriptors free up: the waiting clients get in, the gateway says so once.
+    drop(admitted);
+    wait_for("works again", &mut seen).await;
+    for attempt in waiting {
+        let (mut ws, _) = within("a waiting client's handshake", attempt)
+            .await
+            .expect("task")
+            .expect("handshake");
+        ws.close(None).await.expect("close");
+    }
+    let warnings = seen
+        .iter()
+        .filter(|l| l.contains("out of file descriptors"))
+        .count();
+    assert_eq!(warnings, 1, "logged once: {seen:#?}");
+}

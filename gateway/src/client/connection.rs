@@ -1,41 +1,38 @@
 //! One client connection: a single task that reads the socket, writes the queue and keeps the
-//! connection alive, so an idle connection costs one task and its buffers.
+//! connection alive, so an idle connection costs one task and no buffers (see
+//! [`frame`](super::frame) and [`io`](super::io)).
 //!
 //! Events go to the business process in order: ConnOpen, every ConnMessage, then exactly one
-//! ConnClose, whoever closed. Queued frames are fed as a burst and flushed once.
+//! ConnClose, whoever closed. Whatever is queued is written as one burst: one `writev`, one
+//! flush.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsgate_proto::v1::{
     ClosedBy, ConnClose, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body,
 };
 
 use super::ClientStream;
+use super::frame::{self, Decoder, Incoming};
 use super::handshake::Admission;
+use super::io::{read_into, write_frames};
 use crate::links::Route;
-use crate::registry::{CloseRequest, Conn, ConnHandle, ConnInfo, Outbound, close_code};
+use crate::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound, close_code};
 use crate::server::Shared;
 use crate::stats::{CloseReason, Stats};
-
-/// Frames written per burst before one flush; bounds the time a busy writer ignores reads.
-const BURST: usize = 64;
 
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn serve<S: ClientStream>(
-    mut ws: WebSocketStream<S>,
+    mut stream: S,
+    mut input: BytesMut,
     peer: SocketAddr,
     admission: Admission,
     shared: Arc<Shared>,
@@ -43,7 +40,6 @@ pub(crate) async fn serve<S: ClientStream>(
 ) {
     let config = &shared.config;
     let conn_id = shared.ids.next_id();
-    let (tx, mut rx) = mpsc::channel(config.send_queue);
     let Admission {
         info,
         user_id,
@@ -55,19 +51,14 @@ pub(crate) async fn serve<S: ClientStream>(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.into());
     let conn = Arc::new(Conn::new(ConnInfo {
-        remote_addr: peer.to_string(),
-        forwarded_for: info.forwarded_for.clone(),
-        real_ip: info.real_ip.clone(),
+        remote_addr: peer,
+        forwarded_for: non_empty(&info.forwarded_for),
+        real_ip: non_empty(&info.real_ip),
         connected_at_ms,
     }));
-    shared.registry.insert(
-        &conn_id,
-        ConnHandle {
-            tx,
-            conn: conn.clone(),
-        },
-    );
+    shared.registry.insert(&conn_id, conn.clone());
     // What authentication attached, in place before ConnOpen so commands see it at once.
     let attached = shared
         .indexes
@@ -90,34 +81,98 @@ pub(crate) async fn serve<S: ClientStream>(
         topics: attached.topics,
         session: attached.session,
     };
-    shared
-        .links
-        .dispatch(&mut route, Body::ConnOpen(open))
-        .await;
+    // Events are dispatched from boxed futures: an event is large, and anything held across
+    // an await here would be part of every idle connection's task.
+    Box::pin(shared.links.dispatch(&mut route, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
-        let _ = ws.send(first).await;
+        let _ = write_frames(&mut stream, &mut VecDeque::from([first])).await;
     }
 
+    let mut decoder = Decoder::new(config.max_message_bytes);
     // Guests (no user bound) may be given a deadline.
     let guest_deadline =
         (!config.guest_timeout.is_zero()).then(|| tokio::time::sleep(config.guest_timeout));
     tokio::pin!(guest_deadline);
-
-    let mut ping = tokio::time::interval_at(
-        Instant::now() + config.client_ping_interval,
-        config.client_ping_interval,
-    );
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let ping = tokio::time::sleep(config.client_ping_interval);
+    tokio::pin!(ping);
     let mut last_seen = Instant::now();
-    let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_str());
+    let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
 
-    let end: End = loop {
+    let end: End = 'conn: loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let (code, reason) = config.shutdown_close();
                 break End::gateway(code, reason);
             }
-            req = conn.closed() => break End::Close(req),
+            next = conn.next() => {
+                let queue = match next {
+                    Next::Close(req) => break End::Close(req),
+                    Next::Send(queue) => queue,
+                };
+                // A client that stops reading blocks this write; a slow-consumer close or
+                // shutdown must still get through.
+                let written = tokio::select! {
+                    r = write_queue(&mut stream, queue, &shared.stats) => r,
+                    req = conn.closed() => break End::Close(req),
+                    _ = shutdown.cancelled() => {
+                        let (code, reason) = config.shutdown_close();
+                        break End::gateway(code, reason);
+                    }
+                };
+                match written {
+                    Ok(None) => {}
+                    Ok(Some(req)) => break End::Close(req),
+                    Err(e) => break End::Lost(e.to_string()),
+                }
+            }
+            read = read_into(&mut stream, &mut input) => {
+                match read {
+                    Ok(0) => break End::Lost("connection dropped".into()),
+                    Ok(_) => last_seen = Instant::now(),
+                    Err(e) => break End::Lost(e.to_string()),
+                }
+                loop {
+                    let payload = match decoder.decode(&mut input) {
+                        Ok(None) => break,
+                        Ok(Some(Incoming::Text(text))) => {
+                            if heartbeat == Some(&text[..]) {
+                                let reply = frame::encode(frame::TEXT, config.heartbeat_reply.as_bytes());
+                                if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([reply])).await {
+                                    break 'conn End::Lost(e.to_string());
+                                }
+                                continue;
+                            }
+                            Payload { data: text, kind: PayloadKind::Text as i32 }
+                        }
+                        Ok(Some(Incoming::Binary(data))) => Payload::binary(data),
+                        Ok(Some(Incoming::Ping(data))) => {
+                            let pong = frame::encode(frame::PONG, &data);
+                            if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([pong])).await {
+                                break 'conn End::Lost(e.to_string());
+                            }
+                            continue;
+                        }
+                        // Pongs only prove liveness.
+                        Ok(Some(Incoming::Pong)) => continue,
+                        Ok(Some(Incoming::Close(frame))) => break 'conn End::ByClient(frame),
+                        Err(e @ frame::FrameError::TooBig { .. }) => {
+                            Stats::incr(&shared.stats.closed_too_big);
+                            tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
+                            break 'conn End::gateway(e.close_code(), &e.to_string());
+                        }
+                        Err(e) => break 'conn End::gateway(e.close_code(), &e.to_string()),
+                    };
+                    Stats::incr(&shared.stats.messages_in);
+                    Stats::add(&shared.stats.bytes_in, payload.data.len() as u64);
+                    let (user_id, session) = conn.state.user_and_session();
+                    let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
+                    Box::pin(shared.links.dispatch(&mut route, Body::ConnMessage(event))).await;
+                }
+                // Nothing half received: hold no buffer while idle.
+                if input.is_empty() && input.capacity() > 0 {
+                    input = BytesMut::new();
+                }
+            }
             _ = async {
                 if let Some(deadline) = guest_deadline.as_mut().as_pin_mut() {
                     deadline.await
@@ -129,70 +184,13 @@ pub(crate) async fn serve<S: ClientStream>(
                 }
                 guest_deadline.set(None);
             }
-            out = rx.recv() => {
-                let Some(out) = out else { break End::gateway(close_code::INTERNAL_ERROR, "send queue closed") };
-                // A client that stops reading blocks this write; a slow-consumer close or
-                // shutdown must still get through.
-                let written = tokio::select! {
-                    r = write_burst(&mut ws, out, &mut rx, &shared.stats) => r,
-                    req = conn.closed() => break End::Close(req),
-                    _ = shutdown.cancelled() => {
-                        let (code, reason) = config.shutdown_close();
-                break End::gateway(code, reason);
-                    }
-                };
-                match written {
-                    Ok(None) => {}
-                    Ok(Some(req)) => break End::Close(req),
-                    Err(e) => break End::Lost(e.to_string()),
-                }
-            }
-            msg = ws.next() => {
-                last_seen = Instant::now();
-                let payload = match msg {
-                    None => break End::Lost("connection dropped".into()),
-                    Some(Ok(Message::Text(text))) => {
-                        if heartbeat == Some(text.as_str()) {
-                            let reply = Message::text(config.heartbeat_reply.clone());
-                            if let Err(e) = ws.send(reply).await {
-                                break End::Lost(e.to_string());
-                            }
-                            continue;
-                        }
-                        Payload { data: Bytes::from(text), kind: PayloadKind::Text as i32 }
-                    }
-                    Some(Ok(Message::Binary(data))) => Payload::binary(data),
-                    Some(Ok(Message::Close(frame))) => break End::ByClient(frame),
-                    // Pings are answered by tungstenite; pongs only prove liveness.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Err(tungstenite::Error::Capacity(e))) => {
-                        Stats::incr(&shared.stats.closed_too_big);
-                        tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
-                        break End::TooBig(format!(
-                            "message too big: the limit is {} bytes",
-                            config.max_message_bytes
-                        ));
-                    }
-                    Some(Err(tungstenite::Error::Protocol(
-                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                    ))) => break End::Lost("connection dropped without a close frame".into()),
-                    Some(Err(tungstenite::Error::Protocol(e))) => {
-                        break End::gateway(close_code::PROTOCOL_ERROR, &format!("protocol error: {e}"));
-                    }
-                    Some(Err(e)) => break End::Lost(e.to_string()),
-                };
-                Stats::incr(&shared.stats.messages_in);
-                Stats::add(&shared.stats.bytes_in, payload.data.len() as u64);
-                let (user_id, session) = conn.state.user_and_session();
-                let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
-                shared.links.dispatch(&mut route, Body::ConnMessage(event)).await;
-            }
-            _ = ping.tick() => {
+            _ = &mut ping => {
                 if last_seen.elapsed() >= config.client_idle_timeout {
                     Stats::incr(&shared.stats.closed_idle);
                     break End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
                 }
-                if let Err(e) = ws.send(Message::Ping(Bytes::new())).await {
+                ping.as_mut().reset(Instant::now() + config.client_ping_interval);
+                if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([frame::ping()])).await {
                     break End::Lost(e.to_string());
                 }
             }
@@ -201,7 +199,7 @@ pub(crate) async fn serve<S: ClientStream>(
 
     // Stop new sends first, so nothing is queued for a connection that is going away.
     shared.registry.remove(&conn_id);
-    drop(rx);
+    conn.end();
     let attached = shared.indexes.close(&conn_id, &conn.state);
     let (mut close, goodbye) = conclude(conn_id, end);
     shared
@@ -217,21 +215,16 @@ pub(crate) async fn serve<S: ClientStream>(
     tracing::debug!(conn_id = %close.conn_id, code = close.code, reason = %close.reason, "client closed");
     Stats::decr(&shared.stats.connections_current);
     // The event first: the closing handshake below may wait on a client that does not read.
-    shared
-        .links
-        .dispatch(&mut route, Body::ConnClose(close))
-        .await;
-    say_goodbye(&mut ws, goodbye).await;
+    Box::pin(shared.links.dispatch(&mut route, Body::ConnClose(close))).await;
+    say_goodbye(&mut stream, goodbye, decoder, input).await;
 }
 
 /// Why the loop ended.
 enum End {
     /// The gateway or a business process closes the connection.
     Close(CloseRequest),
-    /// The client sent a close frame.
-    ByClient(Option<CloseFrame>),
-    /// The client sent a message over the limit.
-    TooBig(String),
+    /// The client sent a close frame, with its code and reason if any.
+    ByClient(Option<(u16, String)>),
     /// The socket failed or the client vanished.
     Lost(String),
 }
@@ -246,57 +239,68 @@ impl End {
     }
 }
 
-/// Writes `first` and whatever else is queued, then flushes once. Returns a close request
-/// found in the queue.
-async fn write_burst<S: ClientStream>(
-    ws: &mut WebSocketStream<S>,
-    first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
+/// What the gateway still owes the client when the loop ends.
+enum Goodbye {
+    /// Our close frame; then wait for the client's answer.
+    Close(Bytes),
+    /// The answer to the client's close frame.
+    Answer(Bytes),
+    /// Nothing: the client vanished.
+    Nothing,
+}
+
+/// Writes the queued frames up to a close request, which it returns.
+async fn write_queue<S: ClientStream>(
+    stream: &mut S,
+    queue: VecDeque<Outbound>,
     stats: &Stats,
-) -> Result<Option<CloseRequest>, tungstenite::Error> {
-    let mut next = Some(first);
-    let (mut written, mut bytes) = (0u64, 0u64);
+) -> std::io::Result<Option<CloseRequest>> {
     let mut close = None;
-    while let Some(out) = next.take() {
+    let mut frames = VecDeque::with_capacity(queue.len());
+    let mut bytes = 0u64;
+    for out in queue {
         match out {
-            Outbound::Message(msg) => {
-                bytes += msg.len() as u64;
-                ws.feed(msg).await?;
-                written += 1;
+            Outbound::Frame(f) => {
+                bytes += frame::payload_len(&f) as u64;
+                frames.push_back(f);
             }
             Outbound::Close(req) => {
                 close = Some(req);
                 break;
             }
         }
-        if written < BURST as u64 {
-            next = rx.try_recv().ok();
-        }
     }
-    ws.flush().await?;
+    let written = frames.len() as u64;
+    write_frames(stream, &mut frames).await?;
     Stats::add(&stats.messages_out, written);
     Stats::add(&stats.bytes_out, bytes);
     Ok(close)
 }
 
-/// The ConnClose event for how the loop ended, and the close frame the gateway still owes
-/// the client (none when the client closed first or vanished).
-fn conclude(conn_id: String, end: End) -> (ConnClose, Option<CloseFrame>) {
-    let (code, reason, closed_by, send) = match end {
-        End::Close(req) => (req.code, req.reason, req.closed_by, true),
-        End::TooBig(reason) => (close_code::TOO_BIG, reason, ClosedBy::Gateway, true),
-        End::ByClient(frame) => {
-            let (code, reason) = frame
-                .map(|f| (u16::from(f.code), f.reason.to_string()))
-                .unwrap_or((1005, String::new()));
-            (code, reason, ClosedBy::Client, false)
+/// The ConnClose event for how the loop ended, and what the gateway still owes the client.
+fn conclude(conn_id: String, end: End) -> (ConnClose, Goodbye) {
+    let (code, reason, closed_by, goodbye) = match end {
+        End::Close(req) => {
+            let frame = frame::close(req.code, &req.reason);
+            (req.code, req.reason, req.closed_by, Goodbye::Close(frame))
         }
-        End::Lost(reason) => (close_code::ABNORMAL, reason, ClosedBy::Client, false),
+        End::ByClient(frame) => {
+            let (code, reason) = frame.unwrap_or((1005, String::new()));
+            // Echo the client's code (RFC 6455 5.5.1); a close without one gets an empty close.
+            let answer = if code == 1005 {
+                frame::encode(frame::CLOSE, &[])
+            } else {
+                frame::close(code, "")
+            };
+            (code, reason, ClosedBy::Client, Goodbye::Answer(answer))
+        }
+        End::Lost(reason) => (
+            close_code::ABNORMAL,
+            reason,
+            ClosedBy::Client,
+            Goodbye::Nothing,
+        ),
     };
-    let frame = send.then(|| CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.clone().into(),
-    });
     let event = ConnClose {
         conn_id,
         code: code as u32,
@@ -304,22 +308,31 @@ fn conclude(conn_id: String, end: End) -> (ConnClose, Option<CloseFrame>) {
         closed_by: closed_by as i32,
         ..ConnClose::default()
     };
-    (event, frame)
+    (event, goodbye)
 }
 
-/// Completes the closing handshake, bounded in time: sends our close frame (or pushes out the
-/// reply tungstenite queued to the client's) and waits briefly for the client's answer.
-async fn say_goodbye<S: ClientStream>(ws: &mut WebSocketStream<S>, frame: Option<CloseFrame>) {
+/// Completes the closing handshake, bounded in time: sends our close frame and waits briefly
+/// for the client's answer, or answers the client's.
+async fn say_goodbye<S: ClientStream>(
+    stream: &mut S,
+    goodbye: Goodbye,
+    decoder: Decoder,
+    input: BytesMut,
+) {
     let linger = async {
-        match frame {
-            Some(frame) => {
-                if ws.close(Some(frame)).await.is_ok() {
-                    drain(ws).await;
+        match goodbye {
+            Goodbye::Close(frame) => {
+                if write_frames(stream, &mut VecDeque::from([frame]))
+                    .await
+                    .is_ok()
+                {
+                    drain(stream, decoder, input).await;
                 }
             }
-            None => {
-                let _ = ws.flush().await;
+            Goodbye::Answer(frame) => {
+                let _ = write_frames(stream, &mut VecDeque::from([frame])).await;
             }
+            Goodbye::Nothing => {}
         }
     };
     let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
@@ -327,19 +340,25 @@ async fn say_goodbye<S: ClientStream>(ws: &mut WebSocketStream<S>, frame: Option
 
 /// Reads until the client answers the close frame or the stream ends, so unread input does not
 /// turn our close into a TCP reset that would destroy the close frame in flight.
-async fn drain<S: ClientStream>(ws: &mut WebSocketStream<S>) {
+async fn drain<S: ClientStream>(stream: &mut S, mut decoder: Decoder, mut input: BytesMut) {
+    let mut parsing = true;
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Close(_))) | None => return,
-            Some(Ok(_)) => {}
-            Some(Err(_)) => break,
+        while parsing {
+            match decoder.decode(&mut input) {
+                Ok(Some(Incoming::Close(_))) => return,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                // The frame stream is unusable (for example after an oversized frame): from
+                // here on, raw bytes are discarded.
+                Err(_) => parsing = false,
+            }
         }
-    }
-    // The frame stream is unusable (for example after an oversized frame): discard raw bytes.
-    let mut scratch = [0u8; 4096];
-    while let Ok(n) = tokio::io::AsyncReadExt::read(ws.get_mut(), &mut scratch).await {
-        if n == 0 {
-            return;
+        if !parsing {
+            input.clear();
+        }
+        match read_into(stream, &mut input).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }

@@ -4,28 +4,26 @@
 //! deciding may mean waiting: for the authorize hook, a business process answers over its worker
 //! link. Every refusal is a plain HTTP response with a status and a body that says why and what
 //! to do (404 wrong path, 400 not a WebSocket request, 403 origin not allowed, 401/403 refused,
-//! 503 no decision). An accepted request gets its 101 and the socket goes to tungstenite.
+//! 503 no decision). An accepted request gets its 101 and the socket, with any bytes read past
+//! the request, goes to its connection task.
 //! The socket is plain TCP or TLS ([`ClientStream`]); with TLS this runs after the TLS
 //! handshake.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use wsgate_proto::v1::Authorize;
 
 use super::ClientStream;
-use super::accept::ws_config;
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
 use crate::server::Shared;
 use crate::state::check_name;
-use crate::worker::commands::to_message;
+use crate::worker::commands::to_frame;
 
 /// Largest request head accepted; browsers send well under 8 KiB.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -48,7 +46,8 @@ pub(crate) struct Admission {
     pub user_id: Option<String>,
     pub topics: Vec<String>,
     pub session: HashMap<String, String>,
-    pub first_message: Option<Message>,
+    /// An encoded frame sent right after the 101.
+    pub first_message: Option<Bytes>,
 }
 
 /// A refusal, as the HTTP response the client gets.
@@ -87,7 +86,7 @@ pub(crate) async fn accept<S: ClientStream>(
     mut stream: S,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(WebSocketStream<S>, Admission)> {
+) -> Option<(S, BytesMut, Admission)> {
     let mut buf = BytesMut::with_capacity(1024);
     let head_len = loop {
         match parse_head(&buf) {
@@ -123,15 +122,13 @@ pub(crate) async fn accept<S: ClientStream>(
             }
             response.push_str("\r\n");
             stream.write_all(response.as_bytes()).await.ok()?;
-            let config = ws_config(shared.config.max_message_bytes);
-            let ws = WebSocketStream::from_partially_read(
-                stream,
-                buf.to_vec(),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            Some((ws, admission))
+            // Frames the client sent right behind its request; usually none, then no buffer.
+            let leftover = if buf.is_empty() {
+                BytesMut::new()
+            } else {
+                BytesMut::from(&buf[..])
+            };
+            Some((stream, leftover, admission))
         }
         Err(refusal) => refuse(stream, peer, refusal).await,
     }
@@ -354,7 +351,7 @@ type Admitted = (
     Option<String>,
     Vec<String>,
     HashMap<String, String>,
-    Option<Message>,
+    Option<Bytes>,
 );
 
 /// Checks an allowing AuthorizeReply: an invalid user id, topic or first message is the
@@ -371,7 +368,7 @@ fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String>
         .iter()
         .try_for_each(|t| check_name("AuthorizeReply topic", t))?;
     let first_message = match reply.first_message {
-        Some(p) => Some(to_message(Some(p), "AuthorizeReply.first_message")?),
+        Some(p) => Some(to_frame(Some(p), "AuthorizeReply.first_message")?),
         None => None,
     };
     Ok((user_id, reply.topics, reply.session, first_message))

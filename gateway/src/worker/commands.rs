@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use bytes::Bytes;
 use wsgate_proto::v1::{
     BindUser, Broadcast, ClosedBy, ConnInfo, ConnInfoReply, CountsReply, DeleteTopics, ErrorCode,
     ForceOffline, ListKind, ListReply, Multicast, OnlineReply, Payload, Publish, QueryConnInfo,
@@ -15,7 +15,8 @@ use wsgate_proto::v1::{
     TopicCount, UnbindUser, envelope::Body, result::Reply,
 };
 
-use crate::registry::{CloseRequest, ConnHandle, Registry, SendOutcome, close_code};
+use crate::client::frame;
+use crate::registry::{CloseRequest, Registry, SendOutcome, close_code};
 use crate::server::Shared;
 use crate::state::{Locked, check_name};
 
@@ -52,16 +53,17 @@ pub(crate) fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
     }))
 }
 
-/// The WebSocket message for a payload, built once per command.
-pub(crate) fn to_message(payload: Option<Payload>, field: &str) -> Result<Message, String> {
+/// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
+pub(crate) fn to_frame(payload: Option<Payload>, field: &str) -> Result<Bytes, String> {
     let payload =
         payload.ok_or_else(|| format!("{field} is missing; set it to the message to send"))?;
     if payload.is_text() {
-        Utf8Bytes::try_from(payload.data).map(Message::Text).map_err(|_| {
+        std::str::from_utf8(&payload.data).map_err(|_| {
             format!("{field} is marked text but is not valid UTF-8; send it as binary or fix its encoding")
-        })
+        })?;
+        Ok(frame::encode(frame::TEXT, &payload.data))
     } else {
-        Ok(Message::Binary(payload.data))
+        Ok(frame::encode(frame::BINARY, &payload.data))
     }
 }
 
@@ -99,7 +101,7 @@ fn report_users(delivered: u32, unknown: Vec<String>, unknown_users: Vec<String>
 fn cast_to<'a>(
     registry: &Registry,
     ids: impl IntoIterator<Item = &'a String>,
-    msg: &Message,
+    msg: &Bytes,
 ) -> CmdResult {
     let mut delivered = 0;
     let mut unknown = Vec::new();
@@ -117,17 +119,17 @@ fn single_cast(registry: &Registry, c: SingleCast) -> Result<CmdResult, String> 
     if c.conn_id.is_empty() {
         return Err("SingleCast.conn_id is empty; set it to a connection id from ConnOpen".into());
     }
-    let msg = to_message(c.payload, "SingleCast.payload")?;
+    let msg = to_frame(c.payload, "SingleCast.payload")?;
     Ok(cast_to(registry, [&c.conn_id], &msg))
 }
 
 fn multicast(registry: &Registry, c: Multicast) -> Result<CmdResult, String> {
-    let msg = to_message(c.payload, "Multicast.payload")?;
+    let msg = to_frame(c.payload, "Multicast.payload")?;
     Ok(cast_to(registry, &c.conn_ids, &msg))
 }
 
 fn broadcast(registry: &Registry, c: Broadcast) -> Result<CmdResult, String> {
-    let msg = to_message(c.payload, "Broadcast.payload")?;
+    let msg = to_frame(c.payload, "Broadcast.payload")?;
     Ok(report(registry.broadcast(&msg, &c.exclude), Vec::new()))
 }
 
@@ -149,7 +151,7 @@ fn force_offline(shared: &Shared, c: ForceOffline) -> Result<CmdResult, String> 
         ));
     }
     let last = match c.last_message {
-        Some(p) => Some(to_message(Some(p), "ForceOffline.last_message")?),
+        Some(p) => Some(to_frame(Some(p), "ForceOffline.last_message")?),
         None => None,
     };
     let request = CloseRequest {
@@ -199,7 +201,7 @@ fn check_names(what: &str, names: &[String]) -> Result<(), String> {
 /// Runs `change` on one connection under its lock; false when it is unknown or closing.
 fn with_conn(shared: &Shared, conn_id: &str, change: impl FnOnce(&mut Locked<'_>) -> bool) -> bool {
     match shared.registry.get(conn_id) {
-        Some(ConnHandle { conn, .. }) => change(&mut conn.state.lock()),
+        Some(conn) => change(&mut conn.state.lock()),
         None => false,
     }
 }
@@ -238,14 +240,14 @@ fn unbind_user(shared: &Shared, c: UnbindUser) -> Result<CmdResult, String> {
 
 fn send_to_users(shared: &Shared, c: SendToUsers) -> Result<CmdResult, String> {
     check_names("user id", &c.user_ids)?;
-    let msg = to_message(c.payload, "SendToUsers.payload")?;
+    let msg = to_frame(c.payload, "SendToUsers.payload")?;
     let (conns, unknown_users) = users_conns(shared, &c.user_ids);
     let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg);
     Ok(report_users(delivered, Vec::new(), unknown_users))
 }
 
 /// Queues `msg` once for each distinct connection not excluded; returns how many got it.
-fn send_each(registry: &Registry, conns: Vec<String>, exclude: &[String], msg: &Message) -> u32 {
+fn send_each(registry: &Registry, conns: Vec<String>, exclude: &[String], msg: &Bytes) -> u32 {
     let mut seen = HashSet::with_capacity(conns.len());
     let mut delivered = 0;
     for id in &conns {
@@ -300,7 +302,7 @@ fn subscribe(
 
 fn publish(shared: &Shared, c: Publish) -> Result<CmdResult, String> {
     check_names("topic", &c.topics)?;
-    let msg = to_message(c.payload, "Publish.payload")?;
+    let msg = to_frame(c.payload, "Publish.payload")?;
     let conns = c
         .topics
         .iter()
@@ -329,7 +331,7 @@ fn delete_topics(shared: &Shared, c: DeleteTopics) -> Result<CmdResult, String> 
 
 fn set_session(shared: &Shared, c: SetSession) -> Result<CmdResult, String> {
     check_conn_id("SetSession.conn_id", &c.conn_id)?;
-    let Some(ConnHandle { conn, .. }) = shared.registry.get(&c.conn_id) else {
+    let Some(conn) = shared.registry.get(&c.conn_id) else {
         return Ok(one_conn_result(c.conn_id, false));
     };
     let done = shared
@@ -364,7 +366,7 @@ fn query_conn_info(shared: &Shared, q: QueryConnInfo) -> CmdResult {
     let mut conns = Vec::new();
     let mut unknown = Vec::new();
     for id in q.conn_ids {
-        let Some(ConnHandle { conn, .. }) = shared.registry.get(&id) else {
+        let Some(conn) = shared.registry.get(&id) else {
             unknown.push(id);
             continue;
         };
@@ -376,10 +378,15 @@ fn query_conn_info(shared: &Shared, q: QueryConnInfo) -> CmdResult {
             user_id: attached.user_id.unwrap_or_default(),
             topics,
             session: attached.session,
-            remote_addr: conn.info.remote_addr.clone(),
+            remote_addr: conn.info.remote_addr.to_string(),
             connected_at_ms: conn.info.connected_at_ms,
-            forwarded_for: conn.info.forwarded_for.clone(),
-            real_ip: conn.info.real_ip.clone(),
+            forwarded_for: conn
+                .info
+                .forwarded_for
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
+            real_ip: conn.info.real_ip.as_deref().unwrap_or_default().into(),
         });
     }
     with_reply(
@@ -395,7 +402,7 @@ fn topic_users(shared: &Shared, topic: &str) -> HashSet<String> {
         .topic_conns(topic)
         .iter()
         .filter_map(|id| shared.registry.get(id))
-        .filter_map(|h| h.conn.state.lock().user_id().map(str::to_owned))
+        .filter_map(|h| h.state.lock().user_id().map(str::to_owned))
         .collect()
 }
 
