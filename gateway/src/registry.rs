@@ -158,6 +158,18 @@ impl Conn {
         Ok(())
     }
 
+    /// Gives an emptied queue back so the next burst reuses its memory; a large one is freed
+    /// instead, so a burst does not leave an idle connection holding it.
+    pub fn recycle(&self, queue: VecDeque<Outbound>) {
+        if queue.capacity() > 16 {
+            return;
+        }
+        let mut slot = self.slot();
+        if !slot.ended && slot.queue.capacity() == 0 {
+            slot.queue = queue;
+        }
+    }
+
     /// The task has ended: drop what is queued and refuse more.
     pub fn end(&self) {
         let mut slot = self.slot();
@@ -280,6 +292,20 @@ impl Registry {
                 SendOutcome::SlowConsumer
             }
             Err(other) => other,
+        }
+    }
+}
+
+impl crate::client::io::Chunk for Outbound {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Outbound::Frame(f) => f,
+            Outbound::Close(_) => &[],
+        }
+    }
+    fn consume(&mut self, n: usize) {
+        if let Outbound::Frame(f) = self {
+            bytes::Buf::advance(f, n);
         }
     }
 }

@@ -21,7 +21,7 @@ use wsgate_proto::v1::{
 use super::ClientStream;
 use super::frame::{self, Decoder, Incoming};
 use super::handshake::Admission;
-use super::io::{read_into, write_frames};
+use super::io::{read_into, write_frame, write_frames};
 use crate::links::Route;
 use crate::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound, close_code};
 use crate::server::Shared;
@@ -85,7 +85,7 @@ pub(crate) async fn serve<S: ClientStream>(
     // an await here would be part of every idle connection's task.
     Box::pin(shared.links.dispatch(&mut route, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
-        let _ = write_frames(&mut stream, &mut VecDeque::from([first])).await;
+        let _ = write_frame(&mut stream, &first).await;
     }
 
     let mut decoder = Decoder::new(config.max_message_bytes);
@@ -112,7 +112,7 @@ pub(crate) async fn serve<S: ClientStream>(
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
                 let written = tokio::select! {
-                    r = write_queue(&mut stream, queue, &shared.stats) => r,
+                    r = write_queue(&mut stream, &conn, queue, &shared.stats) => r,
                     req = conn.closed() => break End::Close(req),
                     _ = shutdown.cancelled() => {
                         let (code, reason) = config.shutdown_close();
@@ -137,7 +137,7 @@ pub(crate) async fn serve<S: ClientStream>(
                         Ok(Some(Incoming::Text(text))) => {
                             if heartbeat == Some(&text[..]) {
                                 let reply = frame::encode(frame::TEXT, config.heartbeat_reply.as_bytes());
-                                if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([reply])).await {
+                                if let Err(e) = write_frame(&mut stream, &reply).await {
                                     break 'conn End::Lost(e.to_string());
                                 }
                                 continue;
@@ -147,7 +147,7 @@ pub(crate) async fn serve<S: ClientStream>(
                         Ok(Some(Incoming::Binary(data))) => Payload::binary(data),
                         Ok(Some(Incoming::Ping(data))) => {
                             let pong = frame::encode(frame::PONG, &data);
-                            if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([pong])).await {
+                            if let Err(e) = write_frame(&mut stream, &pong).await {
                                 break 'conn End::Lost(e.to_string());
                             }
                             continue;
@@ -190,7 +190,7 @@ pub(crate) async fn serve<S: ClientStream>(
                     break End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
                 }
                 ping.as_mut().reset(Instant::now() + config.client_ping_interval);
-                if let Err(e) = write_frames(&mut stream, &mut VecDeque::from([frame::ping()])).await {
+                if let Err(e) = write_frame(&mut stream, &frame::ping()).await {
                     break End::Lost(e.to_string());
                 }
             }
@@ -249,31 +249,32 @@ enum Goodbye {
     Nothing,
 }
 
-/// Writes the queued frames up to a close request, which it returns.
+/// Writes the queued frames up to a close request, which it returns; the emptied queue goes
+/// back to the connection for the next burst.
 async fn write_queue<S: ClientStream>(
     stream: &mut S,
-    queue: VecDeque<Outbound>,
+    conn: &Conn,
+    mut queue: VecDeque<Outbound>,
     stats: &Stats,
 ) -> std::io::Result<Option<CloseRequest>> {
     let mut close = None;
-    let mut frames = VecDeque::with_capacity(queue.len());
-    let mut bytes = 0u64;
-    for out in queue {
-        match out {
-            Outbound::Frame(f) => {
-                bytes += frame::payload_len(&f) as u64;
-                frames.push_back(f);
-            }
-            Outbound::Close(req) => {
-                close = Some(req);
-                break;
-            }
-        }
+    if let Some(at) = queue.iter().position(|o| matches!(o, Outbound::Close(_)))
+        && let Some(Outbound::Close(req)) = queue.drain(at..).next()
+    {
+        close = Some(req);
     }
-    let written = frames.len() as u64;
-    write_frames(stream, &mut frames).await?;
+    let written = queue.len() as u64;
+    let bytes: usize = queue
+        .iter()
+        .map(|o| match o {
+            Outbound::Frame(f) => frame::payload_len(f),
+            Outbound::Close(_) => 0,
+        })
+        .sum();
+    write_frames(stream, &mut queue).await?;
+    conn.recycle(queue);
     Stats::add(&stats.messages_out, written);
-    Stats::add(&stats.bytes_out, bytes);
+    Stats::add(&stats.bytes_out, bytes as u64);
     Ok(close)
 }
 
@@ -322,15 +323,12 @@ async fn say_goodbye<S: ClientStream>(
     let linger = async {
         match goodbye {
             Goodbye::Close(frame) => {
-                if write_frames(stream, &mut VecDeque::from([frame]))
-                    .await
-                    .is_ok()
-                {
+                if write_frame(stream, &frame).await.is_ok() {
                     drain(stream, decoder, input).await;
                 }
             }
             Goodbye::Answer(frame) => {
-                let _ = write_frames(stream, &mut VecDeque::from([frame])).await;
+                let _ = write_frame(stream, &frame).await;
             }
             Goodbye::Nothing => {}
         }

@@ -40,10 +40,34 @@ pub(crate) async fn read_into<S: AsyncRead + Unpin>(
     .await
 }
 
-/// Writes every frame in `frames` (emptying it), then flushes.
-pub(crate) async fn write_frames<S: AsyncWrite + Unpin>(
+/// Something queued for writing: its unwritten bytes.
+pub(crate) trait Chunk {
+    fn bytes(&self) -> &[u8];
+    fn consume(&mut self, n: usize);
+}
+
+impl Chunk for Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn consume(&mut self, n: usize) {
+        self.advance(n);
+    }
+}
+
+/// Writes one frame, then flushes.
+pub(crate) async fn write_frame<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    frames: &mut VecDeque<Bytes>,
+    frame: &[u8],
+) -> io::Result<()> {
+    stream.write_all(frame).await?;
+    stream.flush().await
+}
+
+/// Writes every chunk in `frames` (emptying it), then flushes. Empty chunks are not allowed.
+pub(crate) async fn write_frames<S: AsyncWrite + Unpin, C: Chunk>(
+    stream: &mut S,
+    frames: &mut VecDeque<C>,
 ) -> io::Result<()> {
     poll_fn(|cx| {
         while !frames.is_empty() {
@@ -51,7 +75,7 @@ pub(crate) async fn write_frames<S: AsyncWrite + Unpin>(
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
                 for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
-                    *slot = IoSlice::new(frame);
+                    *slot = IoSlice::new(frame.bytes());
                     n += 1;
                 }
                 ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]))?
@@ -68,16 +92,17 @@ pub(crate) async fn write_frames<S: AsyncWrite + Unpin>(
 }
 
 /// Drops `n` written bytes from the front of `frames`.
-fn advance(frames: &mut VecDeque<Bytes>, mut n: usize) {
+fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize) {
     while n > 0 {
         let Some(front) = frames.front_mut() else {
             return;
         };
-        if n < front.len() {
-            front.advance(n);
+        let len = front.bytes().len();
+        if n < len {
+            front.consume(n);
             return;
         }
-        n -= front.len();
+        n -= len;
         frames.pop_front();
     }
 }

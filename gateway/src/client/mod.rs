@@ -5,7 +5,7 @@ pub(crate) mod accept;
 pub(crate) mod connection;
 pub(crate) mod frame;
 pub(crate) mod handshake;
-mod io;
+pub(crate) mod io;
 pub(crate) mod origin;
 
 /// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The
