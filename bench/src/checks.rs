@@ -1,0 +1,235 @@
+//! The targets wsgate is held to, checked against a run's figures: PASS, FAIL, or n/a when
+//! the run did not measure what the target needs.
+//!
+//! The targets are stated for the full run (18,000 idle connections, 10,000 broadcast clients,
+//! 1,000,000 deliveries/s fixed rate); a run with other settings is still checked, with a note
+//! saying under which conditions, so a smoke run's table is never mistaken for the real one.
+
+use serde::Serialize;
+
+use crate::publisher::Route;
+use crate::results::{LoadRow, Phase, Results};
+use crate::target::TargetKind;
+
+/// The idle memory target, bytes per connection.
+const IDLE_MAX_BYTES: f64 = 4.0 * 1024.0;
+/// The connection count the idle target is stated for.
+const IDLE_AT: usize = 18_000;
+/// Broadcast deliveries per second wsgate must reach.
+const BROADCAST_MIN: f64 = 1_600_000.0;
+/// Clients the broadcast target is stated for.
+const BROADCAST_CLIENTS: usize = 10_000;
+/// The fixed rate the latency target is stated for.
+const LATENCY_RATE: u64 = 1_000_000;
+/// Echo round trips per second wsgate must reach.
+const ECHO_MIN: f64 = 150_000.0;
+
+/// PASS, FAIL or not measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "PASS")]
+    Pass,
+    #[serde(rename = "FAIL")]
+    Fail,
+    #[serde(rename = "n/a")]
+    NotMeasured,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::NotMeasured => "n/a",
+        }
+    }
+
+    fn of(ok: bool) -> Verdict {
+        if ok { Verdict::Pass } else { Verdict::Fail }
+    }
+}
+
+/// One target and how the run did against it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub target: String,
+    pub measured: String,
+    pub verdict: Verdict,
+    /// Conditions that differ from the target's, or why it was not measured.
+    pub note: String,
+}
+
+fn check(target: &str, measured: String, verdict: Verdict, note: String) -> Check {
+    Check {
+        target: target.to_owned(),
+        measured,
+        verdict,
+        note,
+    }
+}
+
+fn missing(target: &str, why: &str) -> Check {
+    check(target, "-".into(), Verdict::NotMeasured, why.to_owned())
+}
+
+fn load_row(rows: &[LoadRow], target: TargetKind, route: Route, phase: Phase) -> Option<&LoadRow> {
+    rows.iter()
+        .find(|r| r.target == target && r.route == route && r.phase == phase)
+}
+
+fn clients_note(row: &LoadRow) -> String {
+    if row.clients == BROADCAST_CLIENTS {
+        String::new()
+    } else {
+        format!(
+            "measured with {} clients (target: {BROADCAST_CLIENTS})",
+            row.clients
+        )
+    }
+}
+
+/// Every target, checked against `results`.
+pub fn evaluate(results: &Results) -> Vec<Check> {
+    let mut out = Vec::new();
+
+    // Idle memory: at the largest count measured, ideally 18,000.
+    let at = results
+        .idle
+        .iter()
+        .filter(|r| r.target == TargetKind::Wsgate)
+        .map(|r| r.connections)
+        .max();
+    let idle = |t: TargetKind, n: usize| {
+        results
+            .idle
+            .iter()
+            .find(|r| r.target == t && r.connections == n)
+    };
+    let name = "idle: wsgate RSS per connection ≤ 4 KiB at 18,000 connections";
+    match at.and_then(|n| idle(TargetKind::Wsgate, n)) {
+        Some(w) => {
+            let note = if w.connections == IDLE_AT {
+                String::new()
+            } else {
+                format!("measured at {} connections", w.connections)
+            };
+            out.push(check(
+                name,
+                format!("{:.2} KiB", w.per_conn_kib),
+                Verdict::of(w.per_conn_bytes <= IDLE_MAX_BYTES),
+                note,
+            ));
+            let name = "idle: wsgate RSS per connection below node's";
+            match idle(TargetKind::Node, w.connections) {
+                Some(n) => out.push(check(
+                    name,
+                    format!("{:.2} vs {:.2} KiB", w.per_conn_kib, n.per_conn_kib),
+                    Verdict::of(w.per_conn_bytes < n.per_conn_bytes),
+                    format!("at {} connections", w.connections),
+                )),
+                None => out.push(missing(name, "node was not measured")),
+            }
+        }
+        None => {
+            out.push(missing(name, "idle was not run for wsgate"));
+            out.push(missing(
+                "idle: wsgate RSS per connection below node's",
+                "idle was not run for wsgate",
+            ));
+        }
+    }
+
+    // Broadcast throughput.
+    let rows = &results.broadcast;
+    let sdk = load_row(rows, TargetKind::Wsgate, Route::Sdk, Phase::Max);
+    for (route, name) in [
+        (
+            Route::Sdk,
+            "broadcast via SDK ≥ 1,600,000 deliveries/s to 10,000 clients",
+        ),
+        (
+            Route::WsgateHttp,
+            "broadcast via HTTP API ≥ 1,600,000 deliveries/s to 10,000 clients",
+        ),
+    ] {
+        match load_row(rows, TargetKind::Wsgate, route, Phase::Max) {
+            Some(r) => out.push(check(
+                name,
+                format!("{:.0}/s", r.deliveries_per_s),
+                Verdict::of(r.deliveries_per_s >= BROADCAST_MIN),
+                clients_note(r),
+            )),
+            None => out.push(missing(name, "not measured")),
+        }
+    }
+    for (peer, factor, name) in [
+        (TargetKind::Plain, 0.8, "broadcast via SDK ≥ 0.8× plain"),
+        (TargetKind::Node, 20.0, "broadcast via SDK ≥ 20× node"),
+    ] {
+        match (sdk, load_row(rows, peer, Route::PeerHttp, Phase::Max)) {
+            (Some(w), Some(p)) if p.deliveries_per_s > 0.0 => {
+                let x = w.deliveries_per_s / p.deliveries_per_s;
+                out.push(check(
+                    name,
+                    format!("{x:.2}×"),
+                    Verdict::of(x >= factor),
+                    clients_note(w),
+                ));
+            }
+            _ => out.push(missing(name, &format!("wsgate or {peer} not measured"))),
+        }
+    }
+
+    // Latency at the fixed rate.
+    let name = "broadcast p99 at 1,000,000 deliveries/s ≤ plain's";
+    match (
+        load_row(rows, TargetKind::Wsgate, Route::Sdk, Phase::Fixed),
+        load_row(rows, TargetKind::Plain, Route::PeerHttp, Phase::Fixed),
+    ) {
+        (Some(w), Some(p)) => {
+            let mut notes = Vec::new();
+            if w.requested_rate != Some(LATENCY_RATE) {
+                notes.push(format!(
+                    "measured at {} deliveries/s",
+                    w.requested_rate.unwrap_or(0)
+                ));
+            }
+            for r in [w, p] {
+                if let Some(rate) = r.requested_rate
+                    && r.deliveries_per_s < rate as f64 * 0.95
+                {
+                    notes.push(format!(
+                        "{} reached only {:.0}/s of the rate",
+                        r.target, r.deliveries_per_s
+                    ));
+                }
+            }
+            let note = [clients_note(w)]
+                .into_iter()
+                .chain(notes)
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            out.push(check(
+                name,
+                format!("{} vs {} µs", w.latency.p99_us, p.latency.p99_us),
+                Verdict::of(w.latency.p99_us <= p.latency.p99_us),
+                note,
+            ));
+        }
+        _ => out.push(missing(name, "wsgate or plain not measured")),
+    }
+
+    // Echo.
+    let name = "echo through a business process ≥ 150,000 round trips/s";
+    match results.echo.iter().find(|r| r.target == TargetKind::Wsgate) {
+        Some(r) => out.push(check(
+            name,
+            format!("{:.0}/s", r.round_trips_per_s),
+            Verdict::of(r.round_trips_per_s >= ECHO_MIN),
+            format!("{} clients", r.clients),
+        )),
+        None => out.push(missing(name, "not measured")),
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! The command line, and the [`Plan`] it resolves to: the full run's defaults, or the tiny
+//! ones of `--smoke`, with any flag given explicitly winning over both.
+//!
+//! Counts and durations are `Option`s in [`Args`] so that `--smoke` can tell "not given" (take
+//! the smoke value) from "given" (keep it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::error::BenchError;
+use crate::target::TargetKind;
+
+/// wsgate-bench: drives wsgate, a plain tokio-tungstenite hub and a Node `ws` hub over loopback
+/// with many real WebSocket clients and writes JSON, Markdown and SVG results.
+#[derive(Debug, Parser)]
+#[command(name = "wsgate-bench", version, about, long_about = None)]
+pub struct Args {
+    /// A few-second run of every scenario with tiny counts that checks that messages arrive
+    /// (not speeds); writes to a temporary directory unless --out is given.
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Output directory for results.json, results.md and the SVG charts
+    /// [default: bench/results/ in the workspace].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Also write the Markdown report here (e.g. BENCHMARKS.md), with its chart links pointing
+    /// into the --out directory.
+    #[arg(long, value_name = "FILE")]
+    pub benchmarks_md: Option<PathBuf>,
+
+    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "idle,broadcast,topics,echo,churn"
+    )]
+    pub scenarios: Vec<Scenario>,
+
+    /// Systems under test, comma-separated: wsgate, plain, node.
+    #[arg(long, value_delimiter = ',', default_value = "wsgate,plain,node")]
+    pub targets: Vec<TargetKind>,
+
+    /// The wsgate binary [default: `wsgate` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub wsgate_bin: Option<PathBuf>,
+
+    /// The plain tokio-tungstenite hub [default: `plain-hub` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub plain_bin: Option<PathBuf>,
+
+    /// The Node.js hub script [default: bench/peers/node-hub/hub.js in the workspace].
+    #[arg(long, value_name = "PATH")]
+    pub node_hub: Option<PathBuf>,
+
+    /// The Node.js executable.
+    #[arg(long, value_name = "PATH", default_value = "node")]
+    pub node: PathBuf,
+
+    /// idle: connection counts to hold, comma-separated [default: 1000,5000,10000,18000;
+    /// smoke: 200].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub idle_counts: Option<Vec<usize>>,
+
+    /// broadcast: clients receiving every broadcast [default: 10000; smoke: 200].
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+
+    /// Measured time of each load phase (broadcast, topics, echo, churn) [default: 10s; smoke:
+    /// 1s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// Warm-up before each measured load phase; its latencies are discarded [default: 1s;
+    /// smoke: 200ms].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Option<Duration>,
+
+    /// broadcast: deliveries per second of the fixed-rate phase (= rate / clients broadcasts
+    /// per second) [default: 1000000; smoke: 2000].
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<u64>,
+
+    /// Flow control of the max-throughput phases: at most this many messages per client may
+    /// be published but not yet received. Deeper queues let servers and clients batch writes
+    /// and reads (throughput rises steeply from 8 to 32, then flattens while latency grows).
+    #[arg(long, default_value_t = 32, value_name = "MESSAGES")]
+    pub window: u64,
+
+    /// Publish requests in flight at once (SDK commands, or HTTP connections with one request
+    /// each).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub in_flight: usize,
+
+    /// topics: publish requests in flight at once. Higher than --in-flight because a publish
+    /// to one topic is small work and eight round trips at a time would measure the
+    /// publisher's latency, not the target.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub topic_in_flight: usize,
+
+    /// topics: number of topics [default: 1000; smoke: 20].
+    #[arg(long, value_name = "N")]
+    pub topics: Option<usize>,
+
+    /// topics: subscribers per topic [default: 10; smoke: 5].
+    #[arg(long, value_name = "N")]
+    pub subscribers: Option<usize>,
+
+    /// echo: clients, each with one message in flight [default: 1000; smoke: 50].
+    #[arg(long, value_name = "N")]
+    pub echo_clients: Option<usize>,
+
+    /// churn: workers that connect and disconnect in a loop [default: 64; smoke: 8].
+    #[arg(long, value_name = "N")]
+    pub churn_concurrency: Option<usize>,
+
+    /// Source addresses 127.0.0.1..127.0.0.N the client sockets are spread over, so that
+    /// ephemeral ports do not run out.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=250), value_name = "N")]
+    pub source_addrs: u8,
+
+    /// Client handshakes in flight at once while connecting. Keep it below the targets' listen
+    /// backlog (128 for Tokio listeners): beyond it the kernel drops SYNs, which are retried
+    /// only after 1 s, and the connect rate collapses.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub connect_concurrency: usize,
+
+    /// Worker threads of the clients' runtime [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub client_threads: Option<usize>,
+
+    /// Longest wait for stragglers after a load phase stops publishing.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub drain: Duration,
+}
+
+/// One benchmark scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Hold connections; memory per connection and connect rate.
+    Idle,
+    /// One publisher, every client receives every message.
+    Broadcast,
+    /// Many topics with a few subscribers each.
+    Topics,
+    /// Clients send, the server (or a business process) answers.
+    Echo,
+    /// Connect and disconnect continuously.
+    Churn,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Idle => "idle",
+            Scenario::Broadcast => "broadcast",
+            Scenario::Topics => "topics",
+            Scenario::Echo => "echo",
+            Scenario::Churn => "churn",
+        }
+    }
+
+    /// The order scenarios run in, whatever order they were named in.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Idle,
+        Scenario::Broadcast,
+        Scenario::Topics,
+        Scenario::Echo,
+        Scenario::Churn,
+    ];
+}
+
+/// What one run does: every setting resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub smoke: bool,
+    pub scenarios: Vec<Scenario>,
+    pub targets: Vec<TargetKind>,
+    pub idle_counts: Vec<usize>,
+    pub clients: usize,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    #[serde(with = "secs")]
+    pub drain: Duration,
+    pub rate: u64,
+    pub window: u64,
+    pub in_flight: usize,
+    pub topic_in_flight: usize,
+    pub topics: usize,
+    pub subscribers: usize,
+    pub echo_clients: usize,
+    pub churn_concurrency: usize,
+    pub source_addrs: u8,
+    pub connect_concurrency: usize,
+    pub client_threads: usize,
+}
+
+/// Durations as seconds (a float) in results.json.
+mod secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+impl Plan {
+    /// Resolves the flags against the full-run or smoke defaults.
+    pub fn from_args(args: &Args) -> Result<Plan, BenchError> {
+        let smoke = args.smoke;
+        let pick = |given: Option<usize>, full: usize, small: usize| {
+            given.unwrap_or(if smoke { small } else { full })
+        };
+        let mut scenarios: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| args.scenarios.contains(s))
+            .collect();
+        scenarios.dedup();
+        let mut targets: Vec<TargetKind> = TargetKind::ALL
+            .into_iter()
+            .filter(|t| args.targets.contains(t))
+            .collect();
+        targets.dedup();
+        if scenarios.is_empty() || targets.is_empty() {
+            return Err(BenchError::Usage(
+                "nothing to run: --scenarios and --targets must each name at least one".into(),
+            ));
+        }
+        let plan = Plan {
+            smoke,
+            scenarios,
+            targets,
+            idle_counts: args.idle_counts.clone().unwrap_or_else(|| {
+                if smoke {
+                    vec![200]
+                } else {
+                    vec![1000, 5000, 10_000, 18_000]
+                }
+            }),
+            clients: pick(args.clients, 10_000, 200),
+            duration: args.duration.unwrap_or(if smoke {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(10)
+            }),
+            warmup: args.warmup.unwrap_or(if smoke {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(1)
+            }),
+            drain: args.drain,
+            rate: args.rate.unwrap_or(if smoke { 2_000 } else { 1_000_000 }),
+            window: args.window.max(1),
+            in_flight: args.in_flight.max(1),
+            topic_in_flight: args.topic_in_flight.max(1),
+            topics: pick(args.topics, 1000, 20),
+            subscribers: pick(args.subscribers, 10, 5),
+            echo_clients: pick(args.echo_clients, 1000, 50),
+            churn_concurrency: pick(args.churn_concurrency, 64, 8),
+            source_addrs: args.source_addrs,
+            connect_concurrency: args.connect_concurrency.max(1),
+            client_threads: args.client_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
+        };
+        let zero = [
+            ("--clients", plan.clients),
+            ("--topics", plan.topics),
+            ("--subscribers", plan.subscribers),
+            ("--echo-clients", plan.echo_clients),
+            ("--churn-concurrency", plan.churn_concurrency),
+            ("--client-threads", plan.client_threads),
+        ];
+        if let Some((flag, _)) = zero.iter().find(|(_, v)| *v == 0) {
+            return Err(BenchError::Usage(format!(
+                "{flag} is 0; give a positive number"
+            )));
+        }
+        if plan.idle_counts.is_empty() || plan.idle_counts.contains(&0) {
+            return Err(BenchError::Usage(
+                "--idle-counts needs positive counts, e.g. 1000,5000".into(),
+            ));
+        }
+        if plan.rate == 0 || plan.duration.is_zero() {
+            return Err(BenchError::Usage(
+                "--rate and --duration must be greater than 0".into(),
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Clients of the topics scenario.
+    pub fn topic_clients(&self) -> usize {
+        self.topics.saturating_mul(self.subscribers)
+    }
+}
+
+/// "10s", "500ms", "2m", "1.5s" or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 10s, 500ms or 2m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit {unit:?}; use ms, s or m"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{text:?} is not a usable duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn smoke_scales_down_unless_told() {
+        let args = Args::parse_from(["wsgate-bench", "--smoke", "--clients", "300"]);
+        let plan = Plan::from_args(&args).expect("plan");
+        assert_eq!(plan.clients, 300);
+        assert_eq!(plan.idle_counts, vec![200]);
+        assert_eq!(plan.duration, Duration::from_secs(1));
+        let full = Plan::from_args(&Args::parse_from(["wsgate-bench"])).expect("plan");
+        assert_eq!(full.idle_counts, vec![1000, 5000, 10_000, 18_000]);
+        assert_eq!(full.rate, 1_000_000);
+    }
+}

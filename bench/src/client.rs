@@ -1,0 +1,313 @@
+//! What one load client does once its WebSocket is open: receive and count (idle, broadcast,
+//! topics), or send and wait for the echo (echo). The same code drives every target.
+//!
+//! Reading is one `read` per wake-up into a per-client buffer, then every complete frame in it
+//! is handled; the clock is read once per `read`, not once per message. Pings get a masked pong,
+//! a close frame gets a close back and ends the client. An idle client only waits for
+//! readability and allocates its buffer when the first bytes arrive, so holding many idle
+//! clients costs the bench little.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::frame::{self, Header};
+use crate::handshake::Conn;
+use crate::recorder::Recorder;
+use crate::stamp;
+
+/// Bytes reserved in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What a client does after connecting.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Receive and count whatever arrives.
+    Receive,
+    /// Once the value turns `true`: send a stamped message, wait for it to come back, repeat.
+    Echo(watch::Receiver<bool>),
+}
+
+/// Why a client stopped.
+#[derive(Debug)]
+pub enum End {
+    /// The server sent a close frame (its code, if any).
+    Closed(Option<u16>),
+    /// The server closed the TCP connection without a close frame.
+    Eof,
+    /// Reading or writing failed, or the server broke the framing rules.
+    Failed(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed(Some(code)) => write!(f, "the server closed the connection with {code}"),
+            End::Closed(None) => write!(f, "the server closed the connection (no code)"),
+            End::Eof => write!(f, "the server dropped the connection without a close frame"),
+            End::Failed(e) => write!(f, "the connection failed: {e}"),
+        }
+    }
+}
+
+/// Runs client `id` until the server ends it (or the task is aborted).
+pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Recorder>) {
+    let mut reader = Reader::new(conn);
+    let end = match behaviour {
+        Behaviour::Receive => receive(&mut reader, id, &recorder).await,
+        Behaviour::Echo(start) => echo(&mut reader, id, &recorder, start).await,
+    };
+    recorder.server_ended(end.to_string());
+}
+
+async fn receive(reader: &mut Reader, id: usize, recorder: &Recorder) -> End {
+    let mut latencies = Vec::with_capacity(64);
+    loop {
+        match reader.read_some(recorder.recording(), &mut latencies).await {
+            Ok(n) => recorder.record(id, n, &latencies),
+            Err(end) => return end,
+        }
+        latencies.clear();
+    }
+}
+
+async fn echo(
+    reader: &mut Reader,
+    id: usize,
+    recorder: &Recorder,
+    mut start: watch::Receiver<bool>,
+) -> End {
+    if start.wait_for(|go| *go).await.is_err() {
+        return End::Failed("the bench stopped before the echo phase started".into());
+    }
+    let mut latencies = Vec::with_capacity(4);
+    let mut out = Vec::with_capacity(128);
+    for seq in 0u64.. {
+        out.clear();
+        let message = stamp::message(seq);
+        frame::encode_client(
+            frame::OP_TEXT,
+            message.as_bytes(),
+            frame::random_mask(),
+            &mut out,
+        );
+        if let Err(e) = reader.stream.write_all(&out).await {
+            return End::Failed(format!("sending: {e}"));
+        }
+        // One message in flight: wait until it (or anything) comes back.
+        loop {
+            match reader.read_some(recorder.recording(), &mut latencies).await {
+                Ok(0) => continue,
+                Ok(n) => {
+                    recorder.record(id, n, &latencies);
+                    latencies.clear();
+                    break;
+                }
+                Err(end) => return end,
+            }
+        }
+    }
+    End::Failed("sequence numbers ran out".into())
+}
+
+/// The receiving half of a client: buffer, frame parser, and the answers to control frames.
+struct Reader {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// Control-frame answers waiting to be written.
+    out: Vec<u8>,
+    /// The send time of a fragmented message whose first fragment has arrived.
+    fragment_stamp: Option<u64>,
+    /// A close frame arrived behind data messages: reported on the next call, after them.
+    closed: Option<End>,
+}
+
+impl Reader {
+    fn new(conn: Conn) -> Reader {
+        // No leftover: start without a buffer (see read_some).
+        let buf = if conn.leftover.is_empty() {
+            BytesMut::new()
+        } else {
+            conn.leftover
+        };
+        Reader {
+            stream: conn.stream,
+            buf,
+            out: Vec::new(),
+            fragment_stamp: None,
+            closed: None,
+        }
+    }
+
+    /// Handles the frames already buffered, or else reads once and handles what arrived.
+    /// Returns the data messages completed; with `timed`, pushes their latencies (µs).
+    async fn read_some(&mut self, timed: bool, latencies: &mut Vec<u64>) -> Result<u64, End> {
+        if let Some(end) = self.closed.take() {
+            return Err(end);
+        }
+        if !self.has_frame() {
+            if self.buf.capacity() == 0 {
+                // Idle clients sit here without a buffer until the server sends something.
+                self.stream
+                    .readable()
+                    .await
+                    .map_err(|e| End::Failed(e.to_string()))?;
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) => return Err(End::Eof),
+                Ok(_) => {}
+                Err(e) => return Err(End::Failed(e.to_string())),
+            }
+        }
+        let now = if timed { stamp::now_nanos() } else { 0 };
+        let mut messages = 0;
+        let mut closed = None;
+        while let Some(h) = self.complete_frame()? {
+            let payload = &self.buf[h.header_len..h.frame_len()];
+            match h.opcode {
+                frame::OP_TEXT | frame::OP_BINARY if h.fin => {
+                    messages += 1;
+                    if timed && let Some(l) = stamp::latency_micros(payload, now) {
+                        latencies.push(l);
+                    }
+                }
+                frame::OP_TEXT | frame::OP_BINARY => {
+                    self.fragment_stamp = stamp::parse(payload);
+                }
+                frame::OP_CONTINUATION if h.fin => {
+                    messages += 1;
+                    if timed && let Some(sent) = self.fragment_stamp.take() {
+                        latencies.push(now.saturating_sub(sent) / 1000);
+                    }
+                }
+                frame::OP_PING => {
+                    frame::encode_client(
+                        frame::OP_PONG,
+                        payload,
+                        frame::random_mask(),
+                        &mut self.out,
+                    );
+                }
+                frame::OP_CLOSE => {
+                    // Echo the status code back, as RFC 6455 asks.
+                    let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    let echo = payload.get(..2).unwrap_or(&[]);
+                    frame::encode_client(
+                        frame::OP_CLOSE,
+                        echo,
+                        frame::random_mask(),
+                        &mut self.out,
+                    );
+                    closed = Some(code);
+                }
+                _ => {}
+            }
+            self.buf.advance(h.frame_len());
+            if closed.is_some() {
+                break;
+            }
+        }
+        if !self.out.is_empty() {
+            let written = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            if let Err(e) = written
+                && closed.is_none()
+            {
+                return Err(End::Failed(format!("answering a control frame: {e}")));
+            }
+        }
+        match closed {
+            Some(code) if messages == 0 => Err(End::Closed(code)),
+            Some(code) => {
+                self.closed = Some(End::Closed(code));
+                Ok(messages)
+            }
+            None => Ok(messages),
+        }
+    }
+
+    /// Whether a whole frame is already buffered (so no read is needed).
+    fn has_frame(&self) -> bool {
+        match frame::parse_header(&self.buf) {
+            Ok(Some(h)) => self.buf.len() >= h.frame_len(),
+            Ok(None) => false,
+            // Let complete_frame report it.
+            Err(_) => true,
+        }
+    }
+
+    /// The header of the next frame if all of it is buffered.
+    fn complete_frame(&self) -> Result<Option<Header>, End> {
+        match frame::parse_header(&self.buf) {
+            Ok(Some(h)) if self.buf.len() >= h.frame_len() => Ok(Some(h)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(End::Failed(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// A server that upgrades, then sends `script` and reports what the client sent back.
+    async fn scripted_server(
+        script: Vec<u8>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut head = vec![0u8; 1024];
+            let _ = s.read(&mut head).await.expect("read");
+            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+                .await
+                .expect("write");
+            s.write_all(&script).await.expect("write");
+            let mut got = Vec::new();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut got))
+                    .await;
+            got
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn counts_times_answers_pings_and_stops_on_close() {
+        let stamped = stamp::message(1);
+        let mut script = vec![0x81, stamped.len() as u8];
+        script.extend_from_slice(stamped.as_bytes());
+        script.extend_from_slice(&[0x89, 0x01, b'p']); // ping "p"
+        // A fragmented message: "0..." then continuation.
+        script.extend_from_slice(&[0x01, 20]);
+        script.extend_from_slice(&stamped.as_bytes()[..20]);
+        script.extend_from_slice(&[0x80, 0x01, b'x']);
+        script.extend_from_slice(&[0x88, 0x02, 0x03, 0xE8]); // close 1000
+        let (addr, server) = scripted_server(script).await;
+        let conn = crate::handshake::connect(Ipv4Addr::LOCALHOST, addr, "/")
+            .await
+            .expect("connect");
+        let recorder = Arc::new(Recorder::new(1));
+        recorder.set_recording(true);
+        run(conn, 0, Behaviour::Receive, recorder.clone()).await;
+        assert_eq!(recorder.delivered(), 2);
+        assert_eq!(recorder.latencies().samples, 2);
+        assert_eq!(recorder.closed_by_server(), 1);
+        assert!(recorder.first_end().expect("end").contains("1000"));
+        let sent = server.await.expect("server");
+        // A masked pong with "p", then a masked close with 1000.
+        assert_eq!(sent[0], 0x8A);
+        assert_eq!(sent[1], 0x81);
+        assert_eq!(sent[6] ^ sent[2], b'p');
+        assert_eq!(sent[7], 0x88);
+        assert_eq!(sent[8], 0x82);
+    }
+}

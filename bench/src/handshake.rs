@@ -1,0 +1,146 @@
+//! Opening one client WebSocket: a TCP socket bound to one of several loopback source
+//! addresses, then the HTTP/1.1 upgrade request and its `101` answer.
+//!
+//! Binding each socket to 127.0.0.x before connecting spreads the clients over several source
+//! addresses (Linux answers to all of 127.0.0.0/8), so a few tens of thousands of clients plus
+//! churn do not run out of ephemeral ports on one address.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use base64::Engine;
+use bytes::BytesMut;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// An open client WebSocket: the stream and any bytes the server sent after its `101`.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    pub leftover: BytesMut,
+}
+
+/// Why a client could not connect.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("cannot bind a socket to {addr}: {source}")]
+    Bind {
+        addr: Ipv4Addr,
+        source: std::io::Error,
+    },
+    #[error("TCP connect from {from} failed: {source}")]
+    Tcp {
+        from: Ipv4Addr,
+        source: std::io::Error,
+    },
+    #[error("the upgrade failed on the wire: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the connection before answering the upgrade")]
+    Eof,
+    #[error("the server answered the upgrade with {status} instead of 101: {body:?}")]
+    Refused { status: u16, body: String },
+    #[error("the server's answer to the upgrade is not HTTP: {0}")]
+    Malformed(String),
+}
+
+/// The `n`-th source address of `count`: 127.0.0.1, 127.0.0.2, ... round-robin.
+pub fn source_addr(n: usize, count: u8) -> Ipv4Addr {
+    let count = usize::from(count.max(1));
+    // n % count < 250: fits in a u8.
+    Ipv4Addr::new(127, 0, 0, 1 + (n % count) as u8)
+}
+
+/// Connects from `from` to `server` and upgrades `path` (path and query) to a WebSocket.
+pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<Conn, ConnectError> {
+    let socket = TcpSocket::new_v4().map_err(|source| ConnectError::Bind { addr: from, source })?;
+    socket
+        .bind(SocketAddr::new(from.into(), 0))
+        .map_err(|source| ConnectError::Bind { addr: from, source })?;
+    let mut stream = socket
+        .connect(server)
+        .await
+        .map_err(|source| ConnectError::Tcp { from, source })?;
+    // Echo round trips are latency-bound: do not let Nagle hold back the small frames.
+    stream.set_nodelay(true)?;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(ConnectError::Eof);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let status = response.code.unwrap_or(0);
+                if status != 101 {
+                    let body = String::from_utf8_lossy(&buf[head_len..]);
+                    return Err(ConnectError::Refused {
+                        status,
+                        body: body.chars().take(200).collect(),
+                    });
+                }
+                let leftover = buf.split_off(head_len);
+                return Ok(Conn { stream, leftover });
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(ConnectError::Malformed(format!(
+                    "no end of the response head within {MAX_HEAD} bytes"
+                )));
+            }
+            Err(e) => return Err(ConnectError::Malformed(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_round_robin() {
+        assert_eq!(source_addr(0, 16), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(source_addr(15, 16), Ipv4Addr::new(127, 0, 0, 16));
+        assert_eq!(source_addr(16, 16), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(source_addr(7, 1), Ipv4Addr::new(127, 0, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn upgrades_and_keeps_leftover_bytes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.expect("read");
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+            )
+            .await
+            .expect("write");
+            head
+        });
+        let conn = connect(Ipv4Addr::new(127, 0, 0, 2), addr, "/ws?topic=t1")
+            .await
+            .expect("connect");
+        let head = server.await.expect("server");
+        assert!(head.starts_with("GET /ws?topic=t1 HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("Sec-WebSocket-Version: 13"));
+        assert_eq!(&conn.leftover[..], b"\x81\x02hi");
+        assert_eq!(
+            conn.stream.local_addr().expect("local").ip(),
+            std::net::IpAddr::from([127, 0, 0, 2])
+        );
+    }
+}

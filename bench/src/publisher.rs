@@ -1,0 +1,203 @@
+//! The publishers: the side that sends broadcasts or topic publishes while the clients count
+//! what arrives.
+//!
+//! Four ways in: wsgate's SDK (`Client::broadcast` / `publish` over the worker link), wsgate's
+//! HTTP API (`POST /api/v1/broadcast`), and the peers' `POST /broadcast` / `POST
+//! /publish?topic=`. Each publisher task owns one sender (a clone of the SDK client, or one
+//! keep-alive HTTP connection) with one request in flight, and asks the shared [`Gate`] before
+//! every message, so `--in-flight` tasks make `--in-flight` requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use wsgate_business::{Client, Payload};
+
+use crate::gate::Gate;
+use crate::http::HttpClient;
+use crate::stamp;
+
+/// A publisher that failed this often stops: the target is gone or refuses.
+const MAX_ERRORS: u64 = 100;
+
+/// How messages reach the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Route {
+    /// wsgate's Rust SDK over the worker link.
+    #[serde(rename = "sdk")]
+    Sdk,
+    /// wsgate's HTTP API.
+    #[serde(rename = "http-api")]
+    WsgateHttp,
+    /// A peer's own HTTP endpoint.
+    #[serde(rename = "http")]
+    PeerHttp,
+}
+
+impl Route {
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Sdk => "sdk",
+            Route::WsgateHttp => "http-api",
+            Route::PeerHttp => "http",
+        }
+    }
+}
+
+/// What each message is.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// To every client.
+    Broadcast,
+    /// To one random topic `t0` .. `t{topics-1}`.
+    Publish { topics: usize },
+}
+
+/// One publisher task's way to the target.
+#[derive(Debug)]
+pub enum Sender {
+    Sdk(Client),
+    Http { client: HttpClient, route: Route },
+}
+
+impl Sender {
+    /// `n` senders for `route`: SDK clones, or fresh HTTP connections to `http`.
+    pub fn many(route: Route, n: usize, sdk: Option<&Client>, http: SocketAddr) -> Vec<Sender> {
+        (0..n)
+            .map(|_| match (route, sdk) {
+                (Route::Sdk, Some(client)) => Sender::Sdk(client.clone()),
+                _ => Sender::Http {
+                    client: HttpClient::new(http),
+                    route,
+                },
+            })
+            .collect()
+    }
+
+    /// Sends one message; the target's count of recipients.
+    async fn send(&mut self, action: Action, message: String) -> Result<u64, String> {
+        match (self, action) {
+            (Sender::Sdk(client), Action::Broadcast) => client
+                .broadcast(Payload::text(message), [])
+                .await
+                .map(|r| u64::from(r.delivered))
+                .map_err(|e| format!("SDK broadcast failed: {e}")),
+            (Sender::Sdk(client), Action::Publish { topics }) => client
+                .publish([topic(topics)], Payload::text(message), [])
+                .await
+                .map(|r| u64::from(r.delivered))
+                .map_err(|e| format!("SDK publish failed: {e}")),
+            (Sender::Http { client, route }, action) => {
+                let (path, content_type, body, field) = match (*route, action) {
+                    (Route::WsgateHttp, Action::Broadcast) => (
+                        "/api/v1/broadcast".to_owned(),
+                        "application/json",
+                        serde_json::json!({ "text": message }).to_string(),
+                        "delivered",
+                    ),
+                    (Route::WsgateHttp, Action::Publish { topics }) => (
+                        "/api/v1/topics/publish".to_owned(),
+                        "application/json",
+                        serde_json::json!({ "topics": [topic(topics)], "text": message })
+                            .to_string(),
+                        "delivered",
+                    ),
+                    (_, Action::Broadcast) => {
+                        ("/broadcast".to_owned(), "text/plain", message, "recipients")
+                    }
+                    (_, Action::Publish { topics }) => (
+                        format!("/publish?topic={}", topic(topics)),
+                        "text/plain",
+                        message,
+                        "recipients",
+                    ),
+                };
+                let r = client
+                    .post(&path, content_type, body.as_bytes())
+                    .await
+                    .map_err(|e| format!("POST {path} failed: {e}"))?;
+                if r.status != 200 {
+                    return Err(format!("POST {path} answered {}: {}", r.status, r.text()));
+                }
+                let value: serde_json::Value = serde_json::from_slice(&r.body)
+                    .map_err(|e| format!("POST {path} did not answer JSON ({e}): {}", r.text()))?;
+                Ok(value
+                    .get(field)
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0))
+            }
+        }
+    }
+}
+
+/// A random topic name of `topics`.
+fn topic(topics: usize) -> String {
+    format!("t{}", rand::random_range(0..topics.max(1)))
+}
+
+/// What the publishers achieved.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    /// Recipients the target reported, summed.
+    reported: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl PublishStats {
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+    pub fn reported(&self) -> u64 {
+        self.reported.load(Ordering::Relaxed)
+    }
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Starts one publisher task per sender on `runtime`; they run until the gate stops.
+pub fn spawn(
+    runtime: &tokio::runtime::Handle,
+    senders: Vec<Sender>,
+    action: Action,
+    gate: Arc<Gate>,
+    stats: Arc<PublishStats>,
+) -> Vec<JoinHandle<()>> {
+    senders
+        .into_iter()
+        .map(|mut sender| {
+            let (gate, stats) = (gate.clone(), stats.clone());
+            runtime.spawn(async move {
+                while let Some(seq) = gate.next().await {
+                    match sender.send(action, stamp::message(seq)).await {
+                        Ok(n) => {
+                            stats.ok.fetch_add(1, Ordering::Relaxed);
+                            stats.reported.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            let errors = stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                            stats
+                                .first_error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .get_or_insert(e);
+                            if errors >= MAX_ERRORS {
+                                gate.stop();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}

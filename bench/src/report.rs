@@ -1,0 +1,560 @@
+//! Turning [`Results`] into files: results.json, results.md (one table per scenario, the
+//! targets table, notes) and the SVG charts the Markdown shows.
+//!
+//! The same Markdown is printed to stdout at the end of a run and is what BENCHMARKS.md is
+//! made from, so it carries its own context: machine, commit, settings, and how the figures
+//! were measured.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::BenchError;
+use crate::progress::si;
+use crate::publisher::Route;
+use crate::results::{LoadRow, Phase, Results};
+use crate::svg::{BarChart, PALETTE};
+use crate::target::TargetKind;
+
+/// Writes everything under `dir`; the paths written.
+pub fn write(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BenchError::Output { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    let json = serde_json::to_string_pretty(results).map_err(|e| BenchError::Output {
+        path: dir.join("results.json"),
+        source: std::io::Error::other(e),
+    })?;
+    files.push(("results.json".into(), json + "\n"));
+    files.push(("results.md".into(), markdown(results)));
+    for (name, chart) in charts(results) {
+        files.push((name, chart.render()));
+    }
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io(&path))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes the Markdown report to `path` too (BENCHMARKS.md), its chart links pointing into
+/// `out_dir`, where [`write`] put the charts.
+pub fn write_copy(results: &Results, path: &Path, out_dir: &Path) -> Result<(), BenchError> {
+    let io = |source| BenchError::Output {
+        path: path.to_owned(),
+        source,
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let from = parent.canonicalize().map_err(io)?;
+    let to = out_dir.canonicalize().map_err(io)?;
+    let mut charts = relative(&from, &to);
+    if !charts.is_empty() {
+        charts.push('/');
+    }
+    std::fs::write(path, markdown_with_charts(results, &charts)).map_err(io)
+}
+
+/// The path from directory `from` to directory `to` (both absolute), '/'-separated.
+fn relative(from: &Path, to: &Path) -> String {
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let ups = std::iter::repeat_n("..".to_owned(), a.len() - common);
+    let downs = b[common..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    ups.chain(downs).collect::<Vec<_>>().join("/")
+}
+
+fn colour(t: TargetKind) -> String {
+    match t {
+        TargetKind::Wsgate => PALETTE[0],
+        TargetKind::Plain => PALETTE[1],
+        TargetKind::Node => PALETTE[2],
+    }
+    .to_owned()
+}
+
+/// A row's name in tables and charts: "wsgate sdk", "plain http", ...
+fn load_name(r: &LoadRow) -> String {
+    format!("{} {}", r.target, r.route.label())
+}
+
+/// The charts that have data: file name and chart.
+pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
+    let mut out = Vec::new();
+    let targets: Vec<TargetKind> = TargetKind::ALL
+        .into_iter()
+        .filter(|t| {
+            results.idle.iter().any(|r| r.target == *t)
+                || results.broadcast.iter().any(|r| r.target == *t)
+                || results.echo.iter().any(|r| r.target == *t)
+                || results.churn.iter().any(|r| r.target == *t)
+                || results.topics.iter().any(|r| r.target == *t)
+        })
+        .collect();
+
+    if !results.idle.is_empty() {
+        let mut counts: Vec<usize> = results.idle.iter().map(|r| r.connections).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        out.push((
+            "idle-memory.svg".into(),
+            BarChart {
+                title: "Idle: resident memory per connection (lower is better)".into(),
+                y_label: "KiB per connection".into(),
+                groups: counts.iter().map(|n| format!("{n} connections")).collect(),
+                series: targets
+                    .iter()
+                    .map(|t| (t.to_string(), colour(*t)))
+                    .collect(),
+                values: counts
+                    .iter()
+                    .map(|n| {
+                        targets
+                            .iter()
+                            .map(|t| {
+                                results
+                                    .idle
+                                    .iter()
+                                    .find(|r| r.target == *t && r.connections == *n)
+                                    .map(|r| r.per_conn_kib)
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                log: false,
+                format: |v| {
+                    if v >= 100.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.2}")
+                    }
+                },
+                group_colours: Vec::new(),
+                legend: Vec::new(),
+            },
+        ));
+    }
+
+    // One bar per row, coloured by its target, with the targets as the legend.
+    let single = |title: &str, y_label: &str, rows: Vec<(String, TargetKind, f64)>| {
+        let targets = TargetKind::ALL
+            .into_iter()
+            .filter(|t| rows.iter().any(|r| r.1 == *t));
+        BarChart {
+            title: title.into(),
+            y_label: y_label.into(),
+            groups: rows.iter().map(|(n, _, _)| n.clone()).collect(),
+            series: vec![(String::new(), PALETTE[0].into())],
+            values: rows.iter().map(|(_, _, v)| vec![Some(*v)]).collect(),
+            log: false,
+            format: si,
+            group_colours: rows.iter().map(|(_, t, _)| colour(*t)).collect(),
+            legend: targets.map(|t| (t.to_string(), colour(t))).collect(),
+        }
+    };
+
+    let max_rows: Vec<(String, TargetKind, f64)> = results
+        .broadcast
+        .iter()
+        .filter(|r| r.phase == Phase::Max)
+        .map(|r| (load_name(r), r.target, r.deliveries_per_s))
+        .collect();
+    if !max_rows.is_empty() {
+        let clients = results.broadcast.first().map_or(0, |r| r.clients);
+        let chart = single(
+            &format!("Broadcast to {clients} clients: deliveries per second (max throughput)"),
+            "deliveries/s",
+            max_rows,
+        );
+        out.push(("broadcast.svg".into(), chart));
+    }
+
+    let fixed: Vec<&LoadRow> = results
+        .broadcast
+        .iter()
+        .filter(|r| r.phase == Phase::Fixed)
+        .collect();
+    if !fixed.is_empty() {
+        let rate = fixed.first().and_then(|r| r.requested_rate).unwrap_or(0);
+        out.push((
+            "latency.svg".into(),
+            BarChart {
+                title: format!(
+                    "Broadcast latency at {} deliveries/s (log scale, lower is better)",
+                    si(rate as f64)
+                ),
+                y_label: "latency".into(),
+                groups: fixed.iter().map(|r| load_name(r)).collect(),
+                series: vec![
+                    ("p50".into(), PALETTE[2].into()),
+                    ("p99".into(), PALETTE[0].into()),
+                    ("p99.9".into(), PALETTE[3].into()),
+                ],
+                values: fixed
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            Some(r.latency.p50_us as f64),
+                            Some(r.latency.p99_us as f64),
+                            Some(r.latency.p999_us as f64),
+                        ]
+                    })
+                    .collect(),
+                log: true,
+                format: |v| short_micros(v as u64),
+                group_colours: Vec::new(),
+                legend: Vec::new(),
+            },
+        ));
+    }
+
+    let topic_rows: Vec<(String, TargetKind, f64)> = results
+        .topics
+        .iter()
+        .map(|r| (load_name(r), r.target, r.deliveries_per_s))
+        .collect();
+    if !topic_rows.is_empty() {
+        let chart = single("Topics: deliveries per second", "deliveries/s", topic_rows);
+        out.push(("topics.svg".into(), chart));
+    }
+
+    let echo_rows: Vec<(String, TargetKind, f64)> = results
+        .echo
+        .iter()
+        .map(|r| {
+            (
+                format!("{} ({})", r.target, r.via),
+                r.target,
+                r.round_trips_per_s,
+            )
+        })
+        .collect();
+    if !echo_rows.is_empty() {
+        let chart = single("Echo: round trips per second", "round trips/s", echo_rows);
+        out.push(("echo.svg".into(), chart));
+    }
+
+    let churn_rows: Vec<(String, TargetKind, f64)> = results
+        .churn
+        .iter()
+        .map(|r| (r.target.to_string(), r.target, r.handshakes_per_s))
+        .collect();
+    if !churn_rows.is_empty() {
+        let chart = single(
+            "Churn: handshakes per second (connect, close, repeat)",
+            "handshakes/s",
+            churn_rows,
+        );
+        out.push(("churn.svg".into(), chart));
+    }
+    out
+}
+
+/// Microseconds, as µs or ms.
+fn micros(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else if us >= 1000 {
+        format!("{:.2} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// Microseconds, compact enough for a bar label: "850µs", "2.2ms", "25ms", "1.1s".
+fn short_micros(us: u64) -> String {
+    let v = us as f64;
+    if us >= 1_000_000 {
+        format!("{:.1}s", v / 1e6)
+    } else if us >= 10_000 {
+        format!("{:.0}ms", v / 1e3)
+    } else if us >= 1000 {
+        format!("{:.1}ms", v / 1e3)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+fn times(r: Option<f64>) -> String {
+    r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+}
+
+/// The whole Markdown report, with the charts next to it.
+pub fn markdown(results: &Results) -> String {
+    markdown_with_charts(results, "")
+}
+
+/// The Markdown report with `charts` (a relative path ending in `/`, or empty) before every
+/// chart's file name, for a copy kept elsewhere (BENCHMARKS.md).
+pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
+    let plan = &results.plan;
+    let mut md = String::new();
+    let _ = writeln!(md, "# wsgate-bench results\n");
+    if plan.smoke {
+        let _ = writeln!(
+            md,
+            "> **Smoke run**: tiny counts to check that the tool works; these figures say nothing about speed.\n"
+        );
+    }
+    let _ = writeln!(
+        md,
+        "- Date: {}; commit: {}; total time {:.0} s\n- Machine: {}\n- Command: `{}`\n- Load generator and targets run on the same machine over loopback and share its CPUs; each target runs alone, started fresh for every measurement.",
+        results.date,
+        results.git_commit.as_deref().unwrap_or("unknown"),
+        results.total_secs,
+        results.machine.summary(),
+        results.command_line
+    );
+    let _ = writeln!(
+        md,
+        "- Ratio columns (`× plain`, `× node`) divide this row's headline figure by the peer's under the same conditions.\n"
+    );
+
+    let _ = writeln!(md, "## Targets\n");
+    let _ = writeln!(
+        md,
+        "| target | measured | result | note |\n| --- | --- | --- | --- |"
+    );
+    for c in &results.checks {
+        let _ = writeln!(
+            md,
+            "| {} | {} | **{}** | {} |",
+            c.target,
+            c.measured,
+            c.verdict.label(),
+            c.note
+        );
+    }
+    md.push('\n');
+
+    if !results.idle.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Idle: memory per connection\n\nEach target fresh; resident memory (VmRSS) read 1 s after start and again 1 s after it reports holding N connections; per connection = difference / N (lower is better; ratios too). wsgate runs without a business process.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| target | connections | KiB/connection | RSS before → after | connects/s | × plain | × node |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for r in &results.idle {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.1} → {:.1} MiB | {} | {} | {} |",
+                r.target,
+                r.connections,
+                r.per_conn_kib,
+                r.baseline_rss_bytes as f64 / 1048576.0,
+                r.rss_bytes as f64 / 1048576.0,
+                si(r.connects_per_s),
+                times(r.vs_plain),
+                times(r.vs_node)
+            );
+        }
+        let _ = writeln!(md, "\n![idle memory]({charts}idle-memory.svg)\n");
+    }
+
+    if !results.broadcast.is_empty() {
+        let clients = results
+            .broadcast
+            .first()
+            .map_or(plan.clients, |r| r.clients);
+        let _ = writeln!(
+            md,
+            "## Broadcast: {clients} clients, 100-byte messages\n\nRoutes: wsgate through the Rust SDK (`Client::broadcast`, {} in flight) and through the HTTP API (`POST /api/v1/broadcast`, {} keep-alive connections); the peers through their `POST /broadcast`. Deliveries are counted at the clients; latency is receive time minus the send time stamped in each message.\n",
+            plan.in_flight, plan.in_flight
+        );
+        let _ = writeln!(
+            md,
+            "### Max throughput\n\nClosed loop: at most {} messages per client published but not yet received, so nobody has to drop.\n",
+            plan.window
+        );
+        load_table(&mut md, &results.broadcast, Phase::Max, "broadcasts/s");
+        let _ = writeln!(md, "\n![broadcast]({charts}broadcast.svg)\n");
+        let _ = writeln!(
+            md,
+            "### Fixed rate: {} deliveries/s\n\nOpen loop at {} broadcasts/s. Ratios here are of p99 latency (lower is better).\n",
+            plan.rate,
+            si(plan.rate as f64 / clients.max(1) as f64)
+        );
+        load_table(&mut md, &results.broadcast, Phase::Fixed, "broadcasts/s");
+        let _ = writeln!(md, "\n![latency]({charts}latency.svg)\n");
+    }
+
+    if !results.topics.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Topics: {} topics × {} subscribers\n\nEach message goes to one random topic, closed loop as above, {} requests in flight. wsgate: a business process subscribes each connection on open (from `?topic=`) and the SDK publishes; the peers subscribe from the URL themselves and publish through `POST /publish?topic=`.\n",
+            plan.topics, plan.subscribers, plan.topic_in_flight
+        );
+        load_table(&mut md, &results.topics, Phase::Max, "publishes/s");
+        let _ = writeln!(md, "\n![topics]({charts}topics.svg)\n");
+    }
+
+    if !results.echo.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Echo: {} clients, one message in flight each\n\nwsgate answers through a business process (fire-and-forget single cast back to the sender); the peers echo in the hub itself, so they are the floor.\n",
+            plan.echo_clients
+        );
+        let _ = writeln!(
+            md,
+            "| target | via | round trips/s | p50 | p99 | p99.9 | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for r in &results.echo {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.target,
+                r.via,
+                si(r.round_trips_per_s),
+                micros(r.latency.p50_us),
+                micros(r.latency.p99_us),
+                micros(r.latency.p999_us),
+                times(r.vs_plain),
+                times(r.vs_node)
+            );
+        }
+        let _ = writeln!(md, "\n![echo]({charts}echo.svg)\n");
+    }
+
+    if !results.churn.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Churn: {} workers\n\nEach worker connects, upgrades, sends a close frame, waits for the server's close and end of stream, and starts over.\n",
+            plan.churn_concurrency
+        );
+        let _ = writeln!(
+            md,
+            "| target | handshakes/s | failures | × plain | × node |\n| --- | ---: | ---: | ---: | ---: |"
+        );
+        for r in &results.churn {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                r.target,
+                si(r.handshakes_per_s),
+                r.failures,
+                times(r.vs_plain),
+                times(r.vs_node)
+            );
+        }
+        let _ = writeln!(md, "\n![churn]({charts}churn.svg)\n");
+    }
+
+    let _ = writeln!(md, "## Notes\n");
+    for s in &results.skipped {
+        let _ = writeln!(md, "- **{} skipped**: {}", s.target, s.reason);
+    }
+    for f in &results.failures {
+        let _ = writeln!(
+            md,
+            "- **{} failed for {}**: {}",
+            f.scenario.name(),
+            f.target,
+            f.error.replace('\n', " ")
+        );
+    }
+    for w in &results.warnings {
+        let who = if w.target == TargetKind::Wsgate {
+            "gateway"
+        } else {
+            w.target.name()
+        };
+        let _ = writeln!(md, "- {who} warnings: {}", w.lines);
+        for line in &w.first {
+            let _ = writeln!(md, "  - `{}`", line.replace('`', "'"));
+        }
+    }
+    for rows in [&results.broadcast, &results.topics] {
+        for r in rows
+            .iter()
+            .filter(|r| r.first_error.is_some() || r.clients_lost > 0)
+        {
+            let _ = writeln!(
+                md,
+                "- {} {}: {} publish errors, {} clients lost{}",
+                load_name(r),
+                r.phase.label(),
+                r.publish_errors,
+                r.clients_lost,
+                r.first_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; first error: {e}"))
+            );
+        }
+    }
+    md
+}
+
+/// A broadcast or topics table for one phase.
+fn load_table(md: &mut String, rows: &[LoadRow], phase: Phase, per: &str) {
+    let first = if phase == Phase::Fixed {
+        "achieved deliveries/s"
+    } else {
+        "deliveries/s"
+    };
+    let _ = writeln!(
+        md,
+        "| target | route | {first} | {per} | p50 | p99 | p99.9 | drops | server drops | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for r in rows.iter().filter(|r| r.phase == phase) {
+        let route = match r.route {
+            Route::Sdk => "SDK",
+            Route::WsgateHttp => "HTTP API",
+            Route::PeerHttp => "HTTP",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {route} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.target,
+            si(r.deliveries_per_s),
+            si(r.publishes_per_s),
+            micros(r.latency.p50_us),
+            micros(r.latency.p99_us),
+            micros(r.latency.p999_us),
+            r.drops,
+            r.server_drops,
+            times(r.vs_plain),
+            times(r.vs_node)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{micros, relative, short_micros};
+    use std::path::Path;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(Path::new("/w"), Path::new("/w/bench/results")),
+            "bench/results"
+        );
+        assert_eq!(
+            relative(Path::new("/w/docs"), Path::new("/w/bench/results")),
+            "../bench/results"
+        );
+        assert_eq!(relative(Path::new("/w"), Path::new("/w")), "");
+    }
+
+    #[test]
+    fn latency_units() {
+        assert_eq!(micros(850), "850 µs");
+        assert_eq!(micros(1250), "1.25 ms");
+        assert_eq!(micros(25_000), "25.0 ms");
+        assert_eq!(short_micros(850), "850µs");
+        assert_eq!(short_micros(2_240), "2.2ms");
+        assert_eq!(short_micros(151_400), "151ms");
+        assert_eq!(short_micros(4_300_000), "4.3s");
+    }
+}

@@ -1,0 +1,241 @@
+//! The figures of a run, as written to results.json and rendered to Markdown and SVG: one
+//! row per scenario, target and phase, plus what failed, what was skipped, the targets' log
+//! warnings and the PASS/FAIL checks.
+//!
+//! Ratios to the peers are filled in after all rows exist ([`Results::compute_ratios`]): each
+//! row's headline figure divided by the same figure of `plain` and of `node` in the same run
+//! under the same conditions (same connection count, same phase).
+
+use serde::Serialize;
+
+use crate::checks::Check;
+use crate::cli::{Plan, Scenario};
+use crate::machine::Machine;
+use crate::publisher::Route;
+use crate::recorder::Percentiles;
+use crate::target::TargetKind;
+
+/// idle: memory and connect rate at one connection count.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleRow {
+    pub target: TargetKind,
+    pub connections: usize,
+    /// What the target itself reported holding.
+    pub server_reported: u64,
+    pub connect_secs: f64,
+    pub connects_per_s: f64,
+    pub baseline_rss_bytes: u64,
+    pub rss_bytes: u64,
+    pub per_conn_bytes: f64,
+    pub per_conn_kib: f64,
+    /// per_conn_bytes / the peer's (lower is better).
+    pub vs_plain: Option<f64>,
+    pub vs_node: Option<f64>,
+}
+
+/// broadcast or topics: which half of the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Closed-loop, as fast as the target sustains without dropping.
+    Max,
+    /// Open-loop at --rate deliveries per second.
+    Fixed,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Max => "max",
+            Phase::Fixed => "fixed",
+        }
+    }
+}
+
+/// broadcast or topics: one measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadRow {
+    pub target: TargetKind,
+    pub route: Route,
+    pub phase: Phase,
+    pub clients: usize,
+    /// Deliveries each message makes (clients, or subscribers per topic).
+    pub fanout: usize,
+    /// Requested deliveries per second (fixed phase).
+    pub requested_rate: Option<u64>,
+    pub seconds: f64,
+    pub published: u64,
+    pub publishes_per_s: f64,
+    pub deliveries: u64,
+    pub deliveries_per_s: f64,
+    pub latency: Percentiles,
+    /// Expected minus received after the drain.
+    pub drops: u64,
+    /// What the target counted as dropped (slow consumers, skipped sockets).
+    pub server_drops: u64,
+    pub publish_errors: u64,
+    pub first_error: Option<String>,
+    /// Recipients the target itself reported for the successful publishes, summed.
+    pub reported_recipients: u64,
+    /// Clients the server closed during the phase.
+    pub clients_lost: u64,
+    /// Clients that had received nothing at all by the end of the phase.
+    pub clients_silent: usize,
+    /// max: deliveries_per_s / the peer's; fixed: p99 / the peer's (lower is better).
+    pub vs_plain: Option<f64>,
+    pub vs_node: Option<f64>,
+}
+
+/// echo: round trips.
+#[derive(Debug, Clone, Serialize)]
+pub struct EchoRow {
+    pub target: TargetKind,
+    /// "business" (wsgate via a business process) or "native" (the hub echoes).
+    pub via: &'static str,
+    pub clients: usize,
+    pub seconds: f64,
+    pub round_trips: u64,
+    pub round_trips_per_s: f64,
+    pub latency: Percentiles,
+    pub clients_lost: u64,
+    pub business_errors: u64,
+    pub first_error: Option<String>,
+    pub vs_plain: Option<f64>,
+    pub vs_node: Option<f64>,
+}
+
+/// churn: connect, close, repeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnRow {
+    pub target: TargetKind,
+    pub workers: usize,
+    pub seconds: f64,
+    pub handshakes: u64,
+    pub handshakes_per_s: f64,
+    pub failures: u64,
+    pub first_error: Option<String>,
+    pub vs_plain: Option<f64>,
+    pub vs_node: Option<f64>,
+}
+
+/// A scenario that failed for a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub scenario: Scenario,
+    pub target: TargetKind,
+    pub error: String,
+}
+
+/// A target that was not run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skip {
+    pub target: TargetKind,
+    pub reason: String,
+}
+
+/// Warning and error lines a target logged over the whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warnings {
+    pub target: TargetKind,
+    pub lines: u64,
+    pub first: Vec<String>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub date: String,
+    pub git_commit: Option<String>,
+    pub command_line: String,
+    pub machine: Machine,
+    pub plan: Plan,
+    pub idle: Vec<IdleRow>,
+    pub broadcast: Vec<LoadRow>,
+    pub topics: Vec<LoadRow>,
+    pub echo: Vec<EchoRow>,
+    pub churn: Vec<ChurnRow>,
+    pub failures: Vec<Failure>,
+    pub skipped: Vec<Skip>,
+    pub warnings: Vec<Warnings>,
+    pub checks: Vec<Check>,
+    pub total_secs: f64,
+}
+
+/// `a / b` when both exist and b is not zero.
+pub fn ratio(a: f64, b: Option<f64>) -> Option<f64> {
+    b.filter(|b| *b > 0.0).map(|b| a / b)
+}
+
+impl Results {
+    /// Adds to a target's warning tally.
+    pub fn add_warnings(&mut self, target: TargetKind, lines: u64, first: Vec<String>) {
+        match self.warnings.iter_mut().find(|w| w.target == target) {
+            Some(w) => {
+                w.lines += lines;
+                for line in first {
+                    if w.first.len() < 5 {
+                        w.first.push(line);
+                    }
+                }
+            }
+            None => self.warnings.push(Warnings {
+                target,
+                lines,
+                first,
+            }),
+        }
+    }
+
+    /// Fills every row's `vs_plain` / `vs_node`.
+    pub fn compute_ratios(&mut self) {
+        let idle = self.idle.clone();
+        for row in &mut self.idle {
+            let peer = |t: TargetKind| {
+                idle.iter()
+                    .find(|r| r.target == t && r.connections == row.connections)
+                    .map(|r| r.per_conn_bytes)
+            };
+            row.vs_plain = ratio(row.per_conn_bytes, peer(TargetKind::Plain));
+            row.vs_node = ratio(row.per_conn_bytes, peer(TargetKind::Node));
+        }
+        for rows in [&mut self.broadcast, &mut self.topics] {
+            let all = rows.clone();
+            for row in rows.iter_mut() {
+                let figure = |r: &LoadRow| match r.phase {
+                    Phase::Max => r.deliveries_per_s,
+                    Phase::Fixed => r.latency.p99_us as f64,
+                };
+                let peer = |t: TargetKind| {
+                    all.iter()
+                        .find(|r| r.target == t && r.phase == row.phase)
+                        .map(figure)
+                };
+                row.vs_plain = ratio(figure(row), peer(TargetKind::Plain));
+                row.vs_node = ratio(figure(row), peer(TargetKind::Node));
+            }
+        }
+        let echo = self.echo.clone();
+        for row in &mut self.echo {
+            let peer = |t: TargetKind| {
+                echo.iter()
+                    .find(|r| r.target == t)
+                    .map(|r| r.round_trips_per_s)
+            };
+            row.vs_plain = ratio(row.round_trips_per_s, peer(TargetKind::Plain));
+            row.vs_node = ratio(row.round_trips_per_s, peer(TargetKind::Node));
+        }
+        let churn = self.churn.clone();
+        for row in &mut self.churn {
+            let peer = |t: TargetKind| {
+                churn
+                    .iter()
+                    .find(|r| r.target == t)
+                    .map(|r| r.handshakes_per_s)
+            };
+            row.vs_plain = ratio(row.handshakes_per_s, peer(TargetKind::Plain));
+            row.vs_node = ratio(row.handshakes_per_s, peer(TargetKind::Node));
+        }
+    }
+}

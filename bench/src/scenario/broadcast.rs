@@ -1,0 +1,110 @@
+//! Scenario 2, broadcast: M clients, one publisher sending 100-byte messages to all of them.
+//!
+//! Routes: wsgate through the SDK and through the HTTP API, each peer through its own
+//! `POST /broadcast`. Each route gets a fresh target and fresh clients, then two phases: max
+//! throughput (closed loop, nobody needs to drop) and a fixed rate (latency under a known
+//! load). Deliveries are counted at the clients; latency comes from the stamp in each message.
+
+use std::sync::Arc;
+
+use crate::business::{self, Registered};
+use crate::cli::Scenario;
+use crate::client::Behaviour;
+use crate::error::BenchError;
+use crate::fleet::{self, FleetSpec};
+use crate::publisher::{Action, Route};
+use crate::results::{LoadRow, Phase, Results};
+use crate::target::TargetKind;
+
+use super::{Ctx, LoadPhase, failed};
+
+pub async fn run(ctx: &Ctx, results: &mut Results) {
+    let m = ctx.plan.clients;
+    ctx.progress.say(format!(
+        "== broadcast: {m} clients, 100-byte messages; max throughput, then {} deliveries/s",
+        ctx.plan.rate
+    ));
+    if let Err(e) = ctx.check_clients("broadcast", m) {
+        for &kind in &ctx.targets {
+            failed(ctx, results, Scenario::Broadcast, kind, &e);
+        }
+        return;
+    }
+    for &kind in &ctx.targets {
+        let routes: &[Route] = match kind {
+            TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp],
+            TargetKind::Plain | TargetKind::Node => &[Route::PeerHttp],
+        };
+        for &route in routes {
+            match one(ctx, results, kind, route).await {
+                Ok(rows) => results.broadcast.extend(rows),
+                Err(e) => failed(ctx, results, Scenario::Broadcast, kind, &e),
+            }
+        }
+    }
+}
+
+async fn one(
+    ctx: &Ctx,
+    results: &mut Results,
+    kind: TargetKind,
+    route: Route,
+) -> Result<Vec<LoadRow>, BenchError> {
+    let target = ctx.start(kind).await?;
+    let measured = async {
+        let fleet = fleet::connect(
+            FleetSpec {
+                label: format!("broadcast {kind}-{}", route.label()),
+                target: kind.to_string(),
+                count: ctx.plan.clients,
+                server: target.ws,
+                path: {
+                    let path = target.client_path("");
+                    Arc::new(move |_| path.clone())
+                },
+                behaviour: Behaviour::Receive,
+                source_addrs: ctx.plan.source_addrs,
+                concurrency: ctx.plan.connect_concurrency,
+            },
+            &ctx.progress,
+        )
+        .await?;
+        let sdk: Option<Registered> = match route {
+            Route::Sdk => {
+                let worker = target.worker_addr()?;
+                let (client, events) = ctx
+                    .on_driver(
+                        async move { business::connect(worker, "bench-publisher", &[]).await },
+                    )
+                    .await?;
+                // A publisher handles no events; the link runs as long as the client lives.
+                drop(events);
+                Some(Registered::new(client, ctx.driver.clone()))
+            }
+            Route::WsgateHttp | Route::PeerHttp => None,
+        };
+        let mut rows = Vec::new();
+        for phase in [Phase::Max, Phase::Fixed] {
+            let row = LoadPhase {
+                ctx,
+                target: &target,
+                fleet: &fleet,
+                route,
+                sdk: sdk.as_ref().map(|r| &r.client),
+                action: Action::Broadcast,
+                fanout: fleet.count,
+                phase,
+                label: format!("broadcast {kind}-{} {}", route.label(), phase.label()),
+            }
+            .run()
+            .await?;
+            rows.push(row);
+        }
+        drop(sdk);
+        fleet.close().await;
+        Ok(rows)
+    }
+    .await;
+    ctx.stop(target, results).await;
+    measured
+}

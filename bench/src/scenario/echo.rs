@@ -1,0 +1,139 @@
+//! Scenario 4, echo: every client sends a stamped message, waits for it to come back, and
+//! repeats (one in flight per client); round trips per second and round-trip latency.
+//!
+//! wsgate answers through a business process in the bench that single-casts each message back
+//! to its sender, fire-and-forget (`Client::post`), so the figure includes the worker link
+//! both ways. The peers echo in the hub itself: they are the floor, not a like-for-like.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use wsgate_business::EventKind;
+
+use crate::business::{self, Registered, Tally};
+use crate::cli::Scenario;
+use crate::client::Behaviour;
+use crate::error::BenchError;
+use crate::fleet::{self, FleetSpec};
+use crate::progress::si;
+use crate::results::{EchoRow, Results};
+use crate::target::TargetKind;
+
+use super::{Ctx, failed};
+
+pub async fn run(ctx: &Ctx, results: &mut Results) {
+    ctx.progress.say(format!(
+        "== echo: {} clients, one message in flight each",
+        ctx.plan.echo_clients
+    ));
+    for &kind in &ctx.targets {
+        match one(ctx, results, kind).await {
+            Ok(row) => results.echo.push(row),
+            Err(e) => failed(ctx, results, Scenario::Echo, kind, &e),
+        }
+    }
+}
+
+async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoRow, BenchError> {
+    let n = ctx.plan.echo_clients;
+    ctx.check_clients("echo", n)?;
+    let target = ctx.start(kind).await?;
+    let measured = async {
+        let tally = Arc::new(Tally::default());
+        let business: Option<Registered> = match kind {
+            TargetKind::Wsgate => {
+                let worker = target.worker_addr()?;
+                let tally = tally.clone();
+                let client = ctx
+                    .on_driver(async move {
+                        let (client, events) =
+                            business::connect(worker, "bench-echo", &[EventKind::Message]).await?;
+                        drop(business::echo(client.clone(), events, tally));
+                        Ok(client)
+                    })
+                    .await?;
+                Some(Registered::new(client, ctx.driver.clone()))
+            }
+            TargetKind::Plain | TargetKind::Node => None,
+        };
+        let (go, start) = watch::channel(false);
+        let fleet = fleet::connect(
+            FleetSpec {
+                label: format!("echo {kind}"),
+                target: kind.to_string(),
+                count: n,
+                server: target.ws,
+                path: {
+                    let path = target.client_path("");
+                    Arc::new(move |_| path.clone())
+                },
+                behaviour: Behaviour::Echo(start),
+                source_addrs: ctx.plan.source_addrs,
+                concurrency: ctx.plan.connect_concurrency,
+            },
+            &ctx.progress,
+        )
+        .await?;
+        let recorder = fleet.recorder.clone();
+        let label = format!("echo {kind}");
+        {
+            let (recorder, label) = (recorder.clone(), label.clone());
+            let begin = Instant::now();
+            let mut last = (Instant::now(), 0u64);
+            ctx.progress.show(move || {
+                let now = Instant::now();
+                let d = recorder.delivered();
+                let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
+                let line = format!(
+                    "{label}: {:.0}s  round trips {}/s",
+                    begin.elapsed().as_secs_f64(),
+                    si((d - last.1) as f64 / secs)
+                );
+                last = (now, d);
+                line
+            });
+        }
+        let _ = go.send(true);
+        tokio::time::sleep(ctx.plan.warmup).await;
+        recorder.reset_latencies();
+        recorder.set_recording(true);
+        let lost_before = recorder.closed_by_server();
+        let (d0, t0) = (recorder.delivered(), Instant::now());
+        tokio::time::sleep(ctx.plan.duration).await;
+        let (d1, seconds) = (recorder.delivered(), t0.elapsed().as_secs_f64());
+        recorder.set_recording(false);
+        ctx.progress.clear();
+        let row = EchoRow {
+            target: kind,
+            via: if business.is_some() {
+                "business"
+            } else {
+                "native"
+            },
+            clients: n,
+            seconds,
+            round_trips: d1 - d0,
+            round_trips_per_s: (d1 - d0) as f64 / seconds,
+            latency: recorder.latencies(),
+            clients_lost: recorder.closed_by_server() - lost_before,
+            business_errors: tally.failed(),
+            first_error: tally.first_error().or_else(|| recorder.first_end()),
+            vs_plain: None,
+            vs_node: None,
+        };
+        fleet.close().await;
+        drop(business);
+        ctx.progress.say(format!(
+            "  {label}: {} round trips/s, p50 {} µs, p99 {} µs, p99.9 {} µs",
+            si(row.round_trips_per_s),
+            row.latency.p50_us,
+            row.latency.p99_us,
+            row.latency.p999_us
+        ));
+        Ok(row)
+    }
+    .await;
+    ctx.stop(target, results).await;
+    measured
+}

@@ -1,0 +1,75 @@
+//! What a `--smoke` run must show: for every target and scenario, that the traffic actually
+//! arrived (connections held, messages delivered, round trips and handshakes completed).
+//! Speeds are not checked: CI machines and debug builds vary too much for that.
+
+use crate::cli::{Plan, Scenario};
+use crate::publisher::Route;
+use crate::results::{Phase, Results};
+use crate::target::TargetKind;
+
+/// Everything a smoke run failed to show; empty when it passed.
+pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<String> {
+    let mut out: Vec<String> = results
+        .failures
+        .iter()
+        .map(|f| format!("{} failed for {}: {}", f.scenario.name(), f.target, f.error))
+        .collect();
+    for &t in targets {
+        for &s in &plan.scenarios {
+            match s {
+                Scenario::Idle => {
+                    for &n in &plan.idle_counts {
+                        match results
+                            .idle
+                            .iter()
+                            .find(|r| r.target == t && r.connections == n)
+                        {
+                            Some(r) if r.server_reported >= n as u64 => {}
+                            Some(r) => out.push(format!(
+                                "idle {t}: the target reported {} of {n} connections",
+                                r.server_reported
+                            )),
+                            None => out.push(format!("idle {t} {n}: no result")),
+                        }
+                    }
+                }
+                Scenario::Broadcast => {
+                    let routes: &[Route] = if t == TargetKind::Wsgate {
+                        &[Route::Sdk, Route::WsgateHttp]
+                    } else {
+                        &[Route::PeerHttp]
+                    };
+                    for &route in routes {
+                        for phase in [Phase::Max, Phase::Fixed] {
+                            let row = results
+                                .broadcast
+                                .iter()
+                                .find(|r| r.target == t && r.route == route && r.phase == phase);
+                            match row {
+                                Some(r) if r.deliveries > 0 => {}
+                                _ => out.push(format!(
+                                    "broadcast {t} {} {}: no message arrived",
+                                    route.label(),
+                                    phase.label()
+                                )),
+                            }
+                        }
+                    }
+                }
+                Scenario::Topics => match results.topics.iter().find(|r| r.target == t) {
+                    Some(r) if r.deliveries > 0 => {}
+                    _ => out.push(format!("topics {t}: no message arrived")),
+                },
+                Scenario::Echo => match results.echo.iter().find(|r| r.target == t) {
+                    Some(r) if r.round_trips > 0 => {}
+                    _ => out.push(format!("echo {t}: no round trip completed")),
+                },
+                Scenario::Churn => match results.churn.iter().find(|r| r.target == t) {
+                    Some(r) if r.handshakes > 0 => {}
+                    _ => out.push(format!("churn {t}: no handshake completed")),
+                },
+            }
+        }
+    }
+    out
+}
