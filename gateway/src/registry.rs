@@ -105,6 +105,9 @@ impl Conn {
         if slot.close.is_none() {
             slot.close = Some(request);
             drop(slot);
+            // Every waiter: the task may be waiting in two places (for work, and for a close
+            // while a write is blocked). And a permit for a waiter that has not started yet.
+            self.notify.notify_waiters();
             self.notify.notify_one();
         }
     }
@@ -119,21 +122,25 @@ impl Conn {
         }
     }
 
-    /// Waits for a close request or queued frames. Every wait follows a look at the slot
-    /// and `notify_one` keeps a permit, so no wake-up is lost.
-    pub async fn next(&self) -> Next {
-        loop {
-            {
-                let mut slot = self.slot();
-                if let Some(req) = slot.close.clone() {
-                    return Next::Close(req);
-                }
-                if !slot.queue.is_empty() {
-                    return Next::Send(std::mem::take(&mut slot.queue));
-                }
-            }
-            self.notify.notified().await;
+    /// A close request or everything queued, if there is either.
+    pub fn take(&self) -> Option<Next> {
+        let mut slot = self.slot();
+        if let Some(req) = slot.close.clone() {
+            return Some(Next::Close(req));
         }
+        if !slot.queue.is_empty() {
+            return Some(Next::Send(std::mem::take(&mut slot.queue)));
+        }
+        None
+    }
+
+    /// Completes when something may have been queued or a close requested since the last
+    /// wake-up. `notify_one` keeps a permit when nobody waits, so a push between [`take`] and
+    /// this wait is not lost.
+    ///
+    /// [`take`]: Conn::take
+    pub fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
     }
 
     /// Queues `items` in order, all or none; refused past `limit` queued items.

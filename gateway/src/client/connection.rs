@@ -98,23 +98,23 @@ pub(crate) async fn serve<S: ClientStream>(
     let mut last_seen = Instant::now();
     let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
 
+    // Waiting futures made once and polled again on every turn, not made anew each time: a
+    // busy connection turns the loop for every message, and registering a waiter is a lock.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let woken = conn.woken();
+    tokio::pin!(woken);
     let end: End = 'conn: loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                let (code, reason) = config.shutdown_close();
-                break End::gateway(code, reason);
-            }
-            next = conn.next() => {
-                let queue = match next {
-                    Next::Close(req) => break End::Close(req),
-                    Next::Send(queue) => queue,
-                };
+        match conn.take() {
+            Some(Next::Close(req)) => break End::Close(req),
+            Some(Next::Send(queue)) => {
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
                 let written = tokio::select! {
+                    biased;
                     r = write_queue(&mut stream, &conn, queue, &shared.stats) => r,
                     req = conn.closed() => break End::Close(req),
-                    _ = shutdown.cancelled() => {
+                    _ = &mut cancelled => {
                         let (code, reason) = config.shutdown_close();
                         break End::gateway(code, reason);
                     }
@@ -125,6 +125,16 @@ pub(crate) async fn serve<S: ClientStream>(
                     Err(e) => break End::Lost(e.to_string()),
                 }
             }
+            None => {}
+        }
+        tokio::select! {
+            biased;
+            _ = &mut cancelled => {
+                let (code, reason) = config.shutdown_close();
+                break End::gateway(code, reason);
+            }
+            // Something was queued or a close requested: `take` above looks next turn.
+            _ = woken.as_mut() => woken.set(conn.woken()),
             read = read_into(&mut stream, &mut input) => {
                 match read {
                     Ok(0) => break End::Lost("connection dropped".into()),

@@ -224,7 +224,17 @@ async fn run<S: LinkStream>(
                 // The sender lives in `link`, which we hold: the queue cannot close here.
                 let Some(env) = env else { return (Ended::Failed, None) };
                 if let Err(e) = write_burst(io, env, queue).await {
-                    tracing::warn!(name = %link.name, link = link.id, error = %e, "writing to a worker link failed");
+                    // A business process that exits or restarts ends here too: not a warning.
+                    let gone = matches!(
+                        &e,
+                        wsgate_proto::codec::CodecError::Io(io)
+                            if matches!(io.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)
+                    );
+                    if gone {
+                        tracing::info!(name = %link.name, link = link.id, error = %e, "business process closed its link while events were being written");
+                    } else {
+                        tracing::warn!(name = %link.name, link = link.id, error = %e, "writing to a worker link failed");
+                    }
                     return (Ended::Failed, None);
                 }
             }
