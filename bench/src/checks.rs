@@ -222,12 +222,18 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
 
     // Echo.
     let name = "echo through a business process ≥ 150,000 round trips/s";
-    match results.echo.iter().find(|r| r.target == TargetKind::Wsgate) {
+    // At the most messages in flight measured: the chattiest client the run tried.
+    match results
+        .echo
+        .iter()
+        .filter(|r| r.target == TargetKind::Wsgate)
+        .max_by_key(|r| r.in_flight)
+    {
         Some(r) => out.push(check(
             name,
             format!("{:.0}/s", r.round_trips_per_s),
             Verdict::of(r.round_trips_per_s >= ECHO_MIN),
-            format!("{} clients", r.clients),
+            format!("wsgate, {} in flight; {} clients", r.in_flight, r.clients),
         )),
         None => out.push(missing(name, "not measured")),
     }

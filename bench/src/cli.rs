@@ -110,9 +110,17 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub subscribers: Option<usize>,
 
-    /// echo: clients, each with one message in flight [default: 1000; smoke: 50].
+    /// echo: clients, each with the --echo-in-flight messages in flight [default: 1000; smoke:
+    /// 50].
     #[arg(long, value_name = "N")]
     pub echo_clients: Option<usize>,
+
+    /// echo: messages each client keeps in flight, comma-separated, one measured phase per
+    /// value: a client sends this many, then one more for each that comes back. 1 is strict
+    /// ping-pong; more is a chattier client, and lets every hop batch its reads and writes
+    /// [default: 1,8; smoke: 1,4].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub echo_in_flight: Option<Vec<usize>>,
 
     /// churn: workers that connect and disconnect in a loop [default: 64; smoke: 8].
     #[arg(long, value_name = "N")]
@@ -196,6 +204,8 @@ pub struct Plan {
     pub topics: usize,
     pub subscribers: usize,
     pub echo_clients: usize,
+    /// Ascending, no duplicates.
+    pub echo_in_flight: Vec<usize>,
     pub churn_concurrency: usize,
     pub source_addrs: u8,
     pub connect_concurrency: usize,
@@ -263,6 +273,15 @@ impl Plan {
             topics: pick(args.topics, 1000, 20),
             subscribers: pick(args.subscribers, 10, 5),
             echo_clients: pick(args.echo_clients, 1000, 50),
+            echo_in_flight: {
+                let mut values = args
+                    .echo_in_flight
+                    .clone()
+                    .unwrap_or_else(|| if smoke { vec![1, 4] } else { vec![1, 8] });
+                values.sort_unstable();
+                values.dedup();
+                values
+            },
             churn_concurrency: pick(args.churn_concurrency, 64, 8),
             source_addrs: args.source_addrs,
             connect_concurrency: args.connect_concurrency.max(1),
@@ -286,6 +305,11 @@ impl Plan {
         if plan.idle_counts.is_empty() || plan.idle_counts.contains(&0) {
             return Err(BenchError::Usage(
                 "--idle-counts needs positive counts, e.g. 1000,5000".into(),
+            ));
+        }
+        if plan.echo_in_flight.is_empty() || plan.echo_in_flight.contains(&0) {
+            return Err(BenchError::Usage(
+                "--echo-in-flight needs positive counts, e.g. 1,8".into(),
             ));
         }
         if plan.rate == 0 || plan.duration.is_zero() {
@@ -349,8 +373,19 @@ mod tests {
         assert_eq!(plan.clients, 300);
         assert_eq!(plan.idle_counts, vec![200]);
         assert_eq!(plan.duration, Duration::from_secs(1));
+        assert_eq!(plan.echo_in_flight, vec![1, 4]);
         let full = Plan::from_args(&Args::parse_from(["wsgate-bench"])).expect("plan");
         assert_eq!(full.idle_counts, vec![1000, 5000, 10_000, 18_000]);
         assert_eq!(full.rate, 1_000_000);
+        assert_eq!(full.echo_in_flight, vec![1, 8]);
+    }
+
+    #[test]
+    fn echo_in_flight_list() {
+        let args = Args::parse_from(["wsgate-bench", "--echo-in-flight", "8,1,8"]);
+        let plan = Plan::from_args(&args).expect("plan");
+        assert_eq!(plan.echo_in_flight, vec![1, 8]);
+        let zero = Args::parse_from(["wsgate-bench", "--echo-in-flight", "0,4"]);
+        assert!(Plan::from_args(&zero).is_err());
     }
 }

@@ -28,7 +28,8 @@ pub enum Behaviour {
     /// Receive and count whatever arrives.
     Receive,
     /// Once the value turns `true`: send a stamped message, wait for it to come back, repeat.
-    Echo(watch::Receiver<bool>),
+    /// Echo with this many messages in flight, from the moment the flag turns true.
+    Echo(watch::Receiver<bool>, usize),
 }
 
 /// Why a client stopped.
@@ -58,7 +59,7 @@ pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Reco
     let mut reader = Reader::new(conn);
     let end = match behaviour {
         Behaviour::Receive => receive(&mut reader, id, &recorder).await,
-        Behaviour::Echo(start) => echo(&mut reader, id, &recorder, start).await,
+        Behaviour::Echo(start, in_flight) => echo(&mut reader, id, &recorder, start, in_flight).await,
     };
     recorder.server_ended(end.to_string());
 }
@@ -79,38 +80,44 @@ async fn echo(
     id: usize,
     recorder: &Recorder,
     mut start: watch::Receiver<bool>,
+    in_flight: usize,
 ) -> End {
     if start.wait_for(|go| *go).await.is_err() {
         return End::Failed("the bench stopped before the echo phase started".into());
     }
     let mut latencies = Vec::with_capacity(4);
-    let mut out = Vec::with_capacity(128);
-    for seq in 0u64.. {
+    let mut out = Vec::with_capacity(128 * in_flight);
+    let mut seq = 0u64;
+    // Send `in_flight` messages, then as many as came back: the number in flight stays put.
+    let mut to_send = in_flight;
+    loop {
         out.clear();
-        let message = stamp::message(seq);
-        frame::encode_client(
-            frame::OP_TEXT,
-            message.as_bytes(),
-            frame::random_mask(),
-            &mut out,
-        );
+        for _ in 0..to_send {
+            let message = stamp::message(seq);
+            seq += 1;
+            frame::encode_client(
+                frame::OP_TEXT,
+                message.as_bytes(),
+                frame::random_mask(),
+                &mut out,
+            );
+        }
         if let Err(e) = reader.stream.write_all(&out).await {
             return End::Failed(format!("sending: {e}"));
         }
-        // One message in flight: wait until it (or anything) comes back.
         loop {
             match reader.read_some(recorder.recording(), &mut latencies).await {
                 Ok(0) => continue,
                 Ok(n) => {
                     recorder.record(id, n, &latencies);
                     latencies.clear();
+                    to_send = n as usize;
                     break;
                 }
                 Err(end) => return end,
             }
         }
     }
-    End::Failed("sequence numbers ran out".into())
 }
 
 /// The receiving half of a client: buffer, frame parser, and the answers to control frames.

@@ -227,20 +227,53 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
         out.push(("topics.svg".into(), chart));
     }
 
-    let echo_rows: Vec<(String, TargetKind, f64)> = results
-        .echo
-        .iter()
-        .map(|r| {
-            (
-                format!("{} ({})", r.target, r.via),
-                r.target,
-                r.round_trips_per_s,
-            )
-        })
-        .collect();
-    if !echo_rows.is_empty() {
-        let chart = single("Echo: round trips per second", "round trips/s", echo_rows);
-        out.push(("echo.svg".into(), chart));
+    if !results.echo.is_empty() {
+        // Grouped by messages in flight, one bar per target (wsgate via its business process).
+        let mut in_flight: Vec<usize> = results.echo.iter().map(|r| r.in_flight).collect();
+        in_flight.sort_unstable();
+        in_flight.dedup();
+        let echo_targets: Vec<TargetKind> = targets
+            .iter()
+            .copied()
+            .filter(|t| results.echo.iter().any(|r| r.target == *t))
+            .collect();
+        out.push((
+            "echo.svg".into(),
+            BarChart {
+                title: "Echo: round trips per second, by messages in flight per client".into(),
+                y_label: "round trips/s".into(),
+                groups: in_flight.iter().map(|n| format!("{n} in flight")).collect(),
+                series: echo_targets
+                    .iter()
+                    .map(|t| {
+                        let name = match results.echo.iter().find(|r| r.target == *t) {
+                            Some(r) => format!("{t} ({})", r.via),
+                            None => t.to_string(),
+                        };
+                        (name, colour(*t))
+                    })
+                    .collect(),
+                values: in_flight
+                    .iter()
+                    .map(|n| {
+                        echo_targets
+                            .iter()
+                            .map(|t| {
+                                results
+                                    .echo
+                                    .iter()
+                                    .find(|r| r.target == *t && r.in_flight == *n)
+                                    .map(|r| r.round_trips_per_s)
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                log: false,
+                format: si,
+                group_colours: Vec::new(),
+                legend: Vec::new(),
+            },
+        ));
     }
 
     let churn_rows: Vec<(String, TargetKind, f64)> = results
@@ -402,19 +435,25 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
     if !results.echo.is_empty() {
         let _ = writeln!(
             md,
-            "## Echo: {} clients, one message in flight each\n\nwsgate answers through a business process (fire-and-forget single cast back to the sender); the peers echo in the hub itself, so they are the floor.\n",
-            plan.echo_clients
+            "## Echo: {} clients; messages in flight per client: {}\n\nEach client sends that many messages, then one more for each that comes back (1 is ping-pong); each value is a separate phase on a freshly started target, and ratios compare the same value. wsgate answers through a business process (fire-and-forget single cast back to the sender); the peers echo in the hub itself, so they are the floor.\n",
+            plan.echo_clients,
+            plan.echo_in_flight
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let _ = writeln!(
             md,
-            "| target | via | round trips/s | p50 | p99 | p99.9 | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| target | via | in flight | round trips/s | p50 | p99 | p99.9 | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for r in &results.echo {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.target,
                 r.via,
+                r.in_flight,
                 si(r.round_trips_per_s),
                 micros(r.latency.p50_us),
                 micros(r.latency.p99_us),

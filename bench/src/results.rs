@@ -4,7 +4,8 @@
 //!
 //! Ratios to the peers are filled in after all rows exist ([`Results::compute_ratios`]): each
 //! row's headline figure divided by the same figure of `plain` and of `node` in the same run
-//! under the same conditions (same connection count, same phase).
+//! under the same conditions (same connection count, same phase, same
+//! messages in flight).
 
 use serde::Serialize;
 
@@ -93,6 +94,8 @@ pub struct EchoRow {
     /// "business" (wsgate via a business process) or "native" (the hub echoes).
     pub via: &'static str,
     pub clients: usize,
+    /// Messages each client kept in flight.
+    pub in_flight: usize,
     pub seconds: f64,
     pub round_trips: u64,
     pub round_trips_per_s: f64,
@@ -220,7 +223,7 @@ impl Results {
         for row in &mut self.echo {
             let peer = |t: TargetKind| {
                 echo.iter()
-                    .find(|r| r.target == t)
+                    .find(|r| r.target == t && r.in_flight == row.in_flight)
                     .map(|r| r.round_trips_per_s)
             };
             row.vs_plain = ratio(row.round_trips_per_s, peer(TargetKind::Plain));

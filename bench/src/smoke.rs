@@ -60,10 +60,19 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                     Some(r) if r.deliveries > 0 => {}
                     _ => out.push(format!("topics {t}: no message arrived")),
                 },
-                Scenario::Echo => match results.echo.iter().find(|r| r.target == t) {
-                    Some(r) if r.round_trips > 0 => {}
-                    _ => out.push(format!("echo {t}: no round trip completed")),
-                },
+                Scenario::Echo => {
+                    for &n in &plan.echo_in_flight {
+                        match results
+                            .echo
+                            .iter()
+                            .find(|r| r.target == t && r.in_flight == n)
+                        {
+                            Some(r) if r.round_trips > 0 => {}
+                            _ => out
+                                .push(format!("echo {t}, {n} in flight: no round trip completed")),
+                        }
+                    }
+                }
                 Scenario::Churn => match results.churn.iter().find(|r| r.target == t) {
                     Some(r) if r.handshakes > 0 => {}
                     _ => out.push(format!("churn {t}: no handshake completed")),

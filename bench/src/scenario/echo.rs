@@ -1,5 +1,7 @@
-//! Scenario 4, echo: every client sends a stamped message, waits for it to come back, and
-//! repeats (one in flight per client); round trips per second and round-trip latency.
+//! Scenario 4, echo: every client keeps N stamped messages in flight, sending another for each
+//! that comes back (1 = ping-pong); round trips per second and round-trip latency. One phase per
+//! value of `--echo-in-flight` (e.g. 1,8), each on a freshly started target, so no phase
+//! inherits another's state.
 //!
 //! wsgate answers through a business process in the bench that single-casts each message back
 //! to its sender, fire-and-forget (`Client::post`), so the figure includes the worker link
@@ -17,25 +19,47 @@ use crate::client::Behaviour;
 use crate::error::BenchError;
 use crate::fleet::{self, FleetSpec};
 use crate::progress::si;
-use crate::results::{EchoRow, Results};
+use crate::results::{EchoRow, Failure, Results};
 use crate::target::TargetKind;
 
-use super::{Ctx, failed};
+use super::Ctx;
 
 pub async fn run(ctx: &Ctx, results: &mut Results) {
+    let values: Vec<String> = ctx
+        .plan
+        .echo_in_flight
+        .iter()
+        .map(usize::to_string)
+        .collect();
     ctx.progress.say(format!(
-        "== echo: {} clients, one message in flight each",
-        ctx.plan.echo_clients
+        "== echo: {} clients; messages in flight per client: {}",
+        ctx.plan.echo_clients,
+        values.join(", ")
     ));
     for &kind in &ctx.targets {
-        match one(ctx, results, kind).await {
-            Ok(row) => results.echo.push(row),
-            Err(e) => failed(ctx, results, Scenario::Echo, kind, &e),
+        for &in_flight in &ctx.plan.echo_in_flight {
+            match one(ctx, results, kind, in_flight).await {
+                Ok(row) => results.echo.push(row),
+                Err(e) => {
+                    ctx.progress
+                        .say(format!("  echo {kind}, {in_flight} in flight FAILED: {e}"));
+                    results.failures.push(Failure {
+                        scenario: Scenario::Echo,
+                        target: kind,
+                        error: format!("{in_flight} in flight: {e}"),
+                    });
+                }
+            }
         }
     }
 }
 
-async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoRow, BenchError> {
+async fn one(
+    ctx: &Ctx,
+    results: &mut Results,
+    kind: TargetKind,
+    in_flight: usize,
+) -> Result<EchoRow, BenchError> {
     let n = ctx.plan.echo_clients;
     ctx.check_clients("echo", n)?;
     let target = ctx.start(kind).await?;
@@ -60,7 +84,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoR
         let (go, start) = watch::channel(false);
         let fleet = fleet::connect(
             FleetSpec {
-                label: format!("echo {kind}"),
+                label: format!("echo {kind}, {in_flight} in flight"),
                 target: kind.to_string(),
                 count: n,
                 server: target.ws,
@@ -68,7 +92,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoR
                     let path = target.client_path("");
                     Arc::new(move |_| path.clone())
                 },
-                behaviour: Behaviour::Echo(start),
+                behaviour: Behaviour::Echo(start, in_flight),
                 source_addrs: ctx.plan.source_addrs,
                 concurrency: ctx.plan.connect_concurrency,
             },
@@ -76,7 +100,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoR
         )
         .await?;
         let recorder = fleet.recorder.clone();
-        let label = format!("echo {kind}");
+        let label = format!("echo {kind}, {in_flight} in flight");
         {
             let (recorder, label) = (recorder.clone(), label.clone());
             let begin = Instant::now();
@@ -112,6 +136,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<EchoR
                 "native"
             },
             clients: n,
+            in_flight,
             seconds,
             round_trips: d1 - d0,
             round_trips_per_s: (d1 - d0) as f64 / seconds,
