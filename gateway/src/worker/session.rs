@@ -138,10 +138,14 @@ pub(crate) async fn serve<S: LinkStream>(
             }),
         })),
     };
+    // Routed to before RegisterOk goes out: a business process that connects a client as soon
+    // as it is registered must get that client's ConnOpen. Events queued meanwhile wait in the
+    // link's queue and are written after RegisterOk.
+    shared.links.add(link.clone());
     if io.send(ok).await.is_err() {
+        finish(io, rx, Ended::Failed, None, &link, &shared).await;
         return;
     }
-    shared.links.add(link.clone());
     tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
 
     let mut rx = rx;
