@@ -59,7 +59,9 @@ pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Reco
     let mut reader = Reader::new(conn);
     let end = match behaviour {
         Behaviour::Receive => receive(&mut reader, id, &recorder).await,
-        Behaviour::Echo(start, in_flight) => echo(&mut reader, id, &recorder, start, in_flight).await,
+        Behaviour::Echo(start, in_flight) => {
+            echo(&mut reader, id, &recorder, start, in_flight).await
+        }
     };
     recorder.server_ended(end.to_string());
 }
