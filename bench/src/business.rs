@@ -1,5 +1,6 @@
 //! The business processes the bench itself plays for wsgate, written with the SDK as a user
-//! would: a topic subscriber (topics scenario) and an echo (echo scenario).
+//! would: a topic subscriber (topics scenario), an echo (echo scenario), and the SDK route's
+//! publisher (broadcast scenario).
 //!
 //! The peers do these jobs natively (`?topic=` on the URL, echo in the hub); wsgate keeps the
 //! logic in a business process on the worker link, so that process is part of what is
@@ -10,15 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
-use wsgate_business::proto::v1::SingleCast;
 use wsgate_business::proto::v1::envelope::Body;
+use wsgate_business::proto::v1::{ConnMessage, ConnOpen, SingleCast};
 use wsgate_business::{Client, Event, EventKind, Targets};
 
 use crate::error::BenchError;
 
 /// Connects an SDK client named `name` that wants `events` (none: `Close` only, so the
 /// gateway does not route anything else to it).
-pub async fn connect(
+async fn connect(
     worker: SocketAddr,
     name: &str,
     events: &[EventKind],
@@ -94,64 +95,112 @@ impl Tally {
     }
 }
 
-/// Subscribes every new connection to the topic named by `topic=` in its upgrade query.
-/// `Tally::done` counts confirmed subscriptions.
-pub fn subscriber(
+/// The parts a bench business process plays, each counting what it did in a [`Tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes through the SDK and handles no events (broadcast).
+    Publisher,
+    /// Subscribes every new connection to the topic named by `topic=` in its upgrade query
+    /// (topics). `Tally::done` counts confirmed subscriptions.
+    Subscriber,
+    /// Sends every client message straight back to its sender with a fire-and-forget single
+    /// cast, no reply to wait for (echo). `Tally::done` counts messages answered.
+    Echo,
+}
+
+impl Role {
+    /// The name it registers under.
+    fn name(self) -> &'static str {
+        match self {
+            Role::Publisher => "bench-publisher",
+            Role::Subscriber => "bench-topics",
+            Role::Echo => "bench-echo",
+        }
+    }
+
+    /// The events it wants.
+    fn events(self) -> &'static [EventKind] {
+        match self {
+            Role::Publisher => &[],
+            Role::Subscriber => &[EventKind::Open],
+            Role::Echo => &[EventKind::Message],
+        }
+    }
+}
+
+/// Registers a bench business process playing `role` with wsgate at `worker` and starts its
+/// event loop on the current runtime; its client.
+pub async fn start(
+    worker: SocketAddr,
+    role: Role,
+    tally: Arc<Tally>,
+) -> Result<Client, BenchError> {
+    let (client, events) = connect(worker, role.name(), role.events()).await?;
+    match role {
+        // A publisher handles no events; the link runs as long as the client lives.
+        Role::Publisher => drop(events),
+        Role::Subscriber | Role::Echo => drop(serve(role, client.clone(), events, tally)),
+    }
+    Ok(client)
+}
+
+/// The event loop of a subscriber or an echo: each event it wants, in turn, until the link
+/// closes.
+fn serve(
+    role: Role,
     client: Client,
     mut events: wsgate_business::Events,
     tally: Arc<Tally>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            let Event::Open(open) = event else { continue };
-            let Some(topic) = query_topic(&open.query) else {
-                tally.fail(format!(
-                    "connection {} has no topic= in its query {:?}",
-                    open.conn_id, open.query
-                ));
-                continue;
-            };
-            let (client, tally) = (client.clone(), tally.clone());
-            // One task per subscribe: thousands in flight instead of one round trip at a time.
-            tokio::spawn(async move {
-                match client.subscribe([topic], Targets::conn(open.conn_id)).await {
-                    Ok(r) if r.delivered == 1 => {
-                        tally.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(r) => tally.fail(format!(
-                        "subscribe reached {} connections, not 1",
-                        r.delivered
-                    )),
-                    Err(e) => tally.fail(format!("subscribe failed: {e}")),
-                }
-            });
+            match (role, event) {
+                (Role::Subscriber, Event::Open(open)) => subscribe(&client, &tally, open),
+                (Role::Echo, Event::Message(msg)) => echo(&client, &tally, msg).await,
+                _ => {}
+            }
         }
     })
 }
 
-/// Sends every client message straight back to its sender with a fire-and-forget single cast
-/// (no reply to wait for). `Tally::done` counts messages answered.
-pub fn echo(
-    client: Client,
-    mut events: wsgate_business::Events,
-    tally: Arc<Tally>,
-) -> JoinHandle<()> {
+/// [`Role::Subscriber`] on one new connection.
+fn subscribe(client: &Client, tally: &Arc<Tally>, open: ConnOpen) {
+    let Some(topic) = query_topic(&open.query) else {
+        tally.fail(format!(
+            "connection {} has no topic= in its query {:?}",
+            open.conn_id, open.query
+        ));
+        return;
+    };
+    let (client, tally) = (client.clone(), tally.clone());
+    // One task per subscribe: thousands in flight instead of one round trip at a time.
     tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            let Event::Message(msg) = event else { continue };
-            let Some(payload) = msg.payload else { continue };
-            let body = Body::SingleCast(SingleCast {
-                conn_id: msg.conn_id,
-                payload: Some(payload),
-            });
-            match client.post(body).await {
-                Ok(()) => {
-                    tally.done.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tally.fail(format!("posting the echo failed: {e}")),
+        match client.subscribe([topic], Targets::conn(open.conn_id)).await {
+            Ok(r) if r.delivered == 1 => {
+                tally.done.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(r) => tally.fail(format!(
+                "subscribe reached {} connections, not 1",
+                r.delivered
+            )),
+            Err(e) => tally.fail(format!("subscribe failed: {e}")),
         }
-    })
+    });
+}
+
+/// [`Role::Echo`] on one client message.
+async fn echo(client: &Client, tally: &Tally, msg: ConnMessage) {
+    let Some(payload) = msg.payload else { return };
+    let body = Body::SingleCast(SingleCast {
+        conn_id: msg.conn_id,
+        payload: Some(payload),
+    });
+    match client.post(body).await {
+        Ok(()) => {
+            tally.done.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tally.fail(format!("posting the echo failed: {e}")),
+    }
 }
 
 /// The value of `topic=` in a query string.

@@ -102,9 +102,7 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
         .collect();
 
     if !results.idle.is_empty() {
-        let mut counts: Vec<usize> = results.idle.iter().map(|r| r.connections).collect();
-        counts.sort_unstable();
-        counts.dedup();
+        let counts = distinct(&results.idle, |r| r.connections);
         out.push((
             "idle-memory.svg".into(),
             BarChart {
@@ -115,21 +113,13 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
                     .iter()
                     .map(|t| (t.to_string(), colour(*t)))
                     .collect(),
-                values: counts
-                    .iter()
-                    .map(|n| {
-                        targets
-                            .iter()
-                            .map(|t| {
-                                results
-                                    .idle
-                                    .iter()
-                                    .find(|r| r.target == *t && r.connections == *n)
-                                    .map(|r| r.per_conn_kib)
-                            })
-                            .collect()
-                    })
-                    .collect(),
+                values: bars(
+                    &results.idle,
+                    &counts,
+                    &targets,
+                    |r| (r.target, r.connections),
+                    |r| r.per_conn_kib,
+                ),
                 log: false,
                 format: |v| {
                     if v >= 100.0 {
@@ -229,9 +219,7 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
 
     if !results.echo.is_empty() {
         // Grouped by messages in flight, one bar per target (wsgate via its business process).
-        let mut in_flight: Vec<usize> = results.echo.iter().map(|r| r.in_flight).collect();
-        in_flight.sort_unstable();
-        in_flight.dedup();
+        let in_flight = distinct(&results.echo, |r| r.in_flight);
         let echo_targets: Vec<TargetKind> = targets
             .iter()
             .copied()
@@ -253,21 +241,13 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
                         (name, colour(*t))
                     })
                     .collect(),
-                values: in_flight
-                    .iter()
-                    .map(|n| {
-                        echo_targets
-                            .iter()
-                            .map(|t| {
-                                results
-                                    .echo
-                                    .iter()
-                                    .find(|r| r.target == *t && r.in_flight == *n)
-                                    .map(|r| r.round_trips_per_s)
-                            })
-                            .collect()
-                    })
-                    .collect(),
+                values: bars(
+                    &results.echo,
+                    &in_flight,
+                    &echo_targets,
+                    |r| (r.target, r.in_flight),
+                    |r| r.round_trips_per_s,
+                ),
                 log: false,
                 format: si,
                 group_colours: Vec::new(),
@@ -290,6 +270,40 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
         out.push(("churn.svg".into(), chart));
     }
     out
+}
+
+/// The distinct values of `key` over `rows`, sorted: the groups of a grouped chart.
+fn distinct<R, K: Ord>(rows: &[R], key: impl Fn(&R) -> K) -> Vec<K> {
+    let mut keys: Vec<K> = rows.iter().map(key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// A grouped chart's values: for each of `keys`, one bar per target, the value of the row
+/// with that target and key (`key` reads both off a row); none where no row has them.
+fn bars<R, K: PartialEq>(
+    rows: &[R],
+    keys: &[K],
+    targets: &[TargetKind],
+    key: impl Fn(&R) -> (TargetKind, K),
+    value: impl Fn(&R) -> f64,
+) -> Vec<Vec<Option<f64>>> {
+    keys.iter()
+        .map(|k| {
+            targets
+                .iter()
+                .map(|t| {
+                    rows.iter()
+                        .find(|r| {
+                            let (target, rk) = key(r);
+                            target == *t && rk == *k
+                        })
+                        .map(&value)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Microseconds, as µs or ms.
@@ -353,20 +367,19 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
     );
 
     let _ = writeln!(md, "## Targets\n");
-    let _ = writeln!(
-        md,
-        "| target | measured | result | note |\n| --- | --- | --- | --- |"
+    table(
+        &mut md,
+        &["target", "measured", "result", "note"],
+        4,
+        results.checks.iter().map(|c| {
+            vec![
+                c.target.to_string(),
+                c.measured.to_string(),
+                format!("**{}**", c.verdict.label()),
+                c.note.to_string(),
+            ]
+        }),
     );
-    for c in &results.checks {
-        let _ = writeln!(
-            md,
-            "| {} | {} | **{}** | {} |",
-            c.target,
-            c.measured,
-            c.verdict.label(),
-            c.note
-        );
-    }
     md.push('\n');
 
     if !results.idle.is_empty() {
@@ -374,24 +387,34 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
             md,
             "## Idle: memory per connection\n\nEach target fresh; resident memory (VmRSS) read 1 s after start and again 1 s after it reports holding N connections; per connection = difference / N (lower is better; ratios too). wsgate runs without a business process.\n"
         );
-        let _ = writeln!(
-            md,
-            "| target | connections | KiB/connection | RSS before → after | connects/s | × plain | × node |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        table(
+            &mut md,
+            &[
+                "target",
+                "connections",
+                "KiB/connection",
+                "RSS before → after",
+                "connects/s",
+                "× plain",
+                "× node",
+            ],
+            1,
+            results.idle.iter().map(|r| {
+                vec![
+                    r.target.to_string(),
+                    r.connections.to_string(),
+                    format!("{:.2}", r.per_conn_kib),
+                    format!(
+                        "{:.1} → {:.1} MiB",
+                        r.baseline_rss_bytes as f64 / 1048576.0,
+                        r.rss_bytes as f64 / 1048576.0
+                    ),
+                    si(r.connects_per_s),
+                    times(r.vs_plain),
+                    times(r.vs_node),
+                ]
+            }),
         );
-        for r in &results.idle {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.2} | {:.1} → {:.1} MiB | {} | {} | {} |",
-                r.target,
-                r.connections,
-                r.per_conn_kib,
-                r.baseline_rss_bytes as f64 / 1048576.0,
-                r.rss_bytes as f64 / 1048576.0,
-                si(r.connects_per_s),
-                times(r.vs_plain),
-                times(r.vs_node)
-            );
-        }
         let _ = writeln!(md, "\n![idle memory]({charts}idle-memory.svg)\n");
     }
 
@@ -443,25 +466,34 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let _ = writeln!(
-            md,
-            "| target | via | in flight | round trips/s | p50 | p99 | p99.9 | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        table(
+            &mut md,
+            &[
+                "target",
+                "via",
+                "in flight",
+                "round trips/s",
+                "p50",
+                "p99",
+                "p99.9",
+                "× plain",
+                "× node",
+            ],
+            2,
+            results.echo.iter().map(|r| {
+                vec![
+                    r.target.to_string(),
+                    r.via.to_string(),
+                    r.in_flight.to_string(),
+                    si(r.round_trips_per_s),
+                    micros(r.latency.p50_us),
+                    micros(r.latency.p99_us),
+                    micros(r.latency.p999_us),
+                    times(r.vs_plain),
+                    times(r.vs_node),
+                ]
+            }),
         );
-        for r in &results.echo {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.target,
-                r.via,
-                r.in_flight,
-                si(r.round_trips_per_s),
-                micros(r.latency.p50_us),
-                micros(r.latency.p99_us),
-                micros(r.latency.p999_us),
-                times(r.vs_plain),
-                times(r.vs_node)
-            );
-        }
         let _ = writeln!(md, "\n![echo]({charts}echo.svg)\n");
     }
 
@@ -471,21 +503,20 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
             "## Churn: {} workers\n\nEach worker connects, upgrades, sends a close frame, waits for the server's close and end of stream, and starts over.\n",
             plan.churn_concurrency
         );
-        let _ = writeln!(
-            md,
-            "| target | handshakes/s | failures | × plain | × node |\n| --- | ---: | ---: | ---: | ---: |"
+        table(
+            &mut md,
+            &["target", "handshakes/s", "failures", "× plain", "× node"],
+            1,
+            results.churn.iter().map(|r| {
+                vec![
+                    r.target.to_string(),
+                    si(r.handshakes_per_s),
+                    r.failures.to_string(),
+                    times(r.vs_plain),
+                    times(r.vs_node),
+                ]
+            }),
         );
-        for r in &results.churn {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                r.target,
-                si(r.handshakes_per_s),
-                r.failures,
-                times(r.vs_plain),
-                times(r.vs_node)
-            );
-        }
         let _ = writeln!(md, "\n![churn]({charts}churn.svg)\n");
     }
 
@@ -541,30 +572,60 @@ fn load_table(md: &mut String, rows: &[LoadRow], phase: Phase, per: &str) {
     } else {
         "deliveries/s"
     };
-    let _ = writeln!(
+    table(
         md,
-        "| target | route | {first} | {per} | p50 | p99 | p99.9 | drops | server drops | × plain | × node |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        &[
+            "target",
+            "route",
+            first,
+            per,
+            "p50",
+            "p99",
+            "p99.9",
+            "drops",
+            "server drops",
+            "× plain",
+            "× node",
+        ],
+        2,
+        rows.iter().filter(|r| r.phase == phase).map(|r| {
+            let route = match r.route {
+                Route::Sdk => "SDK",
+                Route::WsgateHttp => "HTTP API",
+                Route::PeerHttp => "HTTP",
+            };
+            vec![
+                r.target.to_string(),
+                route.to_owned(),
+                si(r.deliveries_per_s),
+                si(r.publishes_per_s),
+                micros(r.latency.p50_us),
+                micros(r.latency.p99_us),
+                micros(r.latency.p999_us),
+                r.drops.to_string(),
+                r.server_drops.to_string(),
+                times(r.vs_plain),
+                times(r.vs_node),
+            ]
+        }),
     );
-    for r in rows.iter().filter(|r| r.phase == phase) {
-        let route = match r.route {
-            Route::Sdk => "SDK",
-            Route::WsgateHttp => "HTTP API",
-            Route::PeerHttp => "HTTP",
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {route} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.target,
-            si(r.deliveries_per_s),
-            si(r.publishes_per_s),
-            micros(r.latency.p50_us),
-            micros(r.latency.p99_us),
-            micros(r.latency.p999_us),
-            r.drops,
-            r.server_drops,
-            times(r.vs_plain),
-            times(r.vs_node)
-        );
+}
+
+/// Writes a Markdown table: the header naming `columns`, the first `left` of them
+/// left-aligned and the rest (figures) right-aligned, then a line for each row of cells.
+fn table(
+    md: &mut String,
+    columns: &[&str],
+    left: usize,
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
+    let align: Vec<&str> = (0..columns.len())
+        .map(|i| if i < left { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(md, "| {} |", columns.join(" | "));
+    let _ = writeln!(md, "| {} |", align.join(" | "));
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
     }
 }
 

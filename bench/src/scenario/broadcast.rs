@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::business::{self, Registered};
+use crate::business::{Registered, Role};
 use crate::cli::Scenario;
 use crate::client::Behaviour;
 use crate::error::BenchError;
@@ -50,8 +50,7 @@ async fn one(
     kind: TargetKind,
     route: Route,
 ) -> Result<Vec<LoadRow>, BenchError> {
-    let target = ctx.start(kind).await?;
-    let measured = async {
+    ctx.measure(kind, results, async |target| {
         let fleet = fleet::connect(
             FleetSpec {
                 label: format!("broadcast {kind}-{}", route.label()),
@@ -70,24 +69,17 @@ async fn one(
         )
         .await?;
         let sdk: Option<Registered> = match route {
-            Route::Sdk => {
-                let worker = target.worker_addr()?;
-                let (client, events) = ctx
-                    .on_driver(
-                        async move { business::connect(worker, "bench-publisher", &[]).await },
-                    )
-                    .await?;
-                // A publisher handles no events; the link runs as long as the client lives.
-                drop(events);
-                Some(Registered::new(client, ctx.driver.clone()))
-            }
+            Route::Sdk => Some(
+                ctx.business(target, Role::Publisher, Arc::default())
+                    .await?,
+            ),
             Route::WsgateHttp | Route::PeerHttp => None,
         };
         let mut rows = Vec::new();
         for phase in [Phase::Max, Phase::Fixed] {
             let row = LoadPhase {
                 ctx,
-                target: &target,
+                target,
                 fleet: &fleet,
                 route,
                 sdk: sdk.as_ref().map(|r| &r.client),
@@ -103,8 +95,6 @@ async fn one(
         drop(sdk);
         fleet.close().await;
         Ok(rows)
-    }
-    .await;
-    ctx.stop(target, results).await;
-    measured
+    })
+    .await
 }

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
-use wsgate_business::EventKind;
 
-use crate::business::{self, Registered, Tally};
+use crate::business::{Registered, Role, Tally};
 use crate::cli::Scenario;
 use crate::client::Behaviour;
 use crate::error::BenchError;
@@ -62,23 +61,10 @@ async fn one(
 ) -> Result<EchoRow, BenchError> {
     let n = ctx.plan.echo_clients;
     ctx.check_clients("echo", n)?;
-    let target = ctx.start(kind).await?;
-    let measured = async {
+    ctx.measure(kind, results, async |target| {
         let tally = Arc::new(Tally::default());
         let business: Option<Registered> = match kind {
-            TargetKind::Wsgate => {
-                let worker = target.worker_addr()?;
-                let tally = tally.clone();
-                let client = ctx
-                    .on_driver(async move {
-                        let (client, events) =
-                            business::connect(worker, "bench-echo", &[EventKind::Message]).await?;
-                        drop(business::echo(client.clone(), events, tally));
-                        Ok(client)
-                    })
-                    .await?;
-                Some(Registered::new(client, ctx.driver.clone()))
-            }
+            TargetKind::Wsgate => Some(ctx.business(target, Role::Echo, tally.clone()).await?),
             TargetKind::Plain | TargetKind::Node => None,
         };
         let (go, start) = watch::channel(false);
@@ -157,8 +143,6 @@ async fn one(
             row.latency.p999_us
         ));
         Ok(row)
-    }
-    .await;
-    ctx.stop(target, results).await;
-    measured
+    })
+    .await
 }

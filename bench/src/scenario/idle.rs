@@ -27,7 +27,16 @@ pub async fn run(ctx: &Ctx, results: &mut Results) {
     for &kind in &ctx.targets {
         for &n in &ctx.plan.idle_counts {
             match one(ctx, results, kind, n).await {
-                Ok(row) => results.idle.push(row),
+                Ok(row) => {
+                    ctx.progress.say(format!(
+                        "  idle {kind} {n}: {:.2} KiB/connection (RSS {:.1} -> {:.1} MiB), {} connects/s",
+                        row.per_conn_kib,
+                        row.baseline_rss_bytes as f64 / 1048576.0,
+                        row.rss_bytes as f64 / 1048576.0,
+                        si(row.connects_per_s)
+                    ));
+                    results.idle.push(row);
+                }
                 Err(e) => failed(ctx, results, Scenario::Idle, kind, &e),
             }
         }
@@ -41,8 +50,7 @@ async fn one(
     n: usize,
 ) -> Result<IdleRow, BenchError> {
     ctx.check_clients("idle", n)?;
-    let target = ctx.start(kind).await?;
-    let measured = async {
+    ctx.measure(kind, results, async |target| {
         tokio::time::sleep(SETTLE).await;
         let baseline = target.rss_bytes()?;
         let fleet = fleet::connect(
@@ -102,17 +110,6 @@ async fn one(
             });
         }
         Ok(row)
-    }
-    .await;
-    ctx.stop(target, results).await;
-    if let Ok(row) = &measured {
-        ctx.progress.say(format!(
-            "  idle {kind} {n}: {:.2} KiB/connection (RSS {:.1} -> {:.1} MiB), {} connects/s",
-            row.per_conn_kib,
-            row.baseline_rss_bytes as f64 / 1048576.0,
-            row.rss_bytes as f64 / 1048576.0,
-            si(row.connects_per_s)
-        ));
-    }
-    measured
+    })
+    .await
 }

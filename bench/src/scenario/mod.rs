@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use wsgate_business::Client;
 
+use crate::business::{self, Registered, Role, Tally};
 use crate::cli::{Plan, Scenario};
 use crate::error::BenchError;
 use crate::fleet::Fleet;
@@ -68,6 +69,33 @@ impl Ctx {
         let (lines, first) = target.log.warnings();
         results.add_warnings(target.kind, lines, first);
         target.kill().await;
+    }
+
+    /// Starts a fresh `kind`, runs `body` on it and stops it again whatever `body` returned,
+    /// adding its log warnings to `results`.
+    pub async fn measure<T>(
+        &self,
+        kind: TargetKind,
+        results: &mut Results,
+        body: impl AsyncFnOnce(&Running) -> Result<T, BenchError>,
+    ) -> Result<T, BenchError> {
+        let target = self.start(kind).await?;
+        let measured = body(&target).await;
+        self.stop(target, results).await;
+        measured
+    }
+
+    /// Registers a bench business process playing `role` with `target` (wsgate) and runs it
+    /// on the driver runtime; its client, which shuts the link down when dropped.
+    pub async fn business(
+        &self,
+        target: &Running,
+        role: Role,
+        tally: Arc<Tally>,
+    ) -> Result<Registered, BenchError> {
+        let worker = target.worker_addr()?;
+        let client = self.on_driver(business::start(worker, role, tally)).await?;
+        Ok(Registered::new(client, self.driver.clone()))
     }
 
     /// Runs `body` on the driver runtime and waits for it.

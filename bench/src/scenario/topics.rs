@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsgate_business::EventKind;
-
-use crate::business::{self, Registered, Tally};
+use crate::business::{Registered, Role, Tally};
 use crate::cli::Scenario;
 use crate::client::Behaviour;
 use crate::error::BenchError;
@@ -40,24 +38,14 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<LoadR
     let (topics, subs) = (ctx.plan.topics, ctx.plan.subscribers);
     let m = ctx.plan.topic_clients();
     ctx.check_clients("topics", m)?;
-    let target = ctx.start(kind).await?;
-    let measured = async {
+    ctx.measure(kind, results, async |target| {
         // wsgate: the subscriber must be registered before the clients open.
         let tally = Arc::new(Tally::default());
         let sdk: Option<Registered> = match kind {
-            TargetKind::Wsgate => {
-                let worker = target.worker_addr()?;
-                let tally = tally.clone();
-                let client = ctx
-                    .on_driver(async move {
-                        let (client, events) =
-                            business::connect(worker, "bench-topics", &[EventKind::Open]).await?;
-                        drop(business::subscriber(client.clone(), events, tally));
-                        Ok(client)
-                    })
-                    .await?;
-                Some(Registered::new(client, ctx.driver.clone()))
-            }
+            TargetKind::Wsgate => Some(
+                ctx.business(target, Role::Subscriber, tally.clone())
+                    .await?,
+            ),
             TargetKind::Plain | TargetKind::Node => None,
         };
         let fleet = fleet::connect(
@@ -100,7 +88,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<LoadR
         };
         let row = LoadPhase {
             ctx,
-            target: &target,
+            target,
             fleet: &fleet,
             route,
             sdk: sdk.as_ref().map(|r| &r.client),
@@ -114,8 +102,6 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<LoadR
         drop(sdk);
         fleet.close().await;
         Ok(row)
-    }
-    .await;
-    ctx.stop(target, results).await;
-    measured
+    })
+    .await
 }
