@@ -35,12 +35,9 @@ async fn main() -> ExitCode {
     // Listening before the gateway is up, so that a SIGHUP never hits the default (exit).
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    // Likewise SIGTERM: a signal that arrives before `run` first polls its shutdown future
-    // must start a drain, not kill the process.
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    #[cfg(not(unix))]
-    let term = ();
+    // Likewise SIGTERM and SIGINT: a signal that arrives before `run` first polls its shutdown
+    // future must start a drain, not kill the process.
+    let term = stop_signals();
     let gateway = match wsgate::Gateway::bind(loaded.config).await {
         Ok(g) => g,
         Err(e) => {
@@ -103,30 +100,56 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<wsga
     }
 }
 
+/// SIGTERM and SIGINT, listened for from the start.
 #[cfg(unix)]
-type TermSignal = std::io::Result<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type TermSignal = ();
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
 
-async fn shutdown_signal(term: TermSignal) {
+#[cfg(unix)]
+fn stop_signals() -> StopSignals {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("wsgate: cannot listen for {name} ({e}); it will not drain the gateway");
+            None
+        }
+    };
+    StopSignals {
+        term: listen(SignalKind::terminate(), "SIGTERM"),
+        int: listen(SignalKind::interrupt(), "SIGINT"),
+    }
+}
+
+#[cfg(not(unix))]
+struct StopSignals;
+
+#[cfg(not(unix))]
+fn stop_signals() -> StopSignals {
+    StopSignals
+}
+
+async fn shutdown_signal(signals: StopSignals) {
     #[cfg(unix)]
     {
-        match term {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
                 }
+                None => std::future::pending().await,
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        }
+        tokio::select! {
+            _ = recv(signals.term) => {}
+            _ = recv(signals.int) => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let () = term;
+        let StopSignals = signals;
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutdown signal received");

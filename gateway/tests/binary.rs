@@ -188,3 +188,17 @@ async fn at_the_open_file_limit_new_clients_wait_and_the_gateway_neither_spins_n
         .count();
     assert_eq!(warnings, 1, "logged once: {seen:#?}");
 }
+
+#[tokio::test]
+async fn sigint_at_once_after_start_drains_and_exits_0() {
+    let (mut child, _up) = spawn_wsgate(&["--node-id", "int"]).await;
+    let pid = child.id().expect("pid").to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = within("wsgate to exit", child.wait()).await.expect("wait");
+    assert!(exit.success(), "drained and exited 0, not killed: {exit:?}");
+}
