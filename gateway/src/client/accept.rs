@@ -10,9 +10,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use bytes::BytesMut;
-
-use super::handshake::Admission;
 use super::{ClientStream, connection};
 use crate::server::Shared;
 use crate::tls::TlsReloader;
@@ -51,39 +48,31 @@ async fn handshake(
 ) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(acceptor) = tls else {
-        if let Some((stream, input, admission)) = upgrade(stream, peer, deadline, &shared).await {
-            let serve = connection::serve(stream, input, peer, admission, shared, close_clients);
-            tracker.spawn(serve);
-        }
-        return;
+        return upgrade(stream, peer, deadline, shared, close_clients, tracker).await;
     };
     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => {
-            if let Some((stream, input, admission)) = upgrade(stream, peer, deadline, &shared).await
-            {
-                let serve =
-                    connection::serve(stream, input, peer, admission, shared, close_clients);
-                tracker.spawn(serve);
-            }
-        }
+        Ok(Ok(stream)) => upgrade(stream, peer, deadline, shared, close_clients, tracker).await,
         // Scanners and clients that do not trust the certificate end here: not worth a warning.
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-/// The WebSocket handshake: the stream, bytes read past the request, and the admission.
+/// The WebSocket handshake; an accepted client's connection is spawned as a task of its own.
 async fn upgrade<S: ClientStream>(
     stream: S,
     peer: SocketAddr,
     deadline: Instant,
-    shared: &Shared,
-) -> Option<(S, BytesMut, Admission)> {
-    match tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, shared)).await {
-        Ok(accepted) => accepted,
-        Err(_) => {
-            tracing::debug!(%peer, "WebSocket handshake timed out");
-            None
+    shared: Arc<Shared>,
+    close_clients: CancellationToken,
+    tracker: TaskTracker,
+) {
+    match tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, &shared)).await {
+        Ok(Some((stream, input, admission))) => {
+            let serve = connection::serve(stream, input, peer, admission, shared, close_clients);
+            tracker.spawn(serve);
         }
+        Ok(None) => {}
+        Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
     }
 }

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Bytes read per system call at most.
@@ -44,15 +44,6 @@ pub(crate) async fn read_into<S: AsyncRead + Unpin>(
 pub(crate) trait Chunk {
     fn bytes(&self) -> &[u8];
     fn consume(&mut self, n: usize);
-}
-
-impl Chunk for Bytes {
-    fn bytes(&self) -> &[u8] {
-        self
-    }
-    fn consume(&mut self, n: usize) {
-        self.advance(n);
-    }
 }
 
 /// Writes one frame, then flushes.
@@ -109,7 +100,18 @@ fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize) {
 
 #[cfg(test)]
 mod tests {
+    use bytes::{Buf, Bytes};
+
     use super::*;
+
+    impl Chunk for Bytes {
+        fn bytes(&self) -> &[u8] {
+            self
+        }
+        fn consume(&mut self, n: usize) {
+            self.advance(n);
+        }
+    }
 
     #[tokio::test]
     async fn partial_writes_resume_where_they_stopped() {
