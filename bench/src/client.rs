@@ -275,10 +275,11 @@ mod tests {
         let task = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             let mut head = vec![0u8; 1024];
-            let _ = s.read(&mut head).await.expect("read");
-            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
-                .await
-                .expect("write");
+            let n = s.read(&mut head).await.expect("read");
+            let head = String::from_utf8_lossy(&head[..n]);
+            let answer =
+                crate::handshake::switching_protocols(&head, crate::handshake::correct_accept);
+            s.write_all(answer.as_bytes()).await.expect("write");
             s.write_all(&script).await.expect("write");
             let mut got = Vec::new();
             let _ =

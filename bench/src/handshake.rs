@@ -4,6 +4,9 @@
 //! Binding each socket to 127.0.0.x before connecting spreads the clients over several source
 //! addresses (Linux answers to all of 127.0.0.0/8), so a few tens of thousands of clients plus
 //! churn do not run out of ephemeral ports on one address.
+//!
+//! The answer's `Sec-WebSocket-Accept` is checked as a browser would: every target in a run
+//! has to complete a real handshake, not just print `101`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -12,6 +15,7 @@ use bytes::BytesMut;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -44,6 +48,14 @@ pub enum ConnectError {
     Refused { status: u16, body: String },
     #[error("the server's answer to the upgrade is not HTTP: {0}")]
     Malformed(String),
+    #[error(
+        "the server's Sec-WebSocket-Accept is {got:?}, expected {expected:?} for the key sent: \
+         the server does not implement the RFC 6455 handshake"
+    )]
+    BadAccept {
+        got: Option<String>,
+        expected: String,
+    },
 }
 
 /// The `n`-th source address of `count`: 127.0.0.1, 127.0.0.2, ... round-robin.
@@ -87,6 +99,15 @@ pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<C
                         body: body.chars().take(200).collect(),
                     });
                 }
+                let expected = derive_accept_key(key.as_bytes());
+                let got = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+                if got.as_deref() != Some(expected.as_str()) {
+                    return Err(ConnectError::BadAccept { got, expected });
+                }
                 let leftover = buf.split_off(head_len);
                 return Ok(Conn { stream, leftover });
             }
@@ -101,6 +122,26 @@ pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<C
     }
 }
 
+/// Test servers' answer to the request head `head`: `101` with the accept key `accept` makes
+/// from the request's `Sec-WebSocket-Key`.
+#[cfg(test)]
+pub(crate) fn switching_protocols(head: &str, accept: fn(&str) -> String) -> String {
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or_default();
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept(key)
+    )
+}
+
+/// The correct accept key for `key` (RFC 6455, section 4.2.2).
+#[cfg(test)]
+pub(crate) fn correct_accept(key: &str) -> String {
+    derive_accept_key(key.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,8 +154,12 @@ mod tests {
         assert_eq!(source_addr(7, 1), Ipv4Addr::new(127, 0, 0, 1));
     }
 
-    #[tokio::test]
-    async fn upgrades_and_keeps_leftover_bytes() {
+    /// A one-shot server that reads the request head and answers `101` with the accept key
+    /// `accept` makes from the request's key, then `extra` bytes. Returns the request head.
+    async fn one_upgrade(
+        accept: fn(&str) -> String,
+        extra: &'static [u8],
+    ) -> (SocketAddr, tokio::task::JoinHandle<String>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
@@ -124,13 +169,18 @@ mod tests {
             let mut buf = vec![0u8; 1024];
             let n = s.read(&mut buf).await.expect("read");
             let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            s.write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
-            )
-            .await
-            .expect("write");
+            s.write_all(switching_protocols(&head, accept).as_bytes())
+                .await
+                .expect("write");
+            s.write_all(extra).await.expect("write");
             head
         });
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn upgrades_and_keeps_leftover_bytes() {
+        let (addr, server) = one_upgrade(correct_accept, b"\x81\x02hi").await;
         let conn = connect(Ipv4Addr::new(127, 0, 0, 2), addr, "/ws?topic=t1")
             .await
             .expect("connect");
@@ -141,6 +191,18 @@ mod tests {
         assert_eq!(
             conn.stream.local_addr().expect("local").ip(),
             std::net::IpAddr::from([127, 0, 0, 2])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_is_refused() {
+        let (addr, _server) = one_upgrade(|_| "bm90IHRoZSBrZXk=".to_owned(), b"").await;
+        let err = connect(Ipv4Addr::LOCALHOST, addr, "/ws")
+            .await
+            .expect_err("a wrong accept key must fail the handshake");
+        assert!(
+            matches!(&err, ConnectError::BadAccept { got: Some(g), .. } if g == "bm90IHRoZSBrZXk="),
+            "{err}"
         );
     }
 }
