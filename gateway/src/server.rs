@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub jwt: Option<JwtVerifier>,
     pub hook: AuthHook,
     pub stats: Arc<Stats>,
+    /// The text-heartbeat reply as a ready WebSocket frame, encoded once for every connection.
+    pub heartbeat_reply: bytes::Bytes,
     /// Serving and not draining: what /readyz reports.
     pub ready: std::sync::atomic::AtomicBool,
     /// Shutdown has begun.
@@ -194,6 +196,10 @@ impl Gateway {
             jwt,
             hook: AuthHook::default(),
             stats,
+            heartbeat_reply: client::frame::encode(
+                client::frame::TEXT,
+                config.heartbeat_reply.as_bytes(),
+            ),
             ready: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
             config,

@@ -146,8 +146,7 @@ pub(crate) async fn serve<S: ClientStream>(
                         Ok(None) => break,
                         Ok(Some(Incoming::Text(text))) => {
                             if heartbeat == Some(&text[..]) {
-                                let reply = frame::encode(frame::TEXT, config.heartbeat_reply.as_bytes());
-                                if let Err(e) = write_frame(&mut stream, &reply).await {
+                                if let Err(e) = write_frame(&mut stream, &shared.heartbeat_reply).await {
                                     break 'conn End::Lost(e.to_string());
                                 }
                                 continue;
