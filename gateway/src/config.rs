@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "WSGATE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Most clients held at once; past it a handshake gets HTTP 503 with Retry-After. 0: as
+    /// many as the open-file limit leaves room for (logged at start-up).
+    #[arg(long, env = "WSGATE_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
     /// Messages queued per client before it is closed as a slow consumer (4001).
     #[arg(long, env = "WSGATE_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub jwt: Option<JwtVerifier>,
     pub hook: AuthHook,
     pub stats: Arc<Stats>,
+    /// Seats for clients (`--max-connections`).
+    pub limit: Arc<client::limit::ConnectionLimit>,
     /// The text-heartbeat reply as a ready WebSocket frame, encoded once for every connection.
     pub heartbeat_reply: bytes::Bytes,
     /// Serving and not draining: what /readyz reports.
@@ -84,6 +86,37 @@ async fn bind(
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let local = listener.local_addr().map_err(err)?;
     Ok((listener, local))
+}
+
+/// The most clients this gateway holds: `--max-connections`, at most what the open-file limit
+/// (raised to its hard limit here) leaves room for. Both are logged.
+fn max_connections(config: &Config) -> usize {
+    let Some(open_files) = crate::fd_limit::raise() else {
+        return match config.max_connections {
+            0 => usize::MAX,
+            n => n,
+        };
+    };
+    let ceiling = usize::try_from(crate::fd_limit::ceiling(open_files)).unwrap_or(usize::MAX);
+    let max = match config.max_connections {
+        0 => ceiling,
+        n if n > ceiling => {
+            tracing::warn!(
+                max_connections = n,
+                connection_ceiling = ceiling,
+                "--max-connections is more than the open-file limit leaves room for; holding at most connection_ceiling clients: raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+            );
+            ceiling
+        }
+        n => n,
+    };
+    tracing::info!(
+        open_files,
+        connection_ceiling = ceiling,
+        max_connections = max,
+        "open-file limit: at most max_connections clients at once, more get HTTP 503; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more"
+    );
+    max
 }
 
 /// The JWT verifier the configuration asks for, if any.
@@ -156,13 +189,7 @@ impl Gateway {
     /// Validates `config` and binds the client and worker listeners.
     pub async fn bind(mut config: Config) -> Result<Self, GatewayError> {
         config.validate()?;
-        if let Some(limit) = crate::fd_limit::raise() {
-            tracing::info!(
-                open_files = limit,
-                connection_ceiling = crate::fd_limit::ceiling(limit),
-                "open-file limit: at most about connection_ceiling clients at once; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more"
-            );
-        }
+        let max_connections = max_connections(&config);
         let ids = ConnIdGenerator::new(&config.node_id).map_err(ConfigError::from)?;
         let ws_tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
@@ -196,6 +223,7 @@ impl Gateway {
             jwt,
             hook: AuthHook::default(),
             stats,
+            limit: client::limit::ConnectionLimit::new(max_connections),
             heartbeat_reply: client::frame::encode(
                 client::frame::TEXT,
                 config.heartbeat_reply.as_bytes(),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -132,11 +132,13 @@ async fn scrape_until(gw: &TestGateway, what: &str, cond: impl Fn(&Scrape) -> bo
     }
 }
 
-const FAMILIES: [(&str, &str); 17] = [
+const FAMILIES: [(&str, &str); 19] = [
     ("wsgate_info", "gauge"),
     ("wsgate_ready", "gauge"),
     ("wsgate_connections", "gauge"),
     ("wsgate_connections_total", "counter"),
+    ("wsgate_connections_max", "gauge"),
+    ("wsgate_connections_refused_total", "counter"),
     ("wsgate_closes_total", "counter"),
     ("wsgate_messages_in_total", "counter"),
     ("wsgate_messages_out_total", "counter"),
@@ -371,6 +373,61 @@ async fn drops_and_policy_closes_are_counted() {
         s.get("wsgate_connections") == 0.0
     })
     .await;
+    gw.stop().await;
+}
+
+/// One handshake past the limit: the response, which must be a refusal.
+async fn refused_handshake(
+    gw: &TestGateway,
+) -> tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>> {
+    match within(
+        "a handshake past the limit",
+        tokio_tungstenite::connect_async(gw.url()),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => *resp,
+        Ok(_) => panic!("a client past --max-connections was let in"),
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+    }
+}
+
+#[tokio::test]
+async fn clients_past_max_connections_get_503_and_are_counted() {
+    let gw = TestGateway::start_with(|c| c.max_connections = 2).await;
+    let (_business, mut events) = gw.business("limit").await;
+    let mut first = gw.client().await;
+    let _second = gw.client().await;
+    events.open().await;
+    events.open().await;
+
+    let resp = refused_handshake(&gw).await;
+    assert_eq!(resp.status(), 503);
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap());
+    assert_eq!(retry_after, Some("5"));
+    let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+    assert!(
+        body.contains("maximum of 2 clients") && body.contains("another gateway"),
+        "{body}"
+    );
+    let s = scrape(&gw).await;
+    assert_eq!(s.get("wsgate_connections_max"), 2.0);
+    assert_eq!(s.get("wsgate_connections_refused_total"), 1.0);
+    assert_eq!(s.get("wsgate_connections"), 2.0);
+
+    // A client that leaves gives its seat back: the next one gets in.
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    events.close().await;
+    let mut third = connect_when_a_seat_is_free(&gw.url()).await;
+    events.open().await;
+    assert_eq!(refused_handshake(&gw).await.status(), 503);
+    // Refused clients never reached the business process.
+    send_text(&mut third, "hello").await;
+    assert_eq!(&events.message().await.payload.unwrap().data[..], b"hello");
     gw.stop().await;
 }
 

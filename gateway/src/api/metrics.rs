@@ -109,6 +109,20 @@ pub(crate) fn render(shared: &Shared) -> String {
         "Client WebSocket connections accepted since start.",
         get(&stats.connections_total),
     );
+    out.single(
+        "wsgate_connections_max",
+        "gauge",
+        "The most client connections this gateway holds (--max-connections, at most what the \
+         open-file limit leaves room for).",
+        u64::try_from(shared.limit.max()).unwrap_or(u64::MAX),
+    );
+    out.single(
+        "wsgate_connections_refused_total",
+        "counter",
+        "Client handshakes answered with HTTP 503 because the gateway held wsgate_connections_max \
+         clients.",
+        shared.limit.refused(),
+    );
 
     out.family(
         "wsgate_closes_total",

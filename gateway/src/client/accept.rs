@@ -68,8 +68,9 @@ async fn upgrade<S: ClientStream>(
     tracker: TaskTracker,
 ) {
     match tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, &shared)).await {
-        Ok(Some((stream, input, admission))) => {
-            let serve = connection::serve(stream, input, peer, admission, shared, close_clients);
+        Ok(Some((stream, input, admission, seat))) => {
+            let serve =
+                connection::serve(stream, input, peer, admission, seat, shared, close_clients);
             tracker.spawn(serve);
         }
         Ok(None) => {}

@@ -22,6 +22,7 @@ use super::ClientStream;
 use super::frame::{self, Decoder, Incoming};
 use super::handshake::Admission;
 use super::io::{read_into, write_frame, write_frames};
+use super::limit::Seat;
 use crate::links::Route;
 use crate::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound, close_code};
 use crate::server::Shared;
@@ -35,6 +36,8 @@ pub(crate) async fn serve<S: ClientStream>(
     mut input: BytesMut,
     peer: SocketAddr,
     admission: Admission,
+    // Held until the socket is done with, closing handshake included.
+    _seat: Seat,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {

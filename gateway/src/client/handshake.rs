@@ -4,7 +4,7 @@
 //! deciding may mean waiting: for the authorize hook, a business process answers over its worker
 //! link. Every refusal is a plain HTTP response with a status and a body that says why and what
 //! to do (404 wrong path, 400 not a WebSocket request, 403 origin not allowed, 401/403 refused,
-//! 503 no decision). An accepted request gets its 101 and the socket, with any bytes read past
+//! 503 no decision or the gateway full, see [`limit`](super::limit)). An accepted request gets its 101 and the socket, with any bytes read past
 //! the request, goes to its connection task.
 //! The socket is plain TCP or TLS ([`ClientStream`]); with TLS this runs after the TLS
 //! handshake.
@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wsgate_proto::v1::Authorize;
 
 use super::ClientStream;
+use super::limit::Seat;
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
 use crate::server::Shared;
@@ -86,7 +87,7 @@ pub(crate) async fn accept<S: ClientStream>(
     mut stream: S,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(S, BytesMut, Admission)> {
+) -> Option<(S, BytesMut, Admission, Seat)> {
     let mut buf = BytesMut::with_capacity(1024);
     let head_len = loop {
         match parse_head(&buf) {
@@ -112,7 +113,7 @@ pub(crate) async fn accept<S: ClientStream>(
         None => return refuse(stream, peer, Refusal::new(400, "malformed HTTP request\n")).await,
     };
     match decide(&request, peer, shared).await {
-        Ok((admission, subprotocol, key)) => {
+        Ok((admission, subprotocol, key, seat)) => {
             let mut response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
                 derive_accept_key(key.as_bytes())
@@ -128,7 +129,7 @@ pub(crate) async fn accept<S: ClientStream>(
             } else {
                 BytesMut::from(&buf[..])
             };
-            Some((stream, leftover, admission))
+            Some((stream, leftover, admission, seat))
         }
         Err(refusal) => refuse(stream, peer, refusal).await,
     }
@@ -191,12 +192,13 @@ impl Request {
     }
 }
 
-/// Decides on a parsed request: the admission, the subprotocol to answer and the client's key.
+/// Decides on a parsed request: the admission, the subprotocol to answer, the client's key
+/// and its seat under the connection limit.
 async fn decide(
     req: &Request,
     peer: SocketAddr,
     shared: &Shared,
-) -> Result<(Admission, Option<&'static str>, String), Refusal> {
+) -> Result<(Admission, Option<&'static str>, String, Seat), Refusal> {
     let config = &shared.config;
     if req.path != config.ws_path {
         return Err(Refusal::new(
@@ -244,6 +246,17 @@ async fn decide(
             ),
         ));
     }
+    // Before authentication: a full gateway need not ask the hook about a client it refuses.
+    let Some(seat) = shared.limit.take() else {
+        return Err(Refusal {
+            status: 503,
+            body: format!(
+                "this gateway holds its maximum of {} clients; retry later or connect to another gateway\n",
+                shared.limit.max()
+            ),
+            extra_headers: "Retry-After: 5\r\n",
+        });
+    };
 
     let mut admission = Admission {
         info: RequestInfo {
@@ -309,7 +322,8 @@ async fn decide(
                 }
                 Err(why) => {
                     tracing::warn!(%peer, %why, "authorize hook answered with invalid values; treating it as no answer");
-                    return fallback(config, peer, why).map(|()| (admission, subprotocol, key));
+                    return fallback(config, peer, why)
+                        .map(|()| (admission, subprotocol, key, seat));
                 }
             },
             Decision::Deny { status, reason } => {
@@ -324,7 +338,7 @@ async fn decide(
     {
         subprotocol = Some(crate::auth::SUBPROTOCOL);
     }
-    Ok((admission, subprotocol, key))
+    Ok((admission, subprotocol, key, seat))
 }
 
 /// Applies --authorize-fallback when the hook gave no usable answer.

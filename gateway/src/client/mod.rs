@@ -6,6 +6,7 @@ pub(crate) mod connection;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod io;
+pub(crate) mod limit;
 pub(crate) mod origin;
 
 /// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The

@@ -154,6 +154,23 @@ impl TestGateway {
     }
 }
 
+/// Connects as soon as the gateway has a seat free: HTTP 503 (the connection limit) is
+/// retried, anything else but a 101 fails the test.
+pub async fn connect_when_a_seat_is_free(url: &str) -> Ws {
+    within("a free seat under the connection limit", async {
+        loop {
+            match tokio_tungstenite::connect_async(url).await {
+                Ok((ws, _)) => return ws,
+                Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 503 => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("expected 101 or 503, got {e}"),
+            }
+        }
+    })
+    .await
+}
+
 pub async fn connect(url: &str) -> Ws {
     let (ws, _) = within("a client handshake", tokio_tungstenite::connect_async(url))
         .await
