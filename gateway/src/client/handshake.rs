@@ -4,8 +4,8 @@
 //! deciding may mean waiting: for the authorize hook, a business process answers over its worker
 //! link. Every refusal is a plain HTTP response with a status and a body that says why and what
 //! to do (404 wrong path, 400 not a WebSocket request, 403 origin not allowed, 401/403 refused,
-//! 503 no decision or the gateway full, see [`limit`](super::limit)). An accepted request gets its 101 and the socket, with any bytes read past
-//! the request, goes to its connection task.
+//! 503 no decision or the gateway full, see [`limit`](super::limit)). An accepted request gets
+//! its 101 and the socket, with any bytes read past the request, goes to its connection task.
 //! The socket is plain TCP or TLS ([`ClientStream`]); with TLS this runs after the TLS
 //! handshake.
 
