@@ -5,20 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio_tungstenite::tungstenite;
 use wsgate_business::{AuthorizeReply, Client, Event, Payload};
-
-/// Expects the handshake at `url` to be refused with `status`; returns the body.
-pub async fn refused(url: &str, status: u16) -> String {
-    match within("a refused handshake", tokio_tungstenite::connect_async(url)).await {
-        Err(tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), status, "{resp:?}");
-            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned()
-        }
-        Ok(_) => panic!("{url} was accepted; expected {status}"),
-        Err(e) => panic!("expected HTTP {status}, got {e}"),
-    }
-}
 
 /// An authorizer that wants no connection events: `?user=NAME` is allowed as NAME with a topic,
 /// session and first message, `?ban` gets 403, `?silent` is never answered, `?bad` gets an

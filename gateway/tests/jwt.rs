@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECRET: &str = "test-secret-of-reasonable-length";
@@ -50,17 +49,6 @@ fn signed_with_pem(alg: Algorithm, pem_file: &str, sub: &str) -> String {
         &key,
     )
     .expect("sign")
-}
-
-async fn refused_with(req: tungstenite::handshake::client::Request, status: u16) -> String {
-    match within("a refused handshake", tokio_tungstenite::connect_async(req)).await {
-        Err(tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), status);
-            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned()
-        }
-        Ok(_) => panic!("accepted; expected {status}"),
-        Err(e) => panic!("expected HTTP {status}, got {e}"),
-    }
 }
 
 #[tokio::test]
@@ -108,7 +96,7 @@ async fn missing_expired_and_forged_tokens_get_401_with_the_reason() {
         c.jwt_leeway = Duration::ZERO;
     })
     .await;
-    let body = refused_with(gw.url().into_client_request().unwrap(), 401).await;
+    let body = refused(gw.url().into_client_request().unwrap(), 401).await;
     assert!(
         body.contains("token="),
         "says where to put the token: {body}"
@@ -116,16 +104,16 @@ async fn missing_expired_and_forged_tokens_get_401_with_the_reason() {
 
     let expired = hs256("ann", now() - 120, SECRET);
     let url = format!("{}?token={expired}", gw.url());
-    let body = refused_with(url.into_client_request().unwrap(), 401).await;
+    let body = refused(url.into_client_request().unwrap(), 401).await;
     assert!(body.contains("expired"), "{body}");
 
     let forged = hs256("ann", now() + 60, "not-the-secret-at-all-not-at-all");
     let url = format!("{}?token={forged}", gw.url());
-    let body = refused_with(url.into_client_request().unwrap(), 401).await;
+    let body = refused(url.into_client_request().unwrap(), 401).await;
     assert!(body.to_lowercase().contains("signature"), "{body}");
 
     let url = format!("{}?token=garbage", gw.url());
-    refused_with(url.into_client_request().unwrap(), 401).await;
+    refused(url.into_client_request().unwrap(), 401).await;
     assert_eq!(
         gw.stat(|s| &s.connections_total),
         0,
@@ -160,7 +148,7 @@ async fn rs256_and_es256_public_keys_verify_and_reject_algorithm_confusion() {
         let pem = std::fs::read_to_string(format!("{DATA}/{public}")).unwrap();
         let confused = hs256("mallory", now() + 60, &pem);
         let url = format!("{}?token={confused}", gw.url());
-        refused_with(url.into_client_request().unwrap(), 401).await;
+        refused(url.into_client_request().unwrap(), 401).await;
         gw.stop().await;
     }
 }

@@ -376,22 +376,6 @@ async fn drops_and_policy_closes_are_counted() {
     gw.stop().await;
 }
 
-/// One handshake past the limit: the response, which must be a refusal.
-async fn refused_handshake(
-    gw: &TestGateway,
-) -> tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>> {
-    match within(
-        "a handshake past the limit",
-        tokio_tungstenite::connect_async(gw.url()),
-    )
-    .await
-    {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => *resp,
-        Ok(_) => panic!("a client past --max-connections was let in"),
-        Err(e) => panic!("expected an HTTP refusal, got {e}"),
-    }
-}
-
 #[tokio::test]
 async fn clients_past_max_connections_get_503_and_are_counted() {
     let gw = TestGateway::start_with(|c| c.max_connections = 2).await;
@@ -401,7 +385,7 @@ async fn clients_past_max_connections_get_503_and_are_counted() {
     events.open().await;
     events.open().await;
 
-    let resp = refused_handshake(&gw).await;
+    let resp = refusal(gw.url()).await;
     assert_eq!(resp.status(), 503);
     let retry_after = resp
         .headers()
@@ -424,7 +408,7 @@ async fn clients_past_max_connections_get_503_and_are_counted() {
     events.close().await;
     let mut third = connect_when_a_seat_is_free(&gw.url()).await;
     events.open().await;
-    assert_eq!(refused_handshake(&gw).await.status(), 503);
+    assert_eq!(refusal(gw.url()).await.status(), 503);
     // Refused clients never reached the business process.
     send_text(&mut third, "hello").await;
     assert_eq!(&events.message().await.payload.unwrap().data[..], b"hello");

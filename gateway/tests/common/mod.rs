@@ -154,6 +154,35 @@ impl TestGateway {
     }
 }
 
+/// The HTTP response a handshake was refused with; being let in fails the test.
+pub async fn refusal<R>(
+    request: R,
+) -> tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    match within(
+        "a refused handshake",
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => *resp,
+        Ok(_) => panic!("the handshake was accepted; expected an HTTP refusal"),
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+    }
+}
+
+/// Expects the handshake to be refused with `status`; returns the body.
+pub async fn refused<R>(request: R, status: u16) -> String
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    let resp = refusal(request).await;
+    assert_eq!(resp.status(), status, "{resp:?}");
+    String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned()
+}
+
 /// Connects as soon as the gateway has a seat free: HTTP 503 (the connection limit) is
 /// retried, anything else but a 101 fails the test.
 pub async fn connect_when_a_seat_is_free(url: &str) -> Ws {
