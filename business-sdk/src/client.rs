@@ -382,12 +382,27 @@ impl Client {
 
     /// Everything the gateway knows about these connections: user, topics, session, address,
     /// connect time. Connections that are not connected are simply absent from the answer.
+    /// When the answer would not fit in one frame the gateway sends part of it and names the
+    /// rest; this asks again until every connection is answered.
     pub async fn conn_info(
         &self,
         conn_ids: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<Vec<ConnInfo>, Error> {
-        let result = self.request(command::conn_info(strings(conn_ids))).await?;
-        report::conn_info_from_result(result)
+        let mut ask = strings(conn_ids);
+        let mut all = Vec::new();
+        loop {
+            let result = self.request(command::conn_info(ask)).await?;
+            let (conns, more) = report::conn_info_from_result(result)?;
+            if more.is_empty() {
+                all.extend(conns);
+                return Ok(all);
+            }
+            if conns.is_empty() {
+                return Err(report::conn_info_stuck(&more));
+            }
+            all.extend(conns);
+            ask = more;
+        }
     }
 
     /// How many connections, users (with at least one connection) and topics (with at least one

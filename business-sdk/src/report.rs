@@ -101,17 +101,32 @@ pub(crate) fn online_from_result(result: v1::Result) -> Result<OnlineReply, Erro
     })
 }
 
-/// The answer to `QueryConnInfo`: the known connections (unknown ones are simply absent).
-pub(crate) fn conn_info_from_result(result: v1::Result) -> Result<Vec<ConnInfo>, Error> {
+/// The answer to `QueryConnInfo`: the known connections (unknown ones are simply absent), and
+/// the ids whose details did not fit in the reply's frame, to ask for again.
+pub(crate) fn conn_info_from_result(
+    result: v1::Result,
+) -> Result<(Vec<ConnInfo>, Vec<String>), Error> {
     reply_from_result(
         result,
         "QueryConnInfo",
         "ConnInfoReply",
         |reply| match reply {
-            Reply::ConnInfo(info) => Ok(info.conns),
+            Reply::ConnInfo(info) => Ok((info.conns, info.more_conn_ids)),
             other => Err(other),
         },
     )
+}
+
+/// The error for a `QueryConnInfo` answer that left connections out without answering any:
+/// asking again could only repeat it.
+pub(crate) fn conn_info_stuck(more: &[String]) -> Error {
+    Error::Gateway {
+        code: ErrorCode::LimitExceeded,
+        message: format!(
+            "the gateway could not fit the details of connection {} in one frame; raise its --max-frame-bytes",
+            more.first().map(String::as_str).unwrap_or_default()
+        ),
+    }
 }
 
 /// The answer to `QueryCounts`.
@@ -296,9 +311,10 @@ mod tests {
             result(ErrorCode::UnknownConnection, 0, &["gw-1-2"]),
             Reply::ConnInfo(v1::ConnInfoReply {
                 conns: vec![known.clone()],
+                more_conn_ids: Vec::new(),
             }),
         );
-        assert_eq!(conn_info_from_result(r).expect("partial"), [known]);
+        assert_eq!(conn_info_from_result(r).expect("partial").0, [known]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! config file (`--config`) < `WSGATE_*` environment < flags. `--print-config` shows the result
 //! ([`render`]).
 
+pub(crate) mod frames;
 pub mod layers;
 pub(crate) mod render;
 
@@ -73,6 +74,17 @@ pub struct Config {
     #[arg(long, env = "WSGATE_GRPC_ADDR", default_value = "127.0.0.1:8083")]
     pub grpc_addr: SocketAddr,
 
+    /// Without --api-key the HTTP API only answers requests whose Host is a loopback name or
+    /// address, or one of these names (comma-separated, with or without port), and whose
+    /// Origin, if any, is one too; others get 403. Against DNS rebinding and web pages.
+    #[arg(
+        long,
+        env = "WSGATE_API_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub api_allowed_hosts: Vec<String>,
+
     /// API key for the HTTP and gRPC APIs (`Authorization: Bearer KEY`). Required when either
     /// API listens on a non-loopback address.
     #[arg(long, env = "WSGATE_API_KEY", hide_env_values = true)]
@@ -107,6 +119,110 @@ pub struct Config {
     /// Messages queued per client before it is closed as a slow consumer (4001).
     #[arg(long, env = "WSGATE_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
+
+    /// Bytes queued (and being written) per client before it is closed as a slow consumer
+    /// (4001). A message larger than this is still sent when nothing else is pending for it.
+    #[arg(long, env = "WSGATE_SEND_QUEUE_BYTES", default_value_t = 256 * 1024)]
+    pub send_queue_bytes: usize,
+
+    /// Messages per second one client may send on average (a token bucket); 0 turns the limit
+    /// off. Past it the client is closed with 1008, or its messages dropped (see
+    /// --client-rate-limit-action).
+    #[arg(long, env = "WSGATE_CLIENT_MESSAGE_RATE", default_value_t = 500)]
+    pub client_message_rate: u32,
+
+    /// Messages one client may send at once above --client-message-rate (the bucket's size).
+    #[arg(long, env = "WSGATE_CLIENT_MESSAGE_BURST", default_value_t = 1000)]
+    pub client_message_burst: u32,
+
+    /// What a client past --client-message-rate gets: close (1008, counted) or drop (its
+    /// messages are dropped and counted until it slows down).
+    #[arg(
+        long,
+        env = "WSGATE_CLIENT_RATE_LIMIT_ACTION",
+        value_enum,
+        default_value = "close"
+    )]
+    #[serde(serialize_with = "render::value_enum")]
+    pub client_rate_limit_action: crate::client::rate::RateLimitAction,
+
+    /// Most connections one user may have on this gateway at once; 0 turns the limit off.
+    /// What happens past it: --user-connection-policy.
+    #[arg(long, env = "WSGATE_MAX_CONNECTIONS_PER_USER", default_value_t = 100)]
+    pub max_connections_per_user: usize,
+
+    /// Past --max-connections-per-user: refuse-new (a handshake gets HTTP 429, BindUser
+    /// LIMIT_EXCEEDED) or close-oldest (the user's oldest connection is closed with 4004).
+    #[arg(
+        long,
+        env = "WSGATE_USER_CONNECTION_POLICY",
+        value_enum,
+        default_value = "refuse-new"
+    )]
+    #[serde(serialize_with = "render::value_enum")]
+    pub user_connection_policy: crate::client::users::UserConnectionPolicy,
+
+    /// Handshakes per second one client address may start (a token bucket per IPv4 address
+    /// or IPv6 /64); past it HTTP 429 with Retry-After. 0 turns the limit off.
+    #[arg(long, env = "WSGATE_HANDSHAKE_RATE_PER_IP", default_value_t = 50)]
+    pub handshake_rate_per_ip: u32,
+
+    /// Handshakes one address may start at once above --handshake-rate-per-ip.
+    #[arg(long, env = "WSGATE_HANDSHAKE_BURST_PER_IP", default_value_t = 100)]
+    pub handshake_burst_per_ip: u32,
+
+    /// Client addresses (CIDR or plain addresses, comma-separated) the per-address handshake
+    /// limit does not apply to.
+    #[arg(
+        long,
+        env = "WSGATE_HANDSHAKE_RATE_EXEMPT",
+        value_delimiter = ',',
+        value_name = "CIDR",
+        default_values_t = [String::from("127.0.0.0/8"), String::from("::1/128")]
+    )]
+    pub handshake_rate_exempt: Vec<String>,
+
+    /// Proxies (CIDR or addresses) whose X-Forwarded-For / X-Real-IP name the client: for a
+    /// handshake from one of them, the per-address limit counts the address it forwards.
+    #[arg(
+        long,
+        env = "WSGATE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR",
+        default_values_t = [String::from("127.0.0.0/8"), String::from("::1/128")]
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Topics one connection may be in at once; a Subscribe past it gets LIMIT_EXCEEDED.
+    #[arg(long, env = "WSGATE_MAX_TOPICS_PER_CONN", default_value_t = 1000)]
+    pub max_topics_per_conn: usize,
+
+    /// Most topics one command may name (Subscribe, Unsubscribe, Publish, DeleteTopics,
+    /// QueryCounts); past it: LIMIT_EXCEEDED, nothing done.
+    #[arg(long, env = "WSGATE_MAX_TOPICS_PER_COMMAND", default_value_t = 1000)]
+    pub max_topics_per_command: usize,
+
+    /// Most connection ids one command may name, exclude lists included; past it:
+    /// LIMIT_EXCEEDED, nothing done.
+    #[arg(
+        long,
+        env = "WSGATE_MAX_CONN_IDS_PER_COMMAND",
+        default_value_t = 10_000
+    )]
+    pub max_conn_ids_per_command: usize,
+
+    /// Most user ids one command may name; past it: LIMIT_EXCEEDED, nothing done.
+    #[arg(
+        long,
+        env = "WSGATE_MAX_USER_IDS_PER_COMMAND",
+        default_value_t = 10_000
+    )]
+    pub max_user_ids_per_command: usize,
+
+    /// Connections each listener may have waiting to be accepted (the listen backlog). The
+    /// kernel caps it at net.core.somaxconn; the start-up log says when it did.
+    #[arg(long, env = "WSGATE_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
 
     /// How often the gateway pings each client.
     #[arg(long, env = "WSGATE_CLIENT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
@@ -316,6 +432,26 @@ impl Config {
         }
         let positive = [
             ("send-queue", self.send_queue == 0),
+            ("send-queue-bytes", self.send_queue_bytes == 0),
+            ("max-topics-per-conn", self.max_topics_per_conn == 0),
+            ("max-topics-per-command", self.max_topics_per_command == 0),
+            (
+                "max-conn-ids-per-command",
+                self.max_conn_ids_per_command == 0,
+            ),
+            (
+                "max-user-ids-per-command",
+                self.max_user_ids_per_command == 0,
+            ),
+            ("listen-backlog", self.listen_backlog == 0),
+            (
+                "client-message-burst",
+                self.client_message_rate > 0 && self.client_message_burst == 0,
+            ),
+            (
+                "handshake-burst-per-ip",
+                self.handshake_rate_per_ip > 0 && self.handshake_burst_per_ip == 0,
+            ),
             ("max-message-bytes", self.max_message_bytes == 0),
             ("max-frame-bytes", self.max_frame_bytes < 1024),
             ("client-ping-interval", self.client_ping_interval.is_zero()),
@@ -330,6 +466,30 @@ impl Config {
                 reason: "must be greater than zero (max-frame-bytes: at least 1024)".into(),
             });
         }
+        for (key, list) in [
+            ("handshake-rate-exempt", &self.handshake_rate_exempt),
+            ("trusted-proxies", &self.trusted_proxies),
+        ] {
+            crate::cidr::CidrList::parse(list)
+                .map_err(|reason| ConfigError::Invalid { key, reason })?;
+        }
+        if let Some(bad) = self
+            .api_allowed_hosts
+            .iter()
+            .filter(|h| !h.is_empty())
+            .find(|h| h.contains('/') || h.contains(char::is_whitespace))
+        {
+            return Err(ConfigError::Invalid {
+                key: "api-allowed-hosts",
+                reason: format!(
+                    "{bad:?} is not a host name; list names like gateway.internal or gateway.internal:8082"
+                ),
+            });
+        }
+        frames::check(self).map_err(|reason| ConfigError::Invalid {
+            key: "max-frame-bytes",
+            reason,
+        })?;
         if self.client_idle_timeout <= self.client_ping_interval {
             return Err(ConfigError::Invalid {
                 key: "client-idle-timeout",

@@ -22,6 +22,7 @@
 mod accept;
 mod api;
 mod auth;
+mod cidr;
 mod client;
 mod cluster;
 pub mod config;
@@ -29,6 +30,7 @@ mod error;
 mod fd_limit;
 mod grpc;
 mod links;
+mod listen;
 mod registry;
 mod server;
 mod state;

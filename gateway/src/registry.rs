@@ -5,10 +5,16 @@
 //! nothing until something is queued. Sends never block: a full queue marks the client a slow
 //! consumer and closes it, so one stalled browser cannot hold back a broadcast to everyone
 //! else.
+//!
+//! A queue is bounded twice: in frames (`--send-queue`) and in bytes (`--send-queue-bytes`),
+//! the bytes counting what is queued and what the connection has taken out but not yet
+//! written, so a client that stops reading holds at most that much, whatever the size of the
+//! messages sent to it. One frame larger than the byte bound is still accepted when nothing is
+//! pending, so a big message is delivered to a client that reads, alone. Every queue's bytes
+//! add up in [`Stats::client_queued_bytes`].
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -17,6 +23,7 @@ use tokio::sync::Notify;
 use wsgate_proto::v1::ClosedBy;
 
 use crate::state::ConnState;
+use crate::stats::Stats;
 
 /// WebSocket close codes the gateway sends.
 pub mod close_code {
@@ -24,12 +31,15 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
     pub const ABNORMAL: u16 = 1006;
+    pub const POLICY_VIOLATION: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL_ERROR: u16 = 1011;
     pub const SERVICE_RESTART: u16 = 1012;
     pub const IDLE_TIMEOUT: u16 = 4000;
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const GUEST_TIMEOUT: u16 = 4002;
+    /// The user opened more connections than allowed; this, its oldest, was closed.
+    pub const REPLACED: u16 = 4004;
 }
 
 /// A request to close a connection.
@@ -75,6 +85,15 @@ struct Slot {
     close: Option<CloseRequest>,
     /// The task has ended: nothing is queued any more.
     ended: bool,
+    /// Bytes of the frames queued and of those taken out but not yet written.
+    pending_bytes: usize,
+}
+
+/// How much one connection's queue holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimit {
+    pub frames: usize,
+    pub bytes: usize,
 }
 
 /// What the connection's task should do next.
@@ -143,26 +162,43 @@ impl Conn {
         self.notify.notified()
     }
 
-    /// Queues `items` in order, all or none; refused past `limit` queued items.
+    /// Queues `items` in order, all or none; refused past the limit (see the module doc).
     fn push(
         &self,
         items: impl ExactSizeIterator<Item = Outbound>,
-        limit: usize,
+        limit: QueueLimit,
+        stats: &Stats,
     ) -> Result<(), SendOutcome> {
         let mut slot = self.slot();
         if slot.ended {
             return Err(SendOutcome::Unknown);
         }
-        if slot.queue.len() + items.len() > limit {
+        if slot.queue.len() + items.len() > limit.frames {
+            return Err(SendOutcome::SlowConsumer);
+        }
+        let items: Vec<Outbound> = items.collect();
+        let bytes: usize = items.iter().map(Outbound::len).sum();
+        if slot.pending_bytes > 0 && slot.pending_bytes + bytes > limit.bytes {
             return Err(SendOutcome::SlowConsumer);
         }
         let wake = slot.queue.is_empty();
         slot.queue.extend(items);
+        slot.pending_bytes += bytes;
         drop(slot);
+        Stats::add(&stats.client_queued_bytes, bytes as u64);
         if wake {
             self.notify.notify_one();
         }
         Ok(())
+    }
+
+    /// `bytes` taken out of the queue have been written.
+    pub fn written(&self, bytes: usize, stats: &Stats) {
+        let mut slot = self.slot();
+        let bytes = bytes.min(slot.pending_bytes);
+        slot.pending_bytes -= bytes;
+        drop(slot);
+        Stats::sub(&stats.client_queued_bytes, bytes as u64);
     }
 
     /// Gives an emptied queue back so the next burst reuses its memory; a large one is freed
@@ -178,10 +214,13 @@ impl Conn {
     }
 
     /// The task has ended: drop what is queued and refuse more.
-    pub fn end(&self) {
+    pub fn end(&self, stats: &Stats) {
         let mut slot = self.slot();
         slot.ended = true;
         slot.queue = VecDeque::new();
+        let pending = std::mem::take(&mut slot.pending_bytes);
+        drop(slot);
+        Stats::sub(&stats.client_queued_bytes, pending as u64);
     }
 }
 
@@ -193,21 +232,31 @@ pub enum SendOutcome {
     SlowConsumer,
 }
 
+impl Outbound {
+    /// Bytes this item takes in a queue.
+    fn len(&self) -> usize {
+        match self {
+            Outbound::Frame(f) => f.len(),
+            Outbound::Close(_) => 0,
+        }
+    }
+}
+
 /// All live connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     conns: DashMap<Box<str>, Arc<Conn>>,
-    /// Items a connection may have queued (`--send-queue`).
-    queue_limit: usize,
-    /// Messages not queued because the recipient's queue was full (it is closed for it).
-    dropped_slow_consumer: AtomicU64,
+    /// What a connection may have queued (`--send-queue`, `--send-queue-bytes`).
+    queue_limit: QueueLimit,
+    stats: Arc<Stats>,
 }
 
 impl Registry {
-    pub fn new(queue_limit: usize) -> Self {
+    pub fn new(queue_limit: QueueLimit, stats: Arc<Stats>) -> Self {
         Self {
+            conns: DashMap::default(),
             queue_limit,
-            ..Self::default()
+            stats,
         }
     }
 
@@ -221,11 +270,6 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.conns.len()
-    }
-
-    /// Messages dropped since start because their recipient was a slow consumer.
-    pub fn dropped_slow_consumer(&self) -> u64 {
-        self.dropped_slow_consumer.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, conn_id: &str) -> Option<Arc<Conn>> {
@@ -250,10 +294,10 @@ impl Registry {
     }
 
     /// Queues an encoded frame for every connection not in `exclude`; returns how many got it.
-    pub fn broadcast(&self, frame: &Bytes, exclude: &[String]) -> u32 {
+    pub fn broadcast(&self, frame: &Bytes, exclude: &HashSet<&str>) -> u32 {
         let mut queued = 0;
         for entry in self.conns.iter() {
-            if exclude.iter().any(|e| **e == **entry.key()) {
+            if !exclude.is_empty() && exclude.contains(&**entry.key()) {
                 continue;
             }
             if self.offer(entry.value(), frame) == SendOutcome::Queued {
@@ -274,8 +318,9 @@ impl Registry {
             Some(frame) => conn.push(
                 [Outbound::Frame(frame), close].into_iter(),
                 self.queue_limit,
+                &self.stats,
             ),
-            None => conn.push(std::iter::once(close), self.queue_limit),
+            None => conn.push(std::iter::once(close), self.queue_limit, &self.stats),
         };
         if queued.is_err() {
             conn.close(request);
@@ -283,17 +328,21 @@ impl Registry {
         true
     }
 
-    fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
+    /// Queues a frame for a connection already in hand (its own task's control frames too: a
+    /// client that sends pings but never reads the pongs fills its queue like any other).
+    pub fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
         match conn.push(
             std::iter::once(Outbound::Frame(frame.clone())),
             self.queue_limit,
+            &self.stats,
         ) {
             Ok(()) => SendOutcome::Queued,
             Err(SendOutcome::SlowConsumer) => {
-                self.dropped_slow_consumer.fetch_add(1, Ordering::Relaxed);
+                Stats::incr(&self.stats.dropped_slow_consumer);
                 conn.close(CloseRequest {
                     code: close_code::SLOW_CONSUMER,
-                    reason: "slow consumer: send queue full".into(),
+                    reason: "slow consumer: send queue full (--send-queue, --send-queue-bytes)"
+                        .into(),
                     closed_by: ClosedBy::Gateway,
                 });
                 SendOutcome::SlowConsumer

@@ -22,11 +22,12 @@ use wsgate_proto::v1::{Draining, envelope::Body};
 use crate::api::ApiContext;
 use crate::auth::AuthHook;
 use crate::auth::jwt::{JwtAlgorithm, JwtVerifier};
+use crate::cidr::CidrList;
 use crate::cluster::{self, ClusterSlot};
 use crate::config::Config;
 use crate::error::{ConfigError, GatewayError};
 use crate::links::Links;
-use crate::registry::Registry;
+use crate::registry::{QueueLimit, Registry};
 use crate::state::Indexes;
 use crate::stats::Stats;
 use crate::tls::TlsReloader;
@@ -45,6 +46,11 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// Seats for clients (`--max-connections`).
     pub limit: Arc<client::limit::ConnectionLimit>,
+    /// Handshakes per client address (`--handshake-rate-per-ip`), unless 0.
+    pub handshake_rate: Option<client::rate::HandshakeRate>,
+    /// Addresses that limit does not apply to, and proxies whose forwarded address counts.
+    pub rate_exempt: CidrList,
+    pub trusted_proxies: CidrList,
     /// The text-heartbeat reply as a ready WebSocket frame, encoded once for every connection.
     pub heartbeat_reply: bytes::Bytes,
     /// Serving and not draining: what /readyz reports.
@@ -72,8 +78,9 @@ pub struct Gateway {
     worker_addr: SocketAddr,
 }
 
-async fn bind(
+fn bind(
     addr: SocketAddr,
+    backlog: u32,
     what: &'static str,
     flag: &'static str,
 ) -> Result<(TcpListener, SocketAddr), GatewayError> {
@@ -83,7 +90,7 @@ async fn bind(
         flag,
         source,
     };
-    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let listener = crate::listen::bind(addr, backlog).map_err(err)?;
     let local = listener.local_addr().map_err(err)?;
     Ok((listener, local))
 }
@@ -202,11 +209,13 @@ impl Gateway {
         } else {
             None
         };
-        let (ws, ws_addr) = bind(config.ws_addr, "client WebSockets", "--ws-addr").await?;
+        let backlog = config.listen_backlog;
+        crate::listen::report_backlog(backlog);
+        let (ws, ws_addr) = bind(config.ws_addr, backlog, "client WebSockets", "--ws-addr")?;
         let (worker, worker_addr) =
-            bind(config.worker_addr, "worker links", "--worker-addr").await?;
-        let (api, api_addr) = bind(config.api_addr, "the HTTP API", "--api-addr").await?;
-        let (grpc, grpc_addr) = bind(config.grpc_addr, "the gRPC API", "--grpc-addr").await?;
+            bind(config.worker_addr, backlog, "worker links", "--worker-addr")?;
+        let (api, api_addr) = bind(config.api_addr, backlog, "the HTTP API", "--api-addr")?;
+        let (grpc, grpc_addr) = bind(config.grpc_addr, backlog, "the gRPC API", "--grpc-addr")?;
         // From here on the configuration tells the real addresses (port 0 resolved), for
         // whatever advertises them (the console, logs).
         config.ws_addr = ws_addr;
@@ -215,15 +224,31 @@ impl Gateway {
         config.grpc_addr = grpc_addr;
         let jwt = jwt_verifier(&config)?;
         let stats = Arc::new(Stats::default());
+        // Checked by validate(): both lists parse.
+        let cidrs = |key: &'static str, list: &[String]| {
+            CidrList::parse(list).map_err(|reason| ConfigError::Invalid { key, reason })
+        };
+        let rate_exempt = cidrs("handshake-rate-exempt", &config.handshake_rate_exempt)?;
+        let trusted_proxies = cidrs("trusted-proxies", &config.trusted_proxies)?;
+        let handshake_rate =
+            client::rate::Rate::new(config.handshake_rate_per_ip, config.handshake_burst_per_ip)
+                .map(client::rate::HandshakeRate::new);
+        let queue_limit = QueueLimit {
+            frames: config.send_queue,
+            bytes: config.send_queue_bytes,
+        };
         let shared = Arc::new(Shared {
             ids,
-            registry: Registry::new(config.send_queue),
+            registry: Registry::new(queue_limit, stats.clone()),
             indexes: Indexes::default(),
             links: Links::new(stats.clone()),
             jwt,
             hook: AuthHook::default(),
             stats,
             limit: client::limit::ConnectionLimit::new(max_connections),
+            handshake_rate,
+            rate_exempt,
+            trusted_proxies,
             heartbeat_reply: client::frame::encode(
                 client::frame::TEXT,
                 config.heartbeat_reply.as_bytes(),

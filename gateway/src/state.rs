@@ -7,12 +7,18 @@
 //! lock and removes itself from every index, so nothing can add it back afterwards. When the last
 //! member of a user or topic entry leaves, the entry is removed: an empty topic takes no memory.
 //! A connection that never gets a user, topic or session carries one empty pointer.
+//!
+//! Every change costs time in the number of items it names, never in what the connection
+//! already holds: a connection's topics are a hash set, and [`Indexes::subscribe`] takes a
+//! whole batch under one lock. A connection holds at most a configured number of topics
+//! (`--max-topics-per-conn`); a batch that would take it past that changes nothing.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+
+use crate::client::users::{UserConnectionPolicy, UserLimit, oldest};
 
 /// Longest user id or topic name.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -21,7 +27,7 @@ pub const MAX_SESSION_KEYS: usize = 64;
 pub const MAX_SESSION_KEY_BYTES: usize = 128;
 pub const MAX_SESSION_BYTES: usize = 16 * 1024;
 
-/// What business processes attached to a connection.
+/// What business processes attached to a connection, as events and queries report it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Attached {
     pub user_id: Option<String>,
@@ -29,16 +35,103 @@ pub struct Attached {
     pub session: HashMap<String, String>,
 }
 
-impl Attached {
+/// What a connection holds, as it is kept: topics in a set, so joining or leaving one costs
+/// the same however many the connection is in.
+#[derive(Debug, Default)]
+struct Held {
+    user_id: Option<String>,
+    topics: HashSet<String>,
+    session: HashMap<String, String>,
+}
+
+impl Held {
     fn is_empty(&self) -> bool {
         self.user_id.is_none() && self.topics.is_empty() && self.session.is_empty()
+    }
+
+    fn to_attached(&self) -> Attached {
+        Attached {
+            user_id: self.user_id.clone(),
+            topics: self.topics.iter().cloned().collect(),
+            session: self.session.clone(),
+        }
+    }
+
+    fn into_attached(self) -> Attached {
+        Attached {
+            user_id: self.user_id,
+            topics: self.topics.into_iter().collect(),
+            session: self.session,
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     closed: bool,
-    attached: Option<Box<Attached>>,
+    attached: Option<Box<Held>>,
+}
+
+/// What authentication attached to a new connection (a JWT's `sub`, the authorize hook).
+#[derive(Debug, Default, Clone)]
+pub struct Admitted {
+    pub user_id: Option<String>,
+    pub topics: Vec<String>,
+    pub session: HashMap<String, String>,
+}
+
+/// The limits a new connection is admitted under.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitLimits {
+    pub topics: usize,
+    pub user: UserLimit,
+}
+
+/// What a bind did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// False when the connection was already closed.
+    pub bound: bool,
+    /// The user's oldest connections, to be closed (close-oldest past the per-user limit).
+    pub evicted: Vec<String>,
+}
+
+/// A bind refused because the user holds the most connections allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLimitExceeded {
+    pub user_id: String,
+    pub held: usize,
+    pub limit: usize,
+}
+
+impl std::fmt::Display for UserLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "user {:?} already has {} connections on this gateway; the limit is {} (--max-connections-per-user; --user-connection-policy close-oldest lets the new one in)",
+            self.user_id, self.held, self.limit
+        )
+    }
+}
+
+/// A subscribe batch that would take a connection past its topic limit; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLimit {
+    /// Topics the connection is in.
+    pub held: usize,
+    /// Topics of the batch it is not in yet.
+    pub adding: usize,
+    pub limit: usize,
+}
+
+impl std::fmt::Display for TopicLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the connection is in {} topics and this would add {}; a connection may be in at most {} (--max-topics-per-conn)",
+            self.held, self.adding, self.limit
+        )
+    }
 }
 
 /// One connection's attached state.
@@ -73,7 +166,7 @@ impl ConnState {
             .guard
             .attached
             .as_deref()
-            .cloned()
+            .map(Held::to_attached)
             .unwrap_or_default()
     }
 
@@ -91,18 +184,13 @@ impl Locked<'_> {
         self.guard.closed
     }
 
-    fn attached(&mut self) -> &mut Attached {
+    fn attached(&mut self) -> &mut Held {
         self.guard.attached.get_or_insert_with(Box::default)
     }
 
     /// Frees the box when nothing is attached any more.
     fn tidy(&mut self) {
-        if self
-            .guard
-            .attached
-            .as_deref()
-            .is_some_and(Attached::is_empty)
-        {
+        if self.guard.attached.as_deref().is_some_and(Held::is_empty) {
             self.guard.attached = None;
         }
     }
@@ -114,12 +202,16 @@ impl Locked<'_> {
             .and_then(|a| a.user_id.as_deref())
     }
 
-    pub fn topics(&self) -> &[String] {
+    /// How many topics the connection is in.
+    pub fn topic_count(&self) -> usize {
+        self.guard.attached.as_deref().map_or(0, |a| a.topics.len())
+    }
+
+    fn has_topic(&self, topic: &str) -> bool {
         self.guard
             .attached
             .as_deref()
-            .map(|a| a.topics.as_slice())
-            .unwrap_or_default()
+            .is_some_and(|a| a.topics.contains(topic))
     }
 }
 
@@ -146,35 +238,82 @@ pub struct Indexes {
 }
 
 fn index_add(map: &DashMap<String, HashSet<String>>, key: &str, conn_id: &str) {
+    // An existing entry needs no copy of its key.
+    if let Some(mut members) = map.get_mut(key) {
+        members.insert(conn_id.to_owned());
+        return;
+    }
     map.entry(key.to_owned())
         .or_default()
         .insert(conn_id.to_owned());
 }
 
 fn index_remove(map: &DashMap<String, HashSet<String>>, key: &str, conn_id: &str) {
-    if let Entry::Occupied(mut e) = map.entry(key.to_owned()) {
-        e.get_mut().remove(conn_id);
-        if e.get().is_empty() {
-            e.remove();
-        }
-    }
+    map.remove_if_mut(key, |_, members| {
+        members.remove(conn_id);
+        members.is_empty()
+    });
 }
 
 impl Indexes {
-    /// Binds `user_id` to the connection (re-binding replaces). False if it is closed.
-    pub fn bind(&self, conn_id: &str, l: &mut Locked<'_>, user_id: &str) -> bool {
+    /// Binds `user_id` to the connection (re-binding replaces), within the per-user limit:
+    /// past it the bind is refused ([`UserLimitExceeded`], nothing changes) or, with
+    /// close-oldest, done and the user's oldest connections are returned for the caller to
+    /// close. `Ok` with `bound: false` when the connection is closed. The count is checked
+    /// under the user entry's lock, so concurrent binds cannot together pass the limit.
+    pub fn bind(
+        &self,
+        conn_id: &str,
+        l: &mut Locked<'_>,
+        user_id: &str,
+        limit: UserLimit,
+    ) -> Result<Bound, UserLimitExceeded> {
         if l.is_closed() {
-            return false;
+            return Ok(Bound::default());
         }
         if l.user_id() == Some(user_id) {
-            return true;
+            return Ok(Bound {
+                bound: true,
+                evicted: Vec::new(),
+            });
+        }
+        let mut evicted = Vec::new();
+        {
+            let mut members = self.users.entry(user_id.to_owned()).or_default();
+            if members.len() >= limit.max {
+                match limit.policy {
+                    UserConnectionPolicy::RefuseNew => {
+                        let held = members.len();
+                        drop(members);
+                        // An entry made just for this check must not stay behind empty.
+                        self.users.remove_if(user_id, |_, m| m.is_empty());
+                        return Err(UserLimitExceeded {
+                            user_id: user_id.to_owned(),
+                            held,
+                            limit: limit.max,
+                        });
+                    }
+                    UserConnectionPolicy::CloseOldest => {
+                        let mut ids: Vec<String> = members.iter().cloned().collect();
+                        evicted = oldest(&mut ids, members.len() + 1 - limit.max);
+                    }
+                }
+            }
+            members.insert(conn_id.to_owned());
         }
         if let Some(old) = l.attached().user_id.take() {
             index_remove(&self.users, &old, conn_id);
         }
-        index_add(&self.users, user_id, conn_id);
         l.attached().user_id = Some(user_id.to_owned());
-        true
+        Ok(Bound {
+            bound: true,
+            evicted,
+        })
+    }
+
+    /// How many connections `user_id` has here.
+    pub fn user_conn_count(&self, user_id: &str) -> usize {
+        self.users.get(user_id).map_or(0, |m| m.len())
     }
 
     pub fn unbind(&self, conn_id: &str, l: &mut Locked<'_>) -> bool {
@@ -188,26 +327,59 @@ impl Indexes {
         true
     }
 
-    pub fn subscribe(&self, conn_id: &str, l: &mut Locked<'_>, topic: &str) -> bool {
+    /// Adds the connection to every topic of `topics` it is not in yet, all or none: when that
+    /// would put it in more than `limit` topics nothing changes. `Ok(false)` when it is closed.
+    pub fn subscribe(
+        &self,
+        conn_id: &str,
+        l: &mut Locked<'_>,
+        topics: &[String],
+        limit: usize,
+    ) -> Result<bool, TopicLimit> {
         if l.is_closed() {
-            return false;
+            return Ok(false);
         }
-        if !l.topics().iter().any(|t| t == topic) {
-            l.attached().topics.push(topic.to_owned());
+        let mut adding: HashSet<&str> = HashSet::new();
+        for topic in topics {
+            if !l.has_topic(topic) {
+                adding.insert(topic);
+            }
+        }
+        let held = l.topic_count();
+        if held + adding.len() > limit {
+            return Err(TopicLimit {
+                held,
+                adding: adding.len(),
+                limit,
+            });
+        }
+        if adding.is_empty() {
+            return Ok(true);
+        }
+        let mine = &mut l.attached().topics;
+        mine.reserve(adding.len());
+        for topic in adding {
+            mine.insert(topic.to_owned());
             index_add(&self.topics, topic, conn_id);
         }
-        true
+        Ok(true)
     }
 
-    pub fn unsubscribe(&self, conn_id: &str, l: &mut Locked<'_>, topic: &str) -> bool {
+    /// Removes the connection from each of `topics` it is in. False when it is closed.
+    pub fn unsubscribe(&self, conn_id: &str, l: &mut Locked<'_>, topics: &[String]) -> bool {
         if l.is_closed() {
             return false;
         }
-        if let Some(a) = l.guard.attached.as_mut()
-            && let Some(i) = a.topics.iter().position(|t| t == topic)
-        {
-            a.topics.swap_remove(i);
-            index_remove(&self.topics, topic, conn_id);
+        if let Some(a) = l.guard.attached.as_mut() {
+            for topic in topics {
+                if a.topics.remove(topic.as_str()) {
+                    index_remove(&self.topics, topic, conn_id);
+                }
+            }
+            // A set that shrank a lot gives its memory back.
+            if a.topics.capacity() > 2 * a.topics.len() + 16 {
+                a.topics.shrink_to_fit();
+            }
         }
         l.tidy();
         true
@@ -240,32 +412,59 @@ impl Indexes {
         Ok(true)
     }
 
-    /// Applies what authentication attached to a new connection (invalid names are skipped and
-    /// logged: they came from our own hook, not a client); returns what was attached.
+    /// Applies what authentication attached to a new connection (invalid names, and topics
+    /// past `topic_limit`, are skipped and logged: they came from our own hook, not a client);
+    /// returns what was attached.
     pub fn admit(
         &self,
         conn_id: &str,
         state: &ConnState,
-        user_id: Option<String>,
-        topics: Vec<String>,
-        session: HashMap<String, String>,
-    ) -> Attached {
+        admitted: Admitted,
+        limits: AdmitLimits,
+    ) -> Result<(Attached, Vec<String>), UserLimitExceeded> {
+        let Admitted {
+            user_id,
+            mut topics,
+            session,
+        } = admitted;
+        let topic_limit = limits.topics;
         let mut l = state.lock();
+        let mut evicted = Vec::new();
         if let Some(user) = user_id.filter(|u| check_name("user id", u).is_ok()) {
-            self.bind(conn_id, &mut l, &user);
+            evicted = self.bind(conn_id, &mut l, &user, limits.user)?.evicted;
         }
-        for topic in topics {
-            match check_name("topic", &topic) {
-                Ok(()) => drop(self.subscribe(conn_id, &mut l, &topic)),
-                Err(e) => tracing::warn!(conn_id, "authorize hook topic skipped: {e}"),
+        topics.retain(|topic| match check_name("topic", topic) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(conn_id, "authorize hook topic skipped: {e}");
+                false
             }
+        });
+        topics.sort_unstable();
+        topics.dedup();
+        if topics.len() > topic_limit {
+            tracing::warn!(
+                conn_id,
+                topics = topics.len(),
+                limit = topic_limit,
+                "the authorize hook named more topics than --max-topics-per-conn; the first {topic_limit} in byte order are kept"
+            );
+            topics.truncate(topic_limit);
         }
+        // Cannot exceed the limit: the connection is new and the list was cut to it.
+        let _ = self.subscribe(conn_id, &mut l, &topics, topic_limit);
         if !session.is_empty()
             && let Err(e) = self.set_session(&mut l, session, &[], true)
         {
             tracing::warn!(conn_id, "authorize hook session skipped: {e}");
         }
-        l.guard.attached.as_deref().cloned().unwrap_or_default()
+        let attached = l
+            .guard
+            .attached
+            .as_deref()
+            .map(Held::to_attached)
+            .unwrap_or_default();
+        Ok((attached, evicted))
     }
 
     /// Marks the connection closed and removes it from every index; returns what it had.
@@ -281,7 +480,7 @@ impl Indexes {
         for topic in &attached.topics {
             index_remove(&self.topics, topic, conn_id);
         }
-        *attached
+        attached.into_attached()
     }
 
     /// The connection ids of a user or topic (a copy: no lock is held afterwards).
@@ -436,6 +635,95 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_batch_past_the_topic_limit_changes_nothing() {
+        let idx = Indexes::default();
+        let state = ConnState::default();
+        let names = |r: std::ops::Range<usize>| r.map(|i| format!("t{i}")).collect::<Vec<_>>();
+        let mut l = state.lock();
+        assert_eq!(idx.subscribe("c", &mut l, &names(0..8), 10), Ok(true));
+        // Two new, six already held: within the limit.
+        assert_eq!(idx.subscribe("c", &mut l, &names(2..10), 10), Ok(true));
+        assert_eq!(l.topic_count(), 10);
+        let refused = idx.subscribe("c", &mut l, &names(5..11), 10);
+        assert_eq!(
+            refused,
+            Err(TopicLimit {
+                held: 10,
+                adding: 1,
+                limit: 10
+            })
+        );
+        assert_eq!(l.topic_count(), 10, "a refused batch adds nothing");
+        assert_eq!(idx.topic_count(), 10);
+        assert!(idx.unsubscribe("c", &mut l, &names(0..10)));
+        assert!(
+            l.guard.attached.is_none(),
+            "no topics left: the box is freed"
+        );
+        assert_eq!(idx.topic_count(), 0);
+    }
+
+    #[test]
+    fn the_user_limit_refuses_or_evicts_the_oldest() {
+        let idx = Indexes::default();
+        let conns: Vec<(String, ConnState)> = (1..=4)
+            .map(|i| (format!("gw-1a-{i:x}"), ConnState::default()))
+            .collect();
+        let refuse = UserLimit::new(2, UserConnectionPolicy::RefuseNew);
+        for (id, st) in &conns[..2] {
+            assert!(
+                idx.bind(id, &mut st.lock(), "alice", refuse)
+                    .expect("within")
+                    .bound
+            );
+        }
+        let (id, st) = &conns[2];
+        let err = idx
+            .bind(id, &mut st.lock(), "alice", refuse)
+            .expect_err("a third");
+        assert_eq!((err.held, err.limit), (2, 2));
+        assert!(
+            err.to_string().contains("--max-connections-per-user"),
+            "{err}"
+        );
+        assert_eq!(st.snapshot().user_id, None, "a refused bind binds nothing");
+        assert_eq!(idx.user_conn_count("alice"), 2);
+        // Re-binding a connection to the user it has is no new connection.
+        let (id0, st0) = &conns[0];
+        assert!(idx.bind(id0, &mut st0.lock(), "alice", refuse).is_ok());
+
+        let evict = UserLimit::new(2, UserConnectionPolicy::CloseOldest);
+        let bound = idx
+            .bind(id, &mut st.lock(), "alice", evict)
+            .expect("let in");
+        assert_eq!(bound.evicted, ["gw-1a-1"], "the oldest goes");
+        // Refused with a limit on a user nobody holds yet: no empty entry stays behind.
+        let (id3, st3) = &conns[3];
+        let none = UserLimit::new(1, UserConnectionPolicy::RefuseNew);
+        idx.bind(id3, &mut st3.lock(), "bob", none).expect("first");
+        idx.close(id3, st3);
+        assert!(!idx.has_user("bob"));
+    }
+
+    /// 50,000 topics in batches of 1,000: each batch costs what it names. Counted through the
+    /// index, not timed: the connection's own set never has to be scanned.
+    #[test]
+    fn many_topics_on_one_connection() {
+        let idx = Indexes::default();
+        let state = ConnState::default();
+        let mut l = state.lock();
+        for batch in 0..50 {
+            let topics: Vec<String> = (0..1000).map(|i| format!("t{batch}-{i}")).collect();
+            assert_eq!(idx.subscribe("c", &mut l, &topics, 50_000), Ok(true));
+        }
+        assert_eq!((l.topic_count(), idx.topic_count()), (50_000, 50_000));
+        drop(l);
+        let closed = idx.close("c", &state);
+        assert_eq!(closed.topics.len(), 50_000);
+        assert_eq!(idx.topic_count(), 0);
+    }
+
     /// Random binds, subscribes, session changes and closes from several threads; once every
     /// connection is closed, both indexes are empty and each connection's view matched the index.
     #[test]
@@ -450,16 +738,22 @@ mod tests {
                     let (idx, conns) = (&idx, &conns);
                     s.spawn(move || {
                         let mut rng = StdRng::seed_from_u64(seed * 31 + t);
+                        // Half the seeds with a per-user limit: refusals must leave nothing.
+                        let limit = if seed % 2 == 0 {
+                            UserLimit::NONE
+                        } else {
+                            UserLimit::new(3, UserConnectionPolicy::RefuseNew)
+                        };
                         for _ in 0..2000 {
                             let (id, st) = &conns[rng.random_range(0..conns.len())];
                             let user = format!("u{}", rng.random_range(0..8));
                             let topic = format!("t{}", rng.random_range(0..6));
                             let mut l = st.lock();
                             match rng.random_range(0..6) {
-                                0 => drop(idx.bind(id, &mut l, &user)),
+                                0 => drop(idx.bind(id, &mut l, &user, limit)),
                                 1 => drop(idx.unbind(id, &mut l)),
-                                2 | 3 => drop(idx.subscribe(id, &mut l, &topic)),
-                                4 => drop(idx.unsubscribe(id, &mut l, &topic)),
+                                2 | 3 => drop(idx.subscribe(id, &mut l, &[topic], 4)),
+                                4 => drop(idx.unsubscribe(id, &mut l, &[topic])),
                                 _ => drop(idx.set_session(
                                     &mut l,
                                     [(topic, user)].into(),
@@ -481,13 +775,22 @@ mod tests {
                     assert!(idx.topic_conns(t).contains(id));
                 }
             }
+            if seed % 2 == 1 {
+                for u in 0..8 {
+                    let held = idx.user_conn_count(&format!("u{u}"));
+                    assert!(held <= 3, "seed {seed}: user u{u} holds {held} connections");
+                }
+            }
             for (id, st) in &conns {
                 idx.close(id, st);
             }
             assert_eq!((idx.user_count(), idx.topic_count()), (0, 0), "seed {seed}");
             // Closed connections cannot be added back.
             let (id, st) = &conns[0];
-            assert!(!idx.bind(id, &mut st.lock(), "late"));
+            assert_eq!(
+                idx.bind(id, &mut st.lock(), "late", UserLimit::NONE),
+                Ok(Bound::default())
+            );
             assert_eq!(idx.user_count(), 0);
         }
     }

@@ -26,6 +26,22 @@ pub struct Stats {
     pub closed_idle: AtomicU64,
     /// Client messages dropped because no business process wants message events.
     pub dropped_no_business: AtomicU64,
+    /// Messages not queued because the recipient's queue was full (it is closed for it).
+    pub dropped_slow_consumer: AtomicU64,
+    /// Client messages dropped by the message rate limit (with --client-rate-limit-action drop).
+    pub dropped_rate_limited: AtomicU64,
+    /// Bytes queued to clients right now, being written included (a gauge).
+    pub client_queued_bytes: AtomicU64,
+    /// Clients closed for sending faster than --client-message-rate (1008).
+    pub closed_rate_limited: AtomicU64,
+    /// Handshakes refused with 429: over the per-address rate, or the user's connection limit.
+    pub handshakes_rate_limited: AtomicU64,
+    pub handshakes_user_limited: AtomicU64,
+    /// Connections closed because their user opened more than --max-connections-per-user.
+    pub closed_replaced: AtomicU64,
+    /// Frames a worker link could not carry because they would exceed --max-frame-bytes
+    /// (replaced by an error answer, or an event dropped); 0 unless something is misconfigured.
+    pub frames_too_large: AtomicU64,
     /// Business processes registered (the gateways' own cluster-client links not included).
     pub links_current: AtomicU64,
     /// Links of gateways' cluster clients (name "wsgate-peer"), this gateway's own included.
@@ -52,6 +68,10 @@ impl Stats {
 
     pub(crate) fn decr(counter: &AtomicU64) {
         counter.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Reads a counter.

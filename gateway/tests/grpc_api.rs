@@ -140,10 +140,10 @@ async fn casts_and_users_through_grpc() {
         Code::InvalidArgument,
         "not valid UTF-8",
     );
-    // A connection of a gateway this cluster does not have.
+    // A connection of a gateway this cluster does not have: a wrong id, not an outage.
     expect_err(
         api.single_cast(single("elsewhere-1-1", text("x"))).await,
-        Code::Unavailable,
+        Code::NotFound,
         "elsewhere",
     );
 

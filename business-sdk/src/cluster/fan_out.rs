@@ -59,19 +59,28 @@ impl Members {
                 conn_ids: vec![conn_id.to_owned()],
             });
         };
-        self.links()
-            .into_iter()
-            .find_map(|link| {
-                let session = link.session()?;
-                (session.node_id == node_id).then(|| Target {
-                    node_id: session.node_id.clone(),
-                    link,
-                    session,
-                })
+        let links = self.links();
+        let up = links.iter().find_map(|link| {
+            let session = link.session()?;
+            (session.node_id == node_id).then(|| Target {
+                node_id: session.node_id.clone(),
+                link: link.clone(),
+                session,
             })
-            .ok_or_else(|| Error::GatewayUnavailable {
+        });
+        if let Some(target) = up {
+            return Ok(target);
+        }
+        if route::may_exist(node_id, &down_nodes(&links)) {
+            Err(Error::GatewayUnavailable {
                 node_id: node_id.to_owned(),
             })
+        } else {
+            // No gateway of the cluster has that node id, up or down: a typo or a stale id.
+            Err(Error::UnknownConnection {
+                conn_ids: vec![conn_id.to_owned()],
+            })
+        }
     }
 
     /// Sends `body` to the gateway owning `conn_id` and waits for its `Result`.
@@ -189,7 +198,9 @@ impl Members {
             failed: Vec::new(),
             malformed,
         };
-        for link in self.links() {
+        let links = self.links();
+        let down_now = down_nodes(&links);
+        for link in links {
             match link.session() {
                 Some(session) => {
                     let ids = groups.remove(&session.node_id).unwrap_or_default();
@@ -207,7 +218,13 @@ impl Members {
                 None => {}
             }
         }
-        let unavailable = groups.into_keys().map(|node_id| GatewayFailure {
+        // Ids of a node no gateway has, up or down, are unknown connections, not a failure.
+        let (unavailable, unknown): (Vec<_>, Vec<_>) = groups
+            .into_iter()
+            .partition(|(node_id, _)| route::may_exist(node_id, &down_now));
+        plan.malformed
+            .extend(unknown.into_iter().flat_map(|(_, ids)| ids));
+        let unavailable = unavailable.into_iter().map(|(node_id, _)| GatewayFailure {
             gateway: node_id.clone(),
             error: Error::GatewayUnavailable { node_id }.to_string(),
         });
@@ -232,6 +249,16 @@ impl Members {
             other => other,
         }
     }
+}
+
+/// The node ids of the gateways that are not registered now: the last one each registered
+/// with, `None` for one that never has.
+fn down_nodes(links: &[Arc<LinkShared>]) -> Vec<Option<String>> {
+    links
+        .iter()
+        .filter(|link| link.session().is_none())
+        .map(|link| link.status().node_id)
+        .collect()
 }
 
 /// The failure of a gateway that was sent (its part of) a command.

@@ -351,17 +351,31 @@ impl Cluster {
         &self,
         conn_ids: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<Partial<Vec<ConnInfo>>, Error> {
-        let gathered = self
-            .members()
-            .gather(
-                command::conn_info(strings(conn_ids)),
-                single::conn_info_from_result,
-            )
-            .await?;
-        Ok(Partial {
-            value: gathered.values.into_iter().flatten().collect(),
-            failed: gathered.failed,
-        })
+        let mut ask = strings(conn_ids);
+        let mut value = Vec::new();
+        let mut failed = Vec::new();
+        // A gateway whose answer would not fit one frame names the rest: ask again for those.
+        loop {
+            let gathered = self
+                .members()
+                .gather(command::conn_info(ask), single::conn_info_from_result)
+                .await?;
+            crate::cluster::merge::add_failures(&mut failed, gathered.failed);
+            let mut more = Vec::new();
+            let mut answered = 0;
+            for (conns, rest) in gathered.values {
+                answered += conns.len();
+                value.extend(conns);
+                more.extend(rest);
+            }
+            if more.is_empty() {
+                return Ok(Partial { value, failed });
+            }
+            if answered == 0 {
+                return Err(single::conn_info_stuck(&more));
+            }
+            ask = more;
+        }
     }
 
     /// The counts of every gateway, summed (per topic too, for the named `topics`; pass `[]`

@@ -59,6 +59,15 @@ pub(crate) struct ByNode {
     pub(crate) malformed: Vec<String>,
 }
 
+/// Whether `node_id`, which no registered gateway has, may still be a gateway of the cluster:
+/// one registered under it before and down now, or one that has never registered (its node
+/// id is not known yet). `down` holds the node id of every gateway not registered now. When
+/// neither, the id names no gateway and its connections are simply unknown.
+pub(crate) fn may_exist(node_id: &str, down: &[Option<String>]) -> bool {
+    down.iter()
+        .any(|known| known.as_deref().is_none_or(|n| n == node_id))
+}
+
 /// Groups `conn_ids` by owner.
 pub(crate) fn split_by_node(conn_ids: Vec<String>) -> ByNode {
     let mut by_node = ByNode::default();
@@ -90,6 +99,18 @@ pub(crate) fn restrict(body: &Body, conn_ids: Vec<String>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_may_exist_only_as_a_down_or_unregistered_gateway() {
+        let down = [Some("gw2".to_owned())];
+        assert!(may_exist("gw2", &down), "known and down");
+        assert!(!may_exist("nope", &down), "nobody's node id");
+        assert!(!may_exist("nope", &[]), "everyone is up");
+        assert!(
+            may_exist("nope", &[None]),
+            "a gateway that never registered may be it"
+        );
+    }
     use crate::command;
     use crate::session_change::SessionChange;
     use crate::targets::Targets;

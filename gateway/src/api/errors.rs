@@ -1,11 +1,14 @@
 //! The HTTP API's errors: a status and a JSON body `{"error": code, "message": text}` whose
 //! message says what to fix.
 //!
-//! Codes: `bad_request` (400), `unauthorized` (401), `not_found` (404, no such API route),
-//! `unknown_connection` (404, a single-target command or query named a connection that is not
-//! connected), `method_not_allowed` (405), `unavailable` (503: the cluster client is not
-//! connected yet, or no gateway answered), `internal` (500). SDK errors map onto them in
-//! [`ApiError::from_sdk`].
+//! Codes: `bad_request` (400), `unauthorized` (401), `forbidden` (403: without an API key, a
+//! request whose Host or Origin is not loopback or allowed), `not_found` (404, no such API
+//! route), `unknown_connection` (404, a single-target command or query named a connection
+//! that is not connected), `method_not_allowed` (405), `unsupported_media_type` (415: a body
+//! that is not `application/json`), `limit_exceeded` (422: the request names more than a
+//! limit allows, or would take a connection past one), `unavailable` (503: the cluster client
+//! is not connected yet, or no gateway answered), `internal` (500). SDK errors map onto them
+//! in [`ApiError::from_sdk`].
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -45,6 +48,25 @@ impl ApiError {
     /// No or a wrong API key.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// The request may not come from where it comes from.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// The body is not JSON.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    /// A limit refused the request (or some of its targets).
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
     }
 
     /// The named connection is not connected.
@@ -113,6 +135,10 @@ impl ApiError {
                 message,
             } => Self::new(StatusCode::NOT_FOUND, "unknown_connection", message),
             SdkError::Gateway {
+                code: ErrorCode::LimitExceeded,
+                message,
+            } => Self::limit_exceeded(message),
+            SdkError::Gateway {
                 code: ErrorCode::ShuttingDown,
                 message,
             } => Self::unavailable(format!(
@@ -157,6 +183,14 @@ mod tests {
         });
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert_eq!(bad.message, "ForceOffline.code 1234 is not allowed");
+        let limit = ApiError::from_sdk(SdkError::Gateway {
+            code: ErrorCode::LimitExceeded,
+            message: "Subscribe.topics names 2000 topics".into(),
+        });
+        assert_eq!(
+            (limit.status, limit.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+        );
 
         let unknown = ApiError::from_sdk(SdkError::UnknownConnection {
             conn_ids: vec!["gw-1-1".into()],

@@ -1,14 +1,16 @@
 //! Request extractors whose rejections are the API's JSON errors: a JSON body, query
 //! parameters and a path segment, each failing with a 400 that says what to fix.
 //!
-//! The body is read as bytes and parsed as JSON whatever its Content-Type, so `curl -d` works
-//! without `-H 'Content-Type: application/json'`. Unknown fields are errors (the request types
-//! deny them), so a misspelt field is reported instead of ignored.
+//! A body must be declared `Content-Type: application/json` (415 otherwise): a web page can send
+//! a form, `text/plain` or multipart to any address without asking, but not JSON, which makes
+//! the browser ask the server first (a CORS preflight this API never allows). So no page a
+//! developer opens can push through a key-less loopback API. Unknown fields are errors (the
+//! request types deny them), so a misspelt field is reported instead of ignored.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::errors::ApiError;
@@ -21,6 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        check_json(req.headers().get(header::CONTENT_TYPE))?;
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::bad_request(format!(
@@ -41,6 +44,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "the JSON body does not fit this endpoint: {e}; see /openapi.json for its fields"
             ))
         })
+    }
+}
+
+/// Accepts `application/json`, with parameters (`; charset=utf-8`) or not, in any case.
+fn check_json(content_type: Option<&HeaderValue>) -> Result<(), ApiError> {
+    let essence = content_type.and_then(|v| v.to_str().ok()).map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) => Err(ApiError::unsupported_media_type(format!(
+            "the body is declared {other:?}; send JSON with the header `Content-Type: application/json` (curl: -H 'Content-Type: application/json')"
+        ))),
+        None => Err(ApiError::unsupported_media_type(
+            "the request has no Content-Type; send JSON with the header `Content-Type: application/json` (curl: -H 'Content-Type: application/json')",
+        )),
     }
 }
 
@@ -97,6 +120,24 @@ pub(crate) fn comma_list(value: Option<&str>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_bodies_pass() {
+        let ok = |v: &'static str| check_json(Some(&HeaderValue::from_static(v))).is_ok();
+        assert!(ok("application/json"));
+        assert!(ok("Application/JSON; charset=utf-8"));
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+        ] {
+            assert!(!ok(refused), "{refused}");
+        }
+        let none = check_json(None).expect_err("none");
+        assert_eq!(none.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(none.message.contains("Content-Type: application/json"));
+    }
 
     #[test]
     fn comma_lists_drop_empty_items() {

@@ -129,7 +129,8 @@ pub(crate) fn render(shared: &Shared) -> String {
         "counter",
         "Client connections closed, by reason: client (close frame), lost (no close frame), \
          idle_timeout, slow_consumer, too_big, business (force-offline), shutdown, \
-         guest_timeout, protocol_error, internal.",
+         guest_timeout, protocol_error, rate_limited (1008), replaced (4004: the user opened \
+         more connections than allowed), internal.",
     );
     for reason in CloseReason::ALL {
         out.sample(
@@ -168,17 +169,47 @@ pub(crate) fn render(shared: &Shared) -> String {
         "wsgate_dropped_total",
         "counter",
         "Messages dropped, by reason: slow_consumer (a client's send queue was full; it is \
-         closed with 4001), no_business (a client message no business process wants).",
+         closed with 4001), no_business (a client message no business process wants), \
+         rate_limited (a client message over --client-message-rate, with \
+         --client-rate-limit-action drop).",
     );
-    out.sample(
-        "wsgate_dropped_total",
-        &[("reason", "slow_consumer")],
-        shared.registry.dropped_slow_consumer(),
+    for (reason, counter) in [
+        ("slow_consumer", &stats.dropped_slow_consumer),
+        ("no_business", &stats.dropped_no_business),
+        ("rate_limited", &stats.dropped_rate_limited),
+    ] {
+        out.sample("wsgate_dropped_total", &[("reason", reason)], get(counter));
+    }
+    out.single(
+        "wsgate_client_queued_bytes",
+        "gauge",
+        "Bytes queued to clients now, being written included (each client at most \
+         --send-queue-bytes, or one larger message).",
+        get(&stats.client_queued_bytes),
     );
-    out.sample(
-        "wsgate_dropped_total",
-        &[("reason", "no_business")],
-        get(&stats.dropped_no_business),
+    out.family(
+        "wsgate_handshakes_refused_total",
+        "counter",
+        "Client handshakes answered with HTTP 429, by reason: rate_limited (over \
+         --handshake-rate-per-ip), user_limit (the user holds --max-connections-per-user).",
+    );
+    for (reason, counter) in [
+        ("rate_limited", &stats.handshakes_rate_limited),
+        ("user_limit", &stats.handshakes_user_limited),
+    ] {
+        out.sample(
+            "wsgate_handshakes_refused_total",
+            &[("reason", reason)],
+            get(counter),
+        );
+    }
+    out.single(
+        "wsgate_frames_too_large_total",
+        "counter",
+        "Worker-link frames not sent because they would exceed --max-frame-bytes (an answer \
+         is replaced by a LIMIT_EXCEEDED result, an event dropped); stays 0 with a valid \
+         configuration.",
+        get(&stats.frames_too_large),
     );
 
     out.single(

@@ -23,10 +23,14 @@ use super::frame::{self, Decoder, Incoming};
 use super::handshake::Admission;
 use super::io::{read_into, write_frame, write_frames};
 use super::limit::Seat;
+use super::rate::{Rate, RateLimitAction, TokenBucket};
+use super::users::UserLimit;
 use crate::links::Route;
 use crate::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound, close_code};
 use crate::server::Shared;
+use crate::state::{AdmitLimits, Admitted};
 use crate::stats::{CloseReason, Stats};
+use crate::worker::commands::evicted_request;
 
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -63,9 +67,31 @@ pub(crate) async fn serve<S: ClientStream>(
     }));
     shared.registry.insert(&conn_id, conn.clone());
     // What authentication attached, in place before ConnOpen so commands see it at once.
-    let attached = shared
+    let limits = AdmitLimits {
+        topics: config.max_topics_per_conn,
+        user: UserLimit::new(
+            config.max_connections_per_user,
+            config.user_connection_policy,
+        ),
+    };
+    let admitted = Admitted {
+        user_id,
+        topics,
+        session,
+    };
+    let (attached, refused) = match shared
         .indexes
-        .admit(&conn_id, &conn.state, user_id, topics, session);
+        .admit(&conn_id, &conn.state, admitted, limits)
+    {
+        Ok((attached, evicted)) => {
+            for id in &evicted {
+                shared.registry.close(id, None, evicted_request());
+            }
+            (attached, None)
+        }
+        // Another handshake of the same user took the last place since this one was checked.
+        Err(over) => (Default::default(), Some(over)),
+    };
     Stats::incr(&shared.stats.connections_current);
     Stats::incr(&shared.stats.connections_total);
     tracing::debug!(%conn_id, %peer, "client connected");
@@ -88,8 +114,19 @@ pub(crate) async fn serve<S: ClientStream>(
     // an await here would be part of every idle connection's task.
     Box::pin(shared.links.dispatch(&mut route, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
-        let _ = write_frame(&mut stream, &first).await;
+        shared.registry.offer(&conn, &first);
     }
+    if let Some(over) = refused {
+        Stats::incr(&shared.stats.handshakes_user_limited);
+        tracing::info!(%conn_id, %peer, "{over}; closing with 1008");
+        conn.close(CloseRequest {
+            code: close_code::POLICY_VIOLATION,
+            reason: "too many connections for this user".into(),
+            closed_by: ClosedBy::Gateway,
+        });
+    }
+    let rate = Rate::new(config.client_message_rate, config.client_message_burst);
+    let mut bucket = rate.map(|r| TokenBucket::full(&r, std::time::Instant::now()));
 
     let mut decoder = Decoder::new(config.max_message_bytes);
     // Guests (no user bound) may be given a deadline.
@@ -145,34 +182,40 @@ pub(crate) async fn serve<S: ClientStream>(
                     Err(e) => break End::Lost(e.to_string()),
                 }
                 loop {
-                    let payload = match decoder.decode(&mut input) {
+                    let incoming = match decoder.decode(&mut input) {
                         Ok(None) => break,
-                        Ok(Some(Incoming::Text(text))) => {
-                            if heartbeat == Some(&text[..]) {
-                                if let Err(e) = write_frame(&mut stream, &shared.heartbeat_reply).await {
-                                    break 'conn End::Lost(e.to_string());
-                                }
-                                continue;
-                            }
-                            Payload { data: text, kind: PayloadKind::Text as i32 }
-                        }
-                        Ok(Some(Incoming::Binary(data))) => Payload::binary(data),
-                        Ok(Some(Incoming::Ping(data))) => {
-                            let pong = frame::encode(frame::PONG, &data);
-                            if let Err(e) = write_frame(&mut stream, &pong).await {
-                                break 'conn End::Lost(e.to_string());
-                            }
-                            continue;
-                        }
-                        // Pongs only prove liveness.
-                        Ok(Some(Incoming::Pong)) => continue,
-                        Ok(Some(Incoming::Close(frame))) => break 'conn End::ByClient(frame),
+                        Ok(Some(incoming)) => incoming,
                         Err(e @ frame::FrameError::TooBig { .. }) => {
                             Stats::incr(&shared.stats.closed_too_big);
                             tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
                             break 'conn End::gateway(e.close_code(), &e.to_string());
                         }
                         Err(e) => break 'conn End::gateway(e.close_code(), &e.to_string()),
+                    };
+                    // Every message and ping makes work, so each takes a token.
+                    let costs = matches!(incoming, Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_));
+                    if costs && !within_rate(&mut bucket, rate.as_ref()) {
+                        match over_rate(config, &shared.stats, &conn_id, peer) {
+                            Some(end) => break 'conn end,
+                            None => continue,
+                        }
+                    }
+                    let payload = match incoming {
+                        Incoming::Text(text) if heartbeat == Some(&text[..]) => {
+                            // Through the queue: a client that never reads the answers fills
+                            // it and is closed like any slow consumer.
+                            shared.registry.offer(&conn, &shared.heartbeat_reply);
+                            continue;
+                        }
+                        Incoming::Text(text) => Payload { data: text, kind: PayloadKind::Text as i32 },
+                        Incoming::Binary(data) => Payload::binary(data),
+                        Incoming::Ping(data) => {
+                            shared.registry.offer(&conn, &frame::encode(frame::PONG, &data));
+                            continue;
+                        }
+                        // Pongs only prove liveness.
+                        Incoming::Pong => continue,
+                        Incoming::Close(frame) => break 'conn End::ByClient(frame),
                     };
                     Stats::incr(&shared.stats.messages_in);
                     Stats::add(&shared.stats.bytes_in, payload.data.len() as u64);
@@ -202,16 +245,14 @@ pub(crate) async fn serve<S: ClientStream>(
                     break End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
                 }
                 ping.as_mut().reset(Instant::now() + config.client_ping_interval);
-                if let Err(e) = write_frame(&mut stream, &frame::ping()).await {
-                    break End::Lost(e.to_string());
-                }
+                shared.registry.offer(&conn, &frame::ping());
             }
         }
     };
 
     // Stop new sends first, so nothing is queued for a connection that is going away.
     shared.registry.remove(&conn_id);
-    conn.end();
+    conn.end(&shared.stats);
     let attached = shared.indexes.close(&conn_id, &conn.state);
     let (mut close, goodbye) = conclude(conn_id, end);
     shared
@@ -224,11 +265,51 @@ pub(crate) async fn serve<S: ClientStream>(
         Stats::incr(&shared.stats.closed_slow_consumer);
         tracing::info!(conn_id = %close.conn_id, %peer, "closed a slow consumer: its send queue was full");
     }
+    if close.code == close_code::REPLACED as u32 {
+        Stats::incr(&shared.stats.closed_replaced);
+    }
     tracing::debug!(conn_id = %close.conn_id, code = close.code, reason = %close.reason, "client closed");
     Stats::decr(&shared.stats.connections_current);
     // The event first: the closing handshake below may wait on a client that does not read.
     Box::pin(shared.links.dispatch(&mut route, Body::ConnClose(close))).await;
     say_goodbye(&mut stream, goodbye, decoder, input).await;
+}
+
+/// Takes a token from the connection's message bucket; true without a limit.
+fn within_rate(bucket: &mut Option<TokenBucket>, rate: Option<&Rate>) -> bool {
+    match (bucket, rate) {
+        (Some(bucket), Some(rate)) => bucket.take(rate, std::time::Instant::now()),
+        _ => true,
+    }
+}
+
+/// A message over the rate: the end of the connection (`close`), or `None` to drop it.
+fn over_rate(
+    config: &crate::config::Config,
+    stats: &Stats,
+    conn_id: &str,
+    peer: SocketAddr,
+) -> Option<End> {
+    match config.client_rate_limit_action {
+        RateLimitAction::Close => {
+            Stats::incr(&stats.closed_rate_limited);
+            tracing::info!(
+                conn_id,
+                %peer,
+                rate = config.client_message_rate,
+                burst = config.client_message_burst,
+                "client sent messages faster than --client-message-rate; closing with 1008"
+            );
+            Some(End::gateway(
+                close_code::POLICY_VIOLATION,
+                "message rate limit exceeded",
+            ))
+        }
+        RateLimitAction::Drop => {
+            Stats::incr(&stats.dropped_rate_limited);
+            None
+        }
+    }
 }
 
 /// Why the loop ended.
@@ -275,18 +356,22 @@ async fn write_queue<S: ClientStream>(
     {
         close = Some(req);
     }
-    let written = queue.len() as u64;
-    let bytes: usize = queue
-        .iter()
-        .map(|o| match o {
-            Outbound::Frame(f) => frame::payload_len(f),
-            Outbound::Close(_) => 0,
-        })
-        .sum();
+    // Data messages for the counters; control frames (pongs, pings) travel the same queue.
+    let (mut written, mut bytes, mut raw) = (0u64, 0u64, 0usize);
+    for item in &queue {
+        if let Outbound::Frame(f) = item {
+            raw += f.len();
+            if frame::is_data(f) {
+                written += 1;
+                bytes += frame::payload_len(f) as u64;
+            }
+        }
+    }
     write_frames(stream, &mut queue).await?;
     conn.recycle(queue);
+    conn.written(raw, stats);
     Stats::add(&stats.messages_out, written);
-    Stats::add(&stats.bytes_out, bytes as u64);
+    Stats::add(&stats.bytes_out, bytes);
     Ok(close)
 }
 

@@ -54,6 +54,11 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
     encode(CLOSE, &payload)
 }
 
+/// True for an encoded text or binary frame (not a control frame).
+pub(crate) fn is_data(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| b & 0x08 == 0)
+}
+
 /// How many payload bytes an encoded frame carries (for the byte counters).
 pub(crate) fn payload_len(frame: &[u8]) -> usize {
     let header = match frame.get(1).map(|b| b & 0x7f) {

@@ -10,7 +10,7 @@
 //! handshake.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use bytes::BytesMut;
@@ -20,14 +20,19 @@ use wsgate_proto::v1::Authorize;
 
 use super::ClientStream;
 use super::limit::Seat;
+use super::users::UserConnectionPolicy;
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
+use crate::cidr::CidrList;
 use crate::server::Shared;
-use crate::state::check_name;
+use crate::state::{UserLimitExceeded, check_name};
+use crate::stats::Stats;
 use crate::worker::commands::to_frame;
 
 /// Largest request head accepted; browsers send well under 8 KiB.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+const RETRY_AFTER_1: &str = "Retry-After: 1\r\n";
 
 /// What the handshake request told us about the client.
 #[derive(Debug, Default)]
@@ -75,6 +80,7 @@ fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
@@ -246,6 +252,21 @@ async fn decide(
             ),
         ));
     }
+    if let Some(limit) = &shared.handshake_rate {
+        let client = client_addr(req, peer.ip(), &shared.trusted_proxies);
+        if !shared.rate_exempt.contains(client) && !limit.take(client, std::time::Instant::now()) {
+            Stats::incr(&shared.stats.handshakes_rate_limited);
+            let retry = limit.rate().retry_after_secs();
+            return Err(Refusal {
+                status: 429,
+                body: format!(
+                    "too many handshakes from {client}: at most {} a second (burst {}) per address (--handshake-rate-per-ip); retry in {retry} s\n",
+                    config.handshake_rate_per_ip, config.handshake_burst_per_ip
+                ),
+                extra_headers: RETRY_AFTER_1,
+            });
+        }
+    }
     // Before authentication: a full gateway need not ask the hook about a client it refuses.
     let Some(seat) = shared.limit.take() else {
         return Err(Refusal {
@@ -332,6 +353,23 @@ async fn decide(
             Decision::NoAnswer(why) => fallback(config, peer, why)?,
         }
     }
+    // A user at its connection limit, with refuse-new: told now, before the upgrade. (The
+    // bind itself checks again under the index lock; a race lost there closes with 1008.)
+    if let Some(user) = &admission.user_id
+        && config.max_connections_per_user > 0
+        && config.user_connection_policy == UserConnectionPolicy::RefuseNew
+    {
+        let held = shared.indexes.user_conn_count(user);
+        if held >= config.max_connections_per_user {
+            Stats::incr(&shared.stats.handshakes_user_limited);
+            let over = UserLimitExceeded {
+                user_id: user.clone(),
+                held,
+                limit: config.max_connections_per_user,
+            };
+            return Err(Refusal::new(429, format!("{over}\n")));
+        }
+    }
     // A client that offered our subprotocol gets it back even without JWT checks.
     if subprotocol.is_none()
         && req.header_has_token("sec-websocket-protocol", crate::auth::SUBPROTOCOL)
@@ -339,6 +377,33 @@ async fn decide(
         subprotocol = Some(crate::auth::SUBPROTOCOL);
     }
     Ok((admission, subprotocol, key, seat))
+}
+
+/// The address a handshake is counted under: the TCP peer, or, when the peer is a trusted
+/// proxy, the client it names (the rightmost `X-Forwarded-For` entry that is not itself a
+/// trusted proxy, else `X-Real-IP`).
+fn client_addr(req: &Request, peer: IpAddr, trusted: &CidrList) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    if let Some(forwarded) = req.header("x-forwarded-for") {
+        let mut last = None;
+        for entry in forwarded.rsplit(',') {
+            let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+                break;
+            };
+            last = Some(ip);
+            if !trusted.contains(ip) {
+                return ip;
+            }
+        }
+        if let Some(ip) = last {
+            return ip;
+        }
+    }
+    req.header("x-real-ip")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 /// Applies --authorize-fallback when the hook gave no usable answer.
@@ -355,7 +420,7 @@ fn fallback(config: &crate::config::Config, peer: SocketAddr, why: String) -> Re
                 body: format!(
                     "cannot authorize this connection right now ({why}); retry shortly\n"
                 ),
-                extra_headers: "Retry-After: 1\r\n",
+                extra_headers: RETRY_AFTER_1,
             })
         }
     }

@@ -8,6 +8,8 @@ pub(crate) mod handshake;
 pub(crate) mod io;
 pub(crate) mod limit;
 pub(crate) mod origin;
+pub(crate) mod rate;
+pub(crate) mod users;
 
 /// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The
 /// connection code is generic over it, so each kind gets its own code with no indirection on

@@ -156,6 +156,9 @@ impl Config {
             &mut self.forward_headers,
             &mut self.allowed_origins,
             &mut self.peers,
+            &mut self.api_allowed_hosts,
+            &mut self.handshake_rate_exempt,
+            &mut self.trusted_proxies,
         ] {
             list.iter_mut().for_each(|v| *v = v.trim().to_owned());
             list.retain(|v| !v.is_empty());

@@ -2,7 +2,8 @@
 //! becomes a [`Status`] whose message says what to fix.
 //!
 //! Codes: INVALID_ARGUMENT (a field is missing or wrong; nothing was done), NOT_FOUND (the one
-//! connection a single-connection command names is not connected), UNAUTHENTICATED (API key,
+//! connection a single-connection command names is not connected), RESOURCE_EXHAUSTED (a limit:
+//! the request names too many items, or would take a connection past one), UNAUTHENTICATED (API key,
 //! see `auth`), UNAVAILABLE (the cluster client is not connected yet, the owning gateway is not
 //! reachable, no gateway answered, or the gateway is shutting down), DEADLINE_EXCEEDED (a
 //! gateway did not answer in time) and INTERNAL (anything this gateway cannot interpret).
@@ -57,6 +58,10 @@ pub(crate) fn from_sdk(err: SdkError) -> Status {
             message,
         } => Status::not_found(message),
         SdkError::Gateway {
+            code: ErrorCode::LimitExceeded,
+            message,
+        } => Status::resource_exhausted(message),
+        SdkError::Gateway {
             code: ErrorCode::ShuttingDown,
             message,
         } => Status::unavailable(format!(
@@ -91,6 +96,11 @@ mod tests {
         });
         assert_eq!(bad.code(), Code::InvalidArgument);
         assert_eq!(bad.message(), "no topic given; name at least one");
+        let limit = from_sdk(SdkError::Gateway {
+            code: ErrorCode::LimitExceeded,
+            message: "too many".into(),
+        });
+        assert_eq!(limit.code(), Code::ResourceExhausted);
         let gone = from_sdk(SdkError::GatewayUnavailable {
             node_id: "gw2".into(),
         });

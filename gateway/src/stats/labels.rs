@@ -24,12 +24,16 @@ pub enum CloseReason {
     Shutdown,
     GuestTimeout,
     ProtocolError,
+    /// Over the message rate, or past the per-user limit in a race (1008).
+    RateLimited,
+    /// The user's newer connection pushed it out (4004).
+    Replaced,
     /// Anything else the gateway closed for (an internal error).
     Internal,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::Client,
         CloseReason::Lost,
         CloseReason::IdleTimeout,
@@ -39,6 +43,8 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::GuestTimeout,
         CloseReason::ProtocolError,
+        CloseReason::RateLimited,
+        CloseReason::Replaced,
         CloseReason::Internal,
     ];
 
@@ -61,6 +67,8 @@ impl CloseReason {
             close_code::TOO_BIG => CloseReason::TooBig,
             close_code::GUEST_TIMEOUT => CloseReason::GuestTimeout,
             close_code::PROTOCOL_ERROR => CloseReason::ProtocolError,
+            close_code::POLICY_VIOLATION => CloseReason::RateLimited,
+            close_code::REPLACED => CloseReason::Replaced,
             close_code::GOING_AWAY | close_code::SERVICE_RESTART => CloseReason::Shutdown,
             _ => CloseReason::Internal,
         }
@@ -77,6 +85,8 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::GuestTimeout => "guest_timeout",
             CloseReason::ProtocolError => "protocol_error",
+            CloseReason::RateLimited => "rate_limited",
+            CloseReason::Replaced => "replaced",
             CloseReason::Internal => "internal",
         }
     }

@@ -1,56 +1,186 @@
-//! Carries out the commands and queries a business process sends.
+//! Carries out the commands a business process sends (queries are in [`queries`](super::queries)).
 //!
 //! Commands never wait on a client: a payload is converted to a WebSocket message once and
 //! shared by reference count with every recipient's queue. Commands that change a connection's
 //! state go through [`Indexes`](crate::state::Indexes), which keeps the connection and the user
 //! and topic indexes consistent.
+//!
+//! Every command is bounded twice. What it may name is limited (topics, connection ids and user
+//! ids per command: [`Limits`]), checked before anything is done, so a refused command changes
+//! nothing and no answer can outgrow a frame. And what it costs is paid in slices: a command
+//! whose work grows with the connections it reaches gives its thread back to the runtime every
+//! [`WORK_SLICE`] steps ([`Budget`]), so one large command never stalls other connections,
+//! links or the APIs.
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use wsgate_proto::v1::{
-    BindUser, Broadcast, ClosedBy, ConnInfo, ConnInfoReply, CountsReply, DeleteTopics, ErrorCode,
-    ForceOffline, ListKind, ListReply, Multicast, OnlineReply, Payload, Publish, QueryConnInfo,
-    QueryCounts, QueryList, QueryOnline, Result as CmdResult, SendToUsers, SetSession, SingleCast,
-    TopicCount, UnbindUser, envelope::Body, result::Reply,
+    BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Payload,
+    Publish, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser, envelope::Body,
 };
 
+use super::queries;
 use crate::client::frame;
+use crate::client::users::UserLimit;
 use crate::registry::{CloseRequest, Registry, SendOutcome, close_code};
 use crate::server::Shared;
 use crate::state::{Locked, check_name};
 
-/// Default and largest page for QueryList.
-const DEFAULT_PAGE: usize = 1000;
-const MAX_PAGE: usize = 10_000;
+/// Steps (a connection reached, a membership changed) a command takes before it lets other
+/// tasks run.
+pub(crate) const WORK_SLICE: usize = 2048;
+
+/// Counts a command's steps and yields to the runtime after every [`WORK_SLICE`].
+#[derive(Debug, Default)]
+pub(crate) struct Budget(usize);
+
+impl Budget {
+    pub(crate) async fn spend(&mut self, steps: usize) {
+        self.0 += steps;
+        if self.0 >= WORK_SLICE {
+            self.0 = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Why a command was refused as a whole, with the protocol's code for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommandError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl CommandError {
+    pub(crate) fn limit(message: String) -> Self {
+        Self {
+            code: ErrorCode::LimitExceeded,
+            message,
+        }
+    }
+
+    fn into_result(self) -> CmdResult {
+        CmdResult {
+            code: self.code as i32,
+            message: self.message,
+            ..Default::default()
+        }
+    }
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message,
+        }
+    }
+}
+
+type Outcome = Result<CmdResult, CommandError>;
+
+/// What one command may name, from the gateway's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub topics_per_conn: usize,
+    pub topics_per_command: usize,
+    pub conn_ids_per_command: usize,
+    pub user_ids_per_command: usize,
+    pub user: UserLimit,
+}
+
+impl Limits {
+    pub(crate) fn of(config: &crate::Config) -> Self {
+        Self {
+            topics_per_conn: config.max_topics_per_conn,
+            topics_per_command: config.max_topics_per_command,
+            conn_ids_per_command: config.max_conn_ids_per_command,
+            user_ids_per_command: config.max_user_ids_per_command,
+            user: UserLimit::new(
+                config.max_connections_per_user,
+                config.user_connection_policy,
+            ),
+        }
+    }
+
+    pub(crate) fn topics(&self, field: &str, names: &[String]) -> Result<(), CommandError> {
+        at_most(
+            field,
+            "topics",
+            names.len(),
+            self.topics_per_command,
+            "max-topics-per-command",
+        )
+    }
+
+    pub(crate) fn conn_ids(&self, field: &str, ids: &[String]) -> Result<(), CommandError> {
+        at_most(
+            field,
+            "connection ids",
+            ids.len(),
+            self.conn_ids_per_command,
+            "max-conn-ids-per-command",
+        )
+    }
+
+    pub(crate) fn user_ids(&self, field: &str, ids: &[String]) -> Result<(), CommandError> {
+        at_most(
+            field,
+            "user ids",
+            ids.len(),
+            self.user_ids_per_command,
+            "max-user-ids-per-command",
+        )
+    }
+}
+
+fn at_most(
+    field: &str,
+    what: &str,
+    n: usize,
+    limit: usize,
+    flag: &str,
+) -> Result<(), CommandError> {
+    if n <= limit {
+        return Ok(());
+    }
+    Err(CommandError::limit(format!(
+        "{field} names {n} {what}; one command may name at most {limit} (the gateway's --{flag}): split it into several commands"
+    )))
+}
 
 /// Runs one command or query body. `None` when `body` is neither.
-pub(crate) fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
+pub(crate) async fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
+    let limits = Limits::of(&shared.config);
+    let mut budget = Budget::default();
     let registry = &shared.registry;
     let result = match body {
         Body::SingleCast(c) => single_cast(registry, c),
-        Body::Multicast(c) => multicast(registry, c),
-        Body::Broadcast(c) => broadcast(registry, c),
-        Body::ForceOffline(c) => force_offline(shared, c),
-        Body::BindUser(c) => bind_user(shared, c),
+        Body::Multicast(c) => multicast(registry, &limits, c, &mut budget).await,
+        Body::Broadcast(c) => broadcast(registry, &limits, c),
+        Body::ForceOffline(c) => force_offline(shared, &limits, c, &mut budget).await,
+        Body::BindUser(c) => bind_user(shared, &limits, c),
         Body::UnbindUser(c) => unbind_user(shared, c),
-        Body::SendToUsers(c) => send_to_users(shared, c),
-        Body::Subscribe(c) => subscribe(shared, c.topics, c.conn_ids, c.user_ids, true),
-        Body::Unsubscribe(c) => subscribe(shared, c.topics, c.conn_ids, c.user_ids, false),
-        Body::Publish(c) => publish(shared, c),
-        Body::DeleteTopics(c) => delete_topics(shared, c),
+        Body::SendToUsers(c) => send_to_users(shared, &limits, c, &mut budget).await,
+        Body::Subscribe(c) => {
+            let targets = Targets::new("Subscribe", c.topics, c.conn_ids, c.user_ids);
+            subscribe(shared, &limits, targets, true, &mut budget).await
+        }
+        Body::Unsubscribe(c) => {
+            let targets = Targets::new("Unsubscribe", c.topics, c.conn_ids, c.user_ids);
+            subscribe(shared, &limits, targets, false, &mut budget).await
+        }
+        Body::Publish(c) => publish(shared, &limits, c, &mut budget).await,
+        Body::DeleteTopics(c) => delete_topics(shared, &limits, c, &mut budget).await,
         Body::SetSession(c) => set_session(shared, c),
-        Body::QueryOnline(q) => Ok(query_online(shared, q)),
-        Body::QueryConnInfo(q) => Ok(query_conn_info(shared, q)),
-        Body::QueryCounts(q) => query_counts(shared, q),
-        Body::QueryList(q) => query_list(shared, q),
+        Body::QueryOnline(q) => queries::online(shared, &limits, q),
+        Body::QueryConnInfo(q) => queries::conn_info(shared, &limits, q, &mut budget).await,
+        Body::QueryCounts(q) => queries::counts(shared, &limits, q, &mut budget).await,
+        Body::QueryList(q) => queries::list(shared, q, &mut budget).await,
         _ => return None,
     };
-    Some(result.unwrap_or_else(|message| CmdResult {
-        code: ErrorCode::BadRequest as i32,
-        message,
-        ..Default::default()
-    }))
+    Some(result.unwrap_or_else(CommandError::into_result))
 }
 
 /// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
@@ -67,11 +197,15 @@ pub(crate) fn to_frame(payload: Option<Payload>, field: &str) -> Result<Bytes, S
     }
 }
 
-fn report(delivered: u32, unknown: Vec<String>) -> CmdResult {
+pub(crate) fn report(delivered: u32, unknown: Vec<String>) -> CmdResult {
     report_users(delivered, unknown, Vec::new())
 }
 
-fn report_users(delivered: u32, unknown: Vec<String>, unknown_users: Vec<String>) -> CmdResult {
+pub(crate) fn report_users(
+    delivered: u32,
+    unknown: Vec<String>,
+    unknown_users: Vec<String>,
+) -> CmdResult {
     if unknown.is_empty() {
         return CmdResult {
             delivered,
@@ -94,46 +228,60 @@ fn report_users(delivered: u32, unknown: Vec<String>, unknown_users: Vec<String>
         delivered,
         unknown_conn_ids: unknown,
         unknown_user_ids: unknown_users,
-        reply: None,
+        ..Default::default()
     }
 }
 
-fn cast_to<'a>(
-    registry: &Registry,
-    ids: impl IntoIterator<Item = &'a String>,
-    msg: &Bytes,
-) -> CmdResult {
-    let mut delivered = 0;
-    let mut unknown = Vec::new();
-    for id in ids {
-        match registry.send(id, msg) {
-            SendOutcome::Queued => delivered += 1,
-            // A slow consumer is being closed: for the caller it is gone.
-            SendOutcome::Unknown | SendOutcome::SlowConsumer => unknown.push(id.clone()),
-        }
-    }
-    report(delivered, unknown)
-}
-
-fn single_cast(registry: &Registry, c: SingleCast) -> Result<CmdResult, String> {
+fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
     if c.conn_id.is_empty() {
-        return Err("SingleCast.conn_id is empty; set it to a connection id from ConnOpen".into());
+        return Err(String::from(
+            "SingleCast.conn_id is empty; set it to a connection id from ConnOpen",
+        )
+        .into());
     }
     let msg = to_frame(c.payload, "SingleCast.payload")?;
-    Ok(cast_to(registry, [&c.conn_id], &msg))
+    Ok(match registry.send(&c.conn_id, &msg) {
+        SendOutcome::Queued => report(1, Vec::new()),
+        // A slow consumer is being closed: for the caller it is gone.
+        SendOutcome::Unknown | SendOutcome::SlowConsumer => report(0, vec![c.conn_id]),
+    })
 }
 
-fn multicast(registry: &Registry, c: Multicast) -> Result<CmdResult, String> {
+async fn multicast(
+    registry: &Registry,
+    limits: &Limits,
+    c: Multicast,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.conn_ids("Multicast.conn_ids", &c.conn_ids)?;
     let msg = to_frame(c.payload, "Multicast.payload")?;
-    Ok(cast_to(registry, &c.conn_ids, &msg))
+    let mut delivered = 0;
+    let mut unknown = Vec::new();
+    for id in c.conn_ids {
+        match registry.send(&id, &msg) {
+            SendOutcome::Queued => delivered += 1,
+            SendOutcome::Unknown | SendOutcome::SlowConsumer => unknown.push(id),
+        }
+        budget.spend(1).await;
+    }
+    Ok(report(delivered, unknown))
 }
 
-fn broadcast(registry: &Registry, c: Broadcast) -> Result<CmdResult, String> {
+fn broadcast(registry: &Registry, limits: &Limits, c: Broadcast) -> Outcome {
+    limits.conn_ids("Broadcast.exclude", &c.exclude)?;
     let msg = to_frame(c.payload, "Broadcast.payload")?;
-    Ok(report(registry.broadcast(&msg, &c.exclude), Vec::new()))
+    let exclude: HashSet<&str> = c.exclude.iter().map(String::as_str).collect();
+    Ok(report(registry.broadcast(&msg, &exclude), Vec::new()))
 }
 
-fn force_offline(shared: &Shared, c: ForceOffline) -> Result<CmdResult, String> {
+async fn force_offline(
+    shared: &Shared,
+    limits: &Limits,
+    c: ForceOffline,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.conn_ids("ForceOffline.conn_ids", &c.conn_ids)?;
+    limits.user_ids("ForceOffline.user_ids", &c.user_ids)?;
     let code = match c.code {
         0 => close_code::NORMAL,
         1000 => 1000,
@@ -141,14 +289,16 @@ fn force_offline(shared: &Shared, c: ForceOffline) -> Result<CmdResult, String> 
         other => {
             return Err(format!(
                 "ForceOffline.code {other} is not allowed; use 1000 or an application code from 3000 to 4999"
-            ));
+            )
+            .into());
         }
     };
     if c.reason.len() > 123 {
         return Err(format!(
             "ForceOffline.reason is {} bytes; a close reason holds at most 123",
             c.reason.len()
-        ));
+        )
+        .into());
     }
     let last = match c.last_message {
         Some(p) => Some(to_frame(Some(p), "ForceOffline.last_message")?),
@@ -162,27 +312,38 @@ fn force_offline(shared: &Shared, c: ForceOffline) -> Result<CmdResult, String> 
     c.user_ids
         .iter()
         .try_for_each(|u| check_name("user id", u))?;
-    let (mut targets, unknown_users) = users_conns(shared, &c.user_ids);
-    let mut seen: HashSet<String> = targets.iter().cloned().collect();
-    targets.extend(c.conn_ids.into_iter().filter(|id| seen.insert(id.clone())));
+    let (by_user, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut closed = 0;
     let mut unknown = Vec::new();
-    for id in targets {
-        if shared.registry.close(&id, last.clone(), request.clone()) {
-            closed += 1;
-        } else {
-            unknown.push(id);
+    // Named ids first, so an unknown one is reported; a user's connection that closed since
+    // it was looked up is simply gone (and the answer stays bounded by what was named).
+    let named = c.conn_ids.iter().map(|id| (id, true));
+    for (id, is_named) in named.chain(by_user.iter().map(|id| (id, false))) {
+        if !seen.insert(id.as_str()) {
+            continue;
         }
+        if shared.registry.close(id, last.clone(), request.clone()) {
+            closed += 1;
+        } else if is_named {
+            unknown.push(id.clone());
+        }
+        budget.spend(1).await;
     }
     Ok(report_users(closed, unknown, unknown_users))
 }
 
 /// The current connections of these users, and the users that have none.
-fn users_conns(shared: &Shared, user_ids: &[String]) -> (Vec<String>, Vec<String>) {
+pub(crate) async fn users_conns(
+    shared: &Shared,
+    user_ids: &[String],
+    budget: &mut Budget,
+) -> (Vec<String>, Vec<String>) {
     let mut conns = Vec::new();
     let mut missing = Vec::new();
     for user in user_ids {
         let mine = shared.indexes.user_conns(user);
+        budget.spend(1 + mine.len()).await;
         if mine.is_empty() {
             missing.push(user.clone());
         }
@@ -198,12 +359,16 @@ fn check_names(what: &str, names: &[String]) -> Result<(), String> {
     names.iter().try_for_each(|n| check_name(what, n))
 }
 
-/// Runs `change` on one connection under its lock; false when it is unknown or closing.
-fn with_conn(shared: &Shared, conn_id: &str, change: impl FnOnce(&mut Locked<'_>) -> bool) -> bool {
-    match shared.registry.get(conn_id) {
-        Some(conn) => change(&mut conn.state.lock()),
-        None => false,
-    }
+/// Runs `change` on one connection under its lock; `None` when it is unknown.
+fn with_conn<T>(
+    shared: &Shared,
+    conn_id: &str,
+    change: impl FnOnce(&mut Locked<'_>) -> T,
+) -> Option<T> {
+    shared
+        .registry
+        .get(conn_id)
+        .map(|conn| change(&mut conn.state.lock()))
 }
 
 fn check_conn_id(field: &str, conn_id: &str) -> Result<(), String> {
@@ -223,35 +388,70 @@ fn one_conn_result(conn_id: String, done: bool) -> CmdResult {
     }
 }
 
-fn bind_user(shared: &Shared, c: BindUser) -> Result<CmdResult, String> {
+/// The close request for connections a user's new connection pushed past the per-user limit.
+pub(crate) fn evicted_request() -> CloseRequest {
+    CloseRequest {
+        code: close_code::REPLACED,
+        reason: "replaced by a newer connection of the same user".into(),
+        closed_by: ClosedBy::Gateway,
+    }
+}
+
+fn bind_user(shared: &Shared, limits: &Limits, c: BindUser) -> Outcome {
     check_conn_id("BindUser.conn_id", &c.conn_id)?;
     check_name("BindUser.user_id", &c.user_id)?;
-    let done = with_conn(shared, &c.conn_id, |l| {
-        shared.indexes.bind(&c.conn_id, l, &c.user_id)
+    let bound = with_conn(shared, &c.conn_id, |l| {
+        shared.indexes.bind(&c.conn_id, l, &c.user_id, limits.user)
     });
-    Ok(one_conn_result(c.conn_id, done))
+    let bound = match bound {
+        None => return Ok(one_conn_result(c.conn_id, false)),
+        Some(Err(refused)) => {
+            return Err(CommandError::limit(format!("BindUser refused: {refused}")));
+        }
+        Some(Ok(bound)) => bound,
+    };
+    for id in &bound.evicted {
+        shared.registry.close(id, None, evicted_request());
+    }
+    Ok(one_conn_result(c.conn_id, bound.bound))
 }
 
-fn unbind_user(shared: &Shared, c: UnbindUser) -> Result<CmdResult, String> {
+fn unbind_user(shared: &Shared, c: UnbindUser) -> Outcome {
     check_conn_id("UnbindUser.conn_id", &c.conn_id)?;
-    let done = with_conn(shared, &c.conn_id, |l| shared.indexes.unbind(&c.conn_id, l));
+    let done =
+        with_conn(shared, &c.conn_id, |l| shared.indexes.unbind(&c.conn_id, l)).unwrap_or(false);
     Ok(one_conn_result(c.conn_id, done))
 }
 
-fn send_to_users(shared: &Shared, c: SendToUsers) -> Result<CmdResult, String> {
+async fn send_to_users(
+    shared: &Shared,
+    limits: &Limits,
+    c: SendToUsers,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.user_ids("SendToUsers.user_ids", &c.user_ids)?;
+    limits.conn_ids("SendToUsers.exclude_conn_ids", &c.exclude_conn_ids)?;
     check_names("user id", &c.user_ids)?;
     let msg = to_frame(c.payload, "SendToUsers.payload")?;
-    let (conns, unknown_users) = users_conns(shared, &c.user_ids);
-    let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg);
+    let (conns, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
+    let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg, budget).await;
     Ok(report_users(delivered, Vec::new(), unknown_users))
 }
 
 /// Queues `msg` once for each distinct connection not excluded; returns how many got it.
-fn send_each(registry: &Registry, conns: Vec<String>, exclude: &[String], msg: &Bytes) -> u32 {
+async fn send_each(
+    registry: &Registry,
+    conns: Vec<String>,
+    exclude: &[String],
+    msg: &Bytes,
+    budget: &mut Budget,
+) -> u32 {
+    let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut seen = HashSet::with_capacity(conns.len());
     let mut delivered = 0;
     for id in &conns {
-        if exclude.contains(id) || !seen.insert(id.as_str()) {
+        budget.spend(1).await;
+        if exclude.contains(id.as_str()) || !seen.insert(id.as_str()) {
             continue;
         }
         if registry.send(id, msg) == SendOutcome::Queued {
@@ -261,60 +461,138 @@ fn send_each(registry: &Registry, conns: Vec<String>, exclude: &[String], msg: &
     delivered
 }
 
-fn subscribe(
-    shared: &Shared,
+/// The topics and connections of a Subscribe or Unsubscribe.
+struct Targets {
+    command: &'static str,
     topics: Vec<String>,
     conn_ids: Vec<String>,
     user_ids: Vec<String>,
+}
+
+impl Targets {
+    fn new(
+        command: &'static str,
+        topics: Vec<String>,
+        conn_ids: Vec<String>,
+        user_ids: Vec<String>,
+    ) -> Self {
+        Self {
+            command,
+            topics,
+            conn_ids,
+            user_ids,
+        }
+    }
+}
+
+async fn subscribe(
+    shared: &Shared,
+    limits: &Limits,
+    t: Targets,
     join: bool,
-) -> Result<CmdResult, String> {
+    budget: &mut Budget,
+) -> Outcome {
+    let Targets {
+        command,
+        mut topics,
+        conn_ids,
+        user_ids,
+    } = t;
+    limits.topics(&format!("{command}.topics"), &topics)?;
+    limits.conn_ids(&format!("{command}.conn_ids"), &conn_ids)?;
+    limits.user_ids(&format!("{command}.user_ids"), &user_ids)?;
     check_names("topic", &topics)?;
     if conn_ids.is_empty() && user_ids.is_empty() {
-        return Err("no conn_ids or user_ids given; name the connections to (un)subscribe".into());
+        return Err(String::from(
+            "no conn_ids or user_ids given; name the connections to (un)subscribe",
+        )
+        .into());
     }
     user_ids.iter().try_for_each(|u| check_name("user id", u))?;
-    let (by_user, unknown_users) = users_conns(shared, &user_ids);
+    topics.sort_unstable();
+    topics.dedup();
+    let (by_user, unknown_users) = users_conns(shared, &user_ids, budget).await;
     let mut seen = HashSet::new();
     let mut affected = 0;
     let mut unknown = Vec::new();
+    let mut limited = Vec::new();
+    let mut limited_count = 0usize;
+    let mut refusal = None;
     let named: HashSet<&String> = conn_ids.iter().collect();
     for id in conn_ids.iter().chain(by_user.iter()) {
         if !seen.insert(id.as_str()) {
             continue;
         }
         let done = with_conn(shared, id, |l| {
-            topics.iter().all(|t| {
-                if join {
-                    shared.indexes.subscribe(id, l, t)
-                } else {
-                    shared.indexes.unsubscribe(id, l, t)
-                }
-            })
+            if join {
+                shared
+                    .indexes
+                    .subscribe(id, l, &topics, limits.topics_per_conn)
+            } else {
+                Ok(shared.indexes.unsubscribe(id, l, &topics))
+            }
         });
-        if done {
-            affected += 1;
-        } else if named.contains(id) {
-            unknown.push(id.clone());
+        budget.spend(topics.len()).await;
+        match done {
+            Some(Ok(true)) => affected += 1,
+            Some(Err(over)) => {
+                refusal.get_or_insert(over);
+                limited_count += 1;
+                // Listed up to the per-command limit, so the answer stays within a frame.
+                if limited.len() < limits.conn_ids_per_command {
+                    limited.push(id.clone());
+                }
+            }
+            Some(Ok(false)) | None => {
+                if named.contains(id) {
+                    unknown.push(id.clone());
+                }
+            }
         }
     }
-    Ok(report_users(affected, unknown, unknown_users))
+    let mut result = report_users(affected, unknown, unknown_users);
+    if let Some(over) = refusal {
+        result.code = ErrorCode::LimitExceeded as i32;
+        result.message = format!(
+            "{command}: {limited_count} connection(s) left unchanged ({}): {over}; unsubscribe them from other topics first, or raise the limit; {affected} connection(s) done",
+            preview(&limited),
+        );
+        result.limited_conn_ids = limited;
+    }
+    Ok(result)
 }
 
-fn publish(shared: &Shared, c: Publish) -> Result<CmdResult, String> {
+/// The first few ids of a list, for a message.
+fn preview(ids: &[String]) -> String {
+    let mut shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+    if ids.len() > 3 {
+        shown.push("…");
+    }
+    shown.join(", ")
+}
+
+async fn publish(shared: &Shared, limits: &Limits, c: Publish, budget: &mut Budget) -> Outcome {
+    limits.topics("Publish.topics", &c.topics)?;
+    limits.conn_ids("Publish.exclude_conn_ids", &c.exclude_conn_ids)?;
     check_names("topic", &c.topics)?;
     let msg = to_frame(c.payload, "Publish.payload")?;
-    let conns = c
-        .topics
-        .iter()
-        .flat_map(|t| shared.indexes.topic_conns(t))
-        .collect();
-    Ok(report(
-        send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg),
-        Vec::new(),
-    ))
+    let mut conns = Vec::new();
+    for topic in &c.topics {
+        let members = shared.indexes.topic_conns(topic);
+        budget.spend(1 + members.len()).await;
+        conns.extend(members);
+    }
+    let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg, budget).await;
+    Ok(report(delivered, Vec::new()))
 }
 
-fn delete_topics(shared: &Shared, c: DeleteTopics) -> Result<CmdResult, String> {
+async fn delete_topics(
+    shared: &Shared,
+    limits: &Limits,
+    c: DeleteTopics,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.topics("DeleteTopics.topics", &c.topics)?;
     check_names("topic", &c.topics)?;
     let mut deleted = 0;
     for topic in &c.topics {
@@ -322,14 +600,16 @@ fn delete_topics(shared: &Shared, c: DeleteTopics) -> Result<CmdResult, String> 
         if !members.is_empty() {
             deleted += 1;
         }
+        let one = std::slice::from_ref(topic);
         for id in members {
-            with_conn(shared, &id, |l| shared.indexes.unsubscribe(&id, l, topic));
+            with_conn(shared, &id, |l| shared.indexes.unsubscribe(&id, l, one));
+            budget.spend(1).await;
         }
     }
     Ok(report(deleted, Vec::new()))
 }
 
-fn set_session(shared: &Shared, c: SetSession) -> Result<CmdResult, String> {
+fn set_session(shared: &Shared, c: SetSession) -> Outcome {
     check_conn_id("SetSession.conn_id", &c.conn_id)?;
     let Some(conn) = shared.registry.get(&c.conn_id) else {
         return Ok(one_conn_result(c.conn_id, false));
@@ -339,137 +619,4 @@ fn set_session(shared: &Shared, c: SetSession) -> Result<CmdResult, String> {
         .set_session(&mut conn.state.lock(), c.set, &c.delete, c.replace)
         .map_err(|e| format!("SetSession refused: {e}"))?;
     Ok(one_conn_result(c.conn_id, done))
-}
-
-fn with_reply(mut result: CmdResult, reply: Reply) -> CmdResult {
-    result.reply = Some(reply);
-    result
-}
-
-fn query_online(shared: &Shared, q: QueryOnline) -> CmdResult {
-    let online = OnlineReply {
-        conn_ids: q
-            .conn_ids
-            .into_iter()
-            .filter(|id| shared.registry.get(id).is_some())
-            .collect(),
-        user_ids: q
-            .user_ids
-            .into_iter()
-            .filter(|u| shared.indexes.has_user(u))
-            .collect(),
-    };
-    with_reply(CmdResult::default(), Reply::Online(online))
-}
-
-fn query_conn_info(shared: &Shared, q: QueryConnInfo) -> CmdResult {
-    let mut conns = Vec::new();
-    let mut unknown = Vec::new();
-    for id in q.conn_ids {
-        let Some(conn) = shared.registry.get(&id) else {
-            unknown.push(id);
-            continue;
-        };
-        let attached = conn.state.snapshot();
-        let mut topics = attached.topics;
-        topics.sort();
-        conns.push(ConnInfo {
-            conn_id: id,
-            user_id: attached.user_id.unwrap_or_default(),
-            topics,
-            session: attached.session,
-            remote_addr: conn.info.remote_addr.to_string(),
-            connected_at_ms: conn.info.connected_at_ms,
-            forwarded_for: conn
-                .info
-                .forwarded_for
-                .as_deref()
-                .unwrap_or_default()
-                .into(),
-            real_ip: conn.info.real_ip.as_deref().unwrap_or_default().into(),
-        });
-    }
-    with_reply(
-        report(conns.len() as u32, unknown),
-        Reply::ConnInfo(ConnInfoReply { conns }),
-    )
-}
-
-/// Distinct users among a topic's members.
-fn topic_users(shared: &Shared, topic: &str) -> HashSet<String> {
-    shared
-        .indexes
-        .topic_conns(topic)
-        .iter()
-        .filter_map(|id| shared.registry.get(id))
-        .filter_map(|h| h.state.lock().user_id().map(str::to_owned))
-        .collect()
-}
-
-fn query_counts(shared: &Shared, q: QueryCounts) -> Result<CmdResult, String> {
-    q.topics.iter().try_for_each(|t| check_name("topic", t))?;
-    let counts = CountsReply {
-        connections: shared.registry.len() as u64,
-        users: shared.indexes.user_count() as u64,
-        topics: shared.indexes.topic_count() as u64,
-        topic_counts: q
-            .topics
-            .iter()
-            .map(|t| TopicCount {
-                topic: t.clone(),
-                connections: shared.indexes.topic_members(t) as u64,
-                users: topic_users(shared, t).len() as u64,
-            })
-            .collect(),
-    };
-    Ok(with_reply(CmdResult::default(), Reply::Counts(counts)))
-}
-
-fn query_list(shared: &Shared, q: QueryList) -> Result<CmdResult, String> {
-    let limit = match q.limit as usize {
-        0 => DEFAULT_PAGE,
-        n if n > MAX_PAGE => {
-            return Err(format!(
-                "QueryList.limit {n} is over the maximum of {MAX_PAGE}"
-            ));
-        }
-        n => n,
-    };
-    let kind = ListKind::try_from(q.kind).unwrap_or(ListKind::Unspecified);
-    let needs_key = matches!(
-        kind,
-        ListKind::TopicConnections | ListKind::TopicUsers | ListKind::UserConnections
-    );
-    if needs_key && q.key.is_empty() {
-        return Err(format!(
-            "QueryList.key is empty; {} needs the topic or user id",
-            kind.as_str_name()
-        ));
-    }
-    let cursor = q.cursor.as_str();
-    let (items, next_cursor) = match kind {
-        ListKind::Unspecified => {
-            return Err(
-                "QueryList.kind is missing or unknown; set one of the LIST_KIND_* values".into(),
-            );
-        }
-        ListKind::Connections => shared.registry.page(cursor, limit),
-        ListKind::Users => shared.indexes.page_users(cursor, limit),
-        ListKind::Topics => shared.indexes.page_topics(cursor, limit),
-        ListKind::TopicConnections => crate::state::page(
-            shared.indexes.topic_conns(&q.key).into_iter(),
-            cursor,
-            limit,
-        ),
-        ListKind::TopicUsers => {
-            crate::state::page(topic_users(shared, &q.key).into_iter(), cursor, limit)
-        }
-        ListKind::UserConnections => {
-            crate::state::page(shared.indexes.user_conns(&q.key).into_iter(), cursor, limit)
-        }
-    };
-    Ok(with_reply(
-        CmdResult::default(),
-        Reply::List(ListReply { items, next_cursor }),
-    ))
 }

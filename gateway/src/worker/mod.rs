@@ -3,4 +3,5 @@
 
 pub(crate) mod accept;
 pub(crate) mod commands;
+pub(crate) mod queries;
 pub(crate) mod session;

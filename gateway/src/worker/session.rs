@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use prost::Message;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -25,7 +26,7 @@ use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 use super::commands;
 use crate::links::{Link, event_kind};
 use crate::server::Shared;
-use crate::stats::CommandKind;
+use crate::stats::{CommandKind, Stats};
 
 /// What a worker link runs on: a TCP stream, or a TLS stream over one (`--worker-tls`).
 pub(crate) trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -134,7 +135,12 @@ pub(crate) async fn serve<S: LinkStream>(
                 max_client_message_bytes: config.max_message_bytes.min(u32::MAX as usize) as u32,
                 heartbeat_interval_ms: config.worker_heartbeat_interval.as_millis() as u32,
                 heartbeat_timeout_ms: config.worker_heartbeat_timeout.as_millis() as u32,
-                client_send_queue: config.send_queue.min(u32::MAX as usize) as u32,
+                client_send_queue: clamp(config.send_queue),
+                client_send_queue_bytes: clamp(config.send_queue_bytes),
+                max_topics_per_conn: clamp(config.max_topics_per_conn),
+                max_topics_per_command: clamp(config.max_topics_per_command),
+                max_conn_ids_per_command: clamp(config.max_conn_ids_per_command),
+                max_user_ids_per_command: clamp(config.max_user_ids_per_command),
             }),
         })),
     };
@@ -151,6 +157,11 @@ pub(crate) async fn serve<S: LinkStream>(
     let mut rx = rx;
     let (ended, farewell) = run(&mut io, &mut rx, &link, &shared, &shutdown).await;
     finish(io, rx, ended, farewell, &link, &shared).await;
+}
+
+/// A setting as a `Limits` field.
+fn clamp(n: usize) -> u32 {
+    n.min(u32::MAX as usize) as u32
 }
 
 fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, String)> {
@@ -227,7 +238,7 @@ async fn run<S: LinkStream>(
             env = queue.recv() => {
                 // The sender lives in `link`, which we hold: the queue cannot close here.
                 let Some(env) = env else { return (Ended::Failed, None) };
-                if let Err(e) = write_burst(io, env, queue).await {
+                if let Err(e) = write_burst(io, env, queue, link, shared).await {
                     // A business process that exits or restarts ends here too: not a warning.
                     let gone = matches!(
                         &e,
@@ -261,7 +272,8 @@ async fn run<S: LinkStream>(
                             return (Ended::Failed, Some(codec_error(&e)));
                         }
                         Some(Ok(env)) => {
-                            if let Some(reply) = handle(env, link, shared)
+                            if let Some(reply) = handle(env, link, shared).await
+                                && let Some(reply) = fits(reply, link, shared)
                                 && io.feed(reply).await.is_err() {
                                     return (Ended::Failed, None);
                                 }
@@ -299,8 +311,39 @@ async fn run<S: LinkStream>(
     }
 }
 
+/// The frame as it may be sent: one that would exceed --max-frame-bytes is never written
+/// (the peer would have to drop the link): an answer is replaced by a LIMIT_EXCEEDED
+/// `Result` for the same request, anything else is dropped with an error in the log. The
+/// command limits make this unreachable with a valid configuration (see `limits.rs`); this
+/// is the net under them.
+fn fits(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
+    let len = env.encoded_len();
+    let max = shared.config.max_frame_bytes;
+    if len <= max {
+        return Some(env);
+    }
+    Stats::incr(&shared.stats.frames_too_large);
+    match env.body {
+        Some(Body::Result(_)) => Some(Envelope {
+            request_id: env.request_id,
+            body: Some(Body::Result(wsgate_proto::v1::Result {
+                code: ErrorCode::LimitExceeded as i32,
+                message: format!(
+                    "the answer would take {len} bytes, more than one frame holds (--max-frame-bytes {max}); ask about fewer items at once"
+                ),
+                ..Default::default()
+            })),
+        }),
+        body => {
+            let kind = body.as_ref().and_then(event_kind);
+            tracing::error!(name = %link.name, link = link.id, len, max, ?kind, "a frame for this worker link would exceed --max-frame-bytes and was dropped; raise --max-frame-bytes or lower the limits that size it");
+            None
+        }
+    }
+}
+
 /// Answers one frame from the business process; returns the reply to send, if any.
-fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
+async fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
     let request_id = env.request_id;
     let Some(body) = env.body else {
         let msg =
@@ -344,7 +387,7 @@ fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
         return Some(error(request_id, ErrorCode::Unsupported, msg));
     }
     let kind = CommandKind::of(&body);
-    let result = commands::execute(shared, body);
+    let result = commands::execute(shared, body).await;
     let failed = result
         .as_ref()
         .is_some_and(|r| r.code != ErrorCode::Ok as i32);
@@ -363,11 +406,19 @@ async fn write_burst<S: LinkStream>(
     io: &mut LinkIo<S>,
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
+    link: &Link,
+    shared: &Shared,
 ) -> Result<(), CodecError> {
-    io.feed(first).await?;
+    if let Some(env) = fits(first, link, shared) {
+        io.feed(env).await?;
+    }
     for _ in 1..BURST {
         match rx.try_recv() {
-            Ok(env) => io.feed(env).await?,
+            Ok(env) => {
+                if let Some(env) = fits(env, link, shared) {
+                    io.feed(env).await?
+                }
+            }
             Err(_) => break,
         }
     }
@@ -393,7 +444,9 @@ async fn finish<S: LinkStream>(
             if shared.links.redispatch(env).await {
                 moved += 1;
             }
-        } else if ended == Ended::Shutdown {
+        } else if ended == Ended::Shutdown
+            && let Some(env) = fits(env, link, shared)
+        {
             let _ = io.feed(env).await;
         }
     }

@@ -1,0 +1,256 @@
+//! Answers the queries a business process sends: who is online, what a connection holds,
+//! counts and paged lists.
+//!
+//! Every answer fits in one worker-link frame. Lists are paged (at most [`MAX_PAGE`] items) and
+//! what a query may name is limited ([`Limits`]); the one answer whose size depends on the
+//! connections asked about, `QueryConnInfo`, stops before its frame would be full and names the
+//! connections left out in `ConnInfoReply.more_conn_ids`, to be asked for again.
+
+use std::collections::HashSet;
+
+use prost::Message;
+use wsgate_proto::v1::{
+    ConnInfo, ConnInfoReply, CountsReply, ListKind, ListReply, OnlineReply, QueryConnInfo,
+    QueryCounts, QueryList, QueryOnline, Result as CmdResult, TopicCount, result::Reply,
+};
+
+use super::commands::{Budget, CommandError, Limits, report};
+use crate::server::Shared;
+use crate::state::check_name;
+
+/// Default and largest page for QueryList.
+const DEFAULT_PAGE: usize = 1000;
+pub(crate) const MAX_PAGE: usize = 10_000;
+
+/// Room kept in a frame for the envelope and the Result's own fields around a reply.
+const ENVELOPE_ROOM: usize = 64;
+
+type Outcome = Result<CmdResult, CommandError>;
+
+fn with_reply(mut result: CmdResult, reply: Reply) -> CmdResult {
+    result.reply = Some(reply);
+    result
+}
+
+pub(crate) fn online(shared: &Shared, limits: &Limits, q: QueryOnline) -> Outcome {
+    limits.conn_ids("QueryOnline.conn_ids", &q.conn_ids)?;
+    limits.user_ids("QueryOnline.user_ids", &q.user_ids)?;
+    let online = OnlineReply {
+        conn_ids: q
+            .conn_ids
+            .into_iter()
+            .filter(|id| shared.registry.get(id).is_some())
+            .collect(),
+        user_ids: q
+            .user_ids
+            .into_iter()
+            .filter(|u| shared.indexes.has_user(u))
+            .collect(),
+    };
+    Ok(with_reply(CmdResult::default(), Reply::Online(online)))
+}
+
+/// Bytes a repeated string field takes on the wire.
+fn strings_len(items: &[String]) -> usize {
+    items
+        .iter()
+        .map(|s| 1 + prost::encoding::encoded_len_varint(s.len() as u64) + s.len())
+        .sum()
+}
+
+pub(crate) async fn conn_info(
+    shared: &Shared,
+    limits: &Limits,
+    q: QueryConnInfo,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.conn_ids("QueryConnInfo.conn_ids", &q.conn_ids)?;
+    // Room for the connections' details: the frame less the envelope, and less every id as if
+    // none fitted (each ends up in `conns`, `unknown_conn_ids` or `more_conn_ids`).
+    let mut room = shared
+        .config
+        .max_frame_bytes
+        .saturating_sub(ENVELOPE_ROOM + 2 * strings_len(&q.conn_ids));
+    let mut conns = Vec::new();
+    let mut unknown = Vec::new();
+    let mut more = Vec::new();
+    for id in q.conn_ids {
+        budget.spend(1).await;
+        if !more.is_empty() {
+            more.push(id);
+            continue;
+        }
+        let Some(conn) = shared.registry.get(&id) else {
+            unknown.push(id);
+            continue;
+        };
+        let attached = conn.state.snapshot();
+        let mut topics = attached.topics;
+        topics.sort();
+        let info = ConnInfo {
+            conn_id: id,
+            user_id: attached.user_id.unwrap_or_default(),
+            topics,
+            session: attached.session,
+            remote_addr: conn.info.remote_addr.to_string(),
+            connected_at_ms: conn.info.connected_at_ms,
+            forwarded_for: conn
+                .info
+                .forwarded_for
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
+            real_ip: conn.info.real_ip.as_deref().unwrap_or_default().into(),
+        };
+        let size = info.encoded_len();
+        let size = 1 + prost::encoding::encoded_len_varint(size as u64) + size;
+        if size > room {
+            more.push(info.conn_id);
+            continue;
+        }
+        room -= size;
+        conns.push(info);
+    }
+    Ok(with_reply(
+        report(conns.len() as u32, unknown),
+        Reply::ConnInfo(ConnInfoReply {
+            conns,
+            more_conn_ids: more,
+        }),
+    ))
+}
+
+/// Distinct users among a topic's members.
+async fn topic_users(shared: &Shared, topic: &str, budget: &mut Budget) -> HashSet<String> {
+    let mut users = HashSet::new();
+    for id in shared.indexes.topic_conns(topic) {
+        budget.spend(1).await;
+        if let Some(user) = shared
+            .registry
+            .get(&id)
+            .and_then(|h| h.state.lock().user_id().map(str::to_owned))
+        {
+            users.insert(user);
+        }
+    }
+    users
+}
+
+pub(crate) async fn counts(
+    shared: &Shared,
+    limits: &Limits,
+    q: QueryCounts,
+    budget: &mut Budget,
+) -> Outcome {
+    limits.topics("QueryCounts.topics", &q.topics)?;
+    q.topics.iter().try_for_each(|t| check_name("topic", t))?;
+    let mut topic_counts = Vec::with_capacity(q.topics.len());
+    for topic in &q.topics {
+        topic_counts.push(TopicCount {
+            topic: topic.clone(),
+            connections: shared.indexes.topic_members(topic) as u64,
+            users: topic_users(shared, topic, budget).await.len() as u64,
+        });
+    }
+    let counts = CountsReply {
+        connections: shared.registry.len() as u64,
+        users: shared.indexes.user_count() as u64,
+        topics: shared.indexes.topic_count() as u64,
+        topic_counts,
+    };
+    Ok(with_reply(CmdResult::default(), Reply::Counts(counts)))
+}
+
+pub(crate) async fn list(shared: &Shared, q: QueryList, budget: &mut Budget) -> Outcome {
+    let limit = match q.limit as usize {
+        0 => DEFAULT_PAGE,
+        n if n > MAX_PAGE => {
+            return Err(format!("QueryList.limit {n} is over the maximum of {MAX_PAGE}").into());
+        }
+        n => n,
+    };
+    let kind = ListKind::try_from(q.kind).unwrap_or(ListKind::Unspecified);
+    let needs_key = matches!(
+        kind,
+        ListKind::TopicConnections | ListKind::TopicUsers | ListKind::UserConnections
+    );
+    if needs_key && q.key.is_empty() {
+        return Err(format!(
+            "QueryList.key is empty; {} needs the topic or user id",
+            kind.as_str_name()
+        )
+        .into());
+    }
+    let cursor = q.cursor.as_str();
+    let (items, next_cursor) = match kind {
+        ListKind::Unspecified => {
+            return Err(String::from(
+                "QueryList.kind is missing or unknown; set one of the LIST_KIND_* values",
+            )
+            .into());
+        }
+        ListKind::Connections => shared.registry.page(cursor, limit),
+        ListKind::Users => shared.indexes.page_users(cursor, limit),
+        ListKind::Topics => shared.indexes.page_topics(cursor, limit),
+        ListKind::TopicConnections => crate::state::page(
+            shared.indexes.topic_conns(&q.key).into_iter(),
+            cursor,
+            limit,
+        ),
+        ListKind::TopicUsers => crate::state::page(
+            topic_users(shared, &q.key, budget).await.into_iter(),
+            cursor,
+            limit,
+        ),
+        ListKind::UserConnections => {
+            crate::state::page(shared.indexes.user_conns(&q.key).into_iter(), cursor, limit)
+        }
+    };
+    let (items, next_cursor) = fit_page(items, next_cursor, shared.config.max_frame_bytes);
+    Ok(with_reply(
+        CmdResult::default(),
+        Reply::List(ListReply { items, next_cursor }),
+    ))
+}
+
+/// A page cut to what one frame holds: when the items would not fit, the page ends earlier
+/// and its cursor is the last item kept, so paging goes on from there.
+fn fit_page(
+    mut items: Vec<String>,
+    next_cursor: String,
+    max_frame: usize,
+) -> (Vec<String>, String) {
+    // The cursor is at most one more name, the envelope a few bytes.
+    let room = max_frame.saturating_sub(ENVELOPE_ROOM + 2 * (next_cursor.len() + 8));
+    let mut used = 0;
+    let fits = items
+        .iter()
+        .take_while(|s| {
+            used += 1 + prost::encoding::encoded_len_varint(s.len() as u64) + s.len();
+            used <= room
+        })
+        .count();
+    if fits == items.len() {
+        return (items, next_cursor);
+    }
+    items.truncate(fits.max(1));
+    let cursor = items.last().cloned().unwrap_or_default();
+    (items, cursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_that_would_not_fit_a_frame_ends_early_and_pages_on() {
+        let items: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+        let (all, cursor) = fit_page(items.clone(), String::new(), 1 << 20);
+        assert_eq!((all.len(), cursor.as_str()), (100, ""), "fits whole");
+        let (some, cursor) = fit_page(items.clone(), String::new(), 2048);
+        assert!(some.len() < 100 && !some.is_empty());
+        assert_eq!(&cursor, some.last().expect("an item"));
+        let size: usize = some.iter().map(|s| s.len() + 2).sum();
+        assert!(size <= 2048, "{size}");
+    }
+}
