@@ -185,7 +185,7 @@ impl Client {
     /// commands ([`send_to_users`](Self::send_to_users), [`force_offline_users`](Self::force_offline_users),
     /// topic commands with [`Targets::user`]).
     ///
-    /// A user id is a non-empty string of at most 128 bytes (else [`Error::Gateway`] with
+    /// A user id is a non-empty string of at most 128 characters (else [`Error::Gateway`] with
     /// [`ErrorCode::BadRequest`](crate::ErrorCode::BadRequest)). Fails with [`Error::UnknownConnection`] when the connection
     /// is not connected to the gateway.
     ///
@@ -262,7 +262,7 @@ impl Client {
 
     /// Adds connections to topics: the connections and the users' current connections in
     /// `targets` (connections a user opens later are not added). A topic name is a non-empty
-    /// string of at most 128 bytes; a topic exists while it has members.
+    /// string of at most 128 characters; a topic exists while it has members.
     ///
     /// [`Report::delivered`] counts the connections affected; unknown connections and users are
     /// listed in the report.
@@ -327,7 +327,7 @@ impl Client {
     /// Changes a connection's session data: the small string map the gateway keeps per
     /// connection and hands back in every `ConnMessage` and `ConnClose`.
     ///
-    /// Limits: 64 keys, keys up to 128 bytes, 16 KiB in all; a change that would exceed them is
+    /// Limits: 64 keys, keys up to 128 characters, 16 KiB in all; a change that would exceed them is
     /// refused whole with [`Error::Gateway`] ([`ErrorCode::BadRequest`](crate::ErrorCode::BadRequest), the message names the
     /// limit). Fails with [`Error::UnknownConnection`] when the connection is not connected.
     ///

@@ -93,6 +93,8 @@ pub(crate) struct Outgoing {
 pub(crate) struct SessionHandle {
     pub(crate) tx: mpsc::Sender<Outgoing>,
     pub(crate) node_id: String,
+    /// What the gateway's commands may name, as its `RegisterOk` said.
+    pub(crate) limits: wsgate_proto::validate::Limits,
 }
 
 /// What a link is doing, for [`Cluster::gateways`](crate::Cluster::gateways) and for the
@@ -469,6 +471,7 @@ impl Link {
         self.shared.set_session(Some(SessionHandle {
             tx: tx.clone(),
             node_id: node_id.clone(),
+            limits: wsgate_proto::validate::Limits::of(&limits),
         }));
         self.shared.set_status(|status| {
             status.state = GatewayState::Up;

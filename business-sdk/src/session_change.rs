@@ -2,7 +2,7 @@
 //! [`Client::set_session`](crate::Client::set_session).
 //!
 //! The session is a small string map the gateway keeps per connection (at most 64 keys, keys up
-//! to 128 bytes, 16 KiB in all); it comes back in every `ConnMessage` and `ConnClose` and in
+//! to 128 characters, 16 KiB in all); it comes back in every `ConnMessage` and `ConnClose` and in
 //! [`Client::conn_info`](crate::Client::conn_info). A change either edits keys (set some,
 //! delete others) or, with [`SessionChange::replace_all`], replaces the whole map.
 

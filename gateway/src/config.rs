@@ -19,6 +19,8 @@ use clap::Parser;
 use serde::Serialize;
 use wsgate_proto::conn_id::validate_node_id;
 
+pub use crate::client::rate::RateLimitAction;
+pub use crate::client::users::UserConnectionPolicy;
 use crate::error::ConfigError;
 pub use layers::{Loaded, Source};
 
@@ -278,6 +280,11 @@ pub struct Config {
     #[arg(long, env = "WSGATE_MAX_FRAME_BYTES", default_value_t = wsgate_proto::codec::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
+    /// Bytes of events queued for one worker link before the clients whose events they are
+    /// wait (their reads stop until the business process catches up).
+    #[arg(long, env = "WSGATE_LINK_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub link_queue_bytes: usize,
+
     /// Time a new worker link has to send Register.
     #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]
@@ -433,6 +440,7 @@ impl Config {
         let positive = [
             ("send-queue", self.send_queue == 0),
             ("send-queue-bytes", self.send_queue_bytes == 0),
+            ("link-queue-bytes", self.link_queue_bytes == 0),
             ("max-topics-per-conn", self.max_topics_per_conn == 0),
             ("max-topics-per-command", self.max_topics_per_command == 0),
             (

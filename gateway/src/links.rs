@@ -5,13 +5,20 @@
 //! rendezvous (highest random weight) hash of the connection id over the live processes that
 //! want the event kind, so processes agree on nothing, adding one moves only new connections,
 //! and when a process goes away its connections spread evenly over the rest.
+//!
+//! A link's queue is bounded twice: in frames (its channel) and in bytes (`--link-queue-bytes`,
+//! a semaphore of bytes taken by every frame queued and given back once it is written). A
+//! business process that reads slower than its clients send thus holds back those clients'
+//! reads — their sockets fill and they slow down — instead of the gateway's memory growing with
+//! every message they send.
 
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
 use wsgate_proto::v1::{Envelope, EventKind, envelope::Body};
 
 use crate::stats::Stats;
@@ -25,6 +32,11 @@ pub struct Link {
     /// Answers Authorize requests.
     pub authorize: bool,
     tx: mpsc::Sender<Envelope>,
+    /// Bytes the queue may still take (`--link-queue-bytes` less what is queued).
+    room: Semaphore,
+    /// What one frame may take of `room` at most: a frame larger than the whole bound waits
+    /// for an empty queue instead of forever.
+    room_max: u32,
     closed: AtomicBool,
 }
 
@@ -59,15 +71,34 @@ impl Link {
         wanted: &[EventKind],
         authorize: bool,
         tx: mpsc::Sender<Envelope>,
+        queue_bytes: usize,
     ) -> Self {
+        let room_max = u32::try_from(queue_bytes.min(Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
         Self {
             id,
             name,
             events: wanted.iter().fold(0, |acc, k| acc | event_bit(*k)),
             authorize,
             tx,
+            room: Semaphore::new(room_max as usize),
+            room_max,
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// What `env` takes of the queue's byte bound.
+    fn cost(&self, env: &Envelope) -> u32 {
+        u32::try_from(env.encoded_len())
+            .unwrap_or(u32::MAX)
+            .min(self.room_max)
+    }
+
+    /// The writer has written `env`: its bytes are free again. Returns its size.
+    pub fn written(&self, env: &Envelope) -> usize {
+        let size = env.encoded_len();
+        let cost = u32::try_from(size).unwrap_or(u32::MAX).min(self.room_max);
+        self.room.add_permits(cost as usize);
+        size
     }
 
     pub fn wants(&self, kind: EventKind) -> bool {
@@ -78,9 +109,22 @@ impl Link {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Queues a frame for this link's writer; waits while its queue is full.
+    /// Queues a frame for this link's writer; waits while its queue is full, in frames or in
+    /// bytes. The frame comes back when the link has gone away.
     pub async fn send(&self, env: Envelope) -> Result<(), Envelope> {
-        self.tx.send(env).await.map_err(|e| e.0)
+        let cost = self.cost(&env);
+        match self.room.acquire_many(cost).await {
+            Ok(permit) => permit.forget(),
+            // Closed: the link is gone.
+            Err(_) => return Err(env),
+        }
+        match self.tx.send(env).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.room.add_permits(cost as usize);
+                Err(e.0)
+            }
+        }
     }
 
     fn weight(&self, conn_id: &str) -> u64 {
@@ -151,11 +195,13 @@ impl Links {
         *list = next.into();
     }
 
-    /// Takes a link out of routing; events already pinned to it move on their next send.
+    /// Takes a link out of routing; events already pinned to it move on their next send, and
+    /// senders waiting for room in its queue get their frames back.
     pub fn remove(&self, link: &Link) {
         if link.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        link.room.close();
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
         let next: Vec<_> = list.iter().filter(|l| l.id != link.id).cloned().collect();
         *list = next.into();

@@ -20,11 +20,11 @@ use dashmap::DashMap;
 
 use crate::client::users::{UserConnectionPolicy, UserLimit, oldest};
 
-/// Longest user id or topic name.
-pub const MAX_NAME_BYTES: usize = 128;
+pub use wsgate_proto::validate::{MAX_NAME_CHARS, check_name};
+/// What such a name takes at most in bytes: four per character in UTF-8.
+pub const MAX_NAME_BYTES: usize = 4 * MAX_NAME_CHARS;
 /// Session limits.
 pub const MAX_SESSION_KEYS: usize = 64;
-pub const MAX_SESSION_KEY_BYTES: usize = 128;
 pub const MAX_SESSION_BYTES: usize = 16 * 1024;
 
 /// What business processes attached to a connection, as events and queries report it.
@@ -213,21 +213,6 @@ impl Locked<'_> {
             .as_deref()
             .is_some_and(|a| a.topics.contains(topic))
     }
-}
-
-/// Checks a user id or topic name.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("{what} is empty; give it a name"));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "{what} {:?}… is {} bytes; the limit is {MAX_NAME_BYTES}",
-            name.chars().take(16).collect::<String>(),
-            name.len()
-        ));
-    }
-    Ok(())
 }
 
 /// The user and topic indexes of one gateway.
@@ -533,11 +518,11 @@ fn check_session(session: &HashMap<String, String>) -> Result<(), String> {
     }
     if let Some(key) = session
         .keys()
-        .find(|k| k.is_empty() || k.len() > MAX_SESSION_KEY_BYTES)
+        .find(|k| k.is_empty() || k.chars().count() > MAX_NAME_CHARS)
     {
         return Err(format!(
-            "session key of {} bytes; keys must be 1 to {MAX_SESSION_KEY_BYTES} bytes",
-            key.len()
+            "session key of {} characters; keys must be 1 to {MAX_NAME_CHARS} characters",
+            key.chars().count()
         ));
     }
     let bytes: usize = session.iter().map(|(k, v)| k.len() + v.len()).sum();

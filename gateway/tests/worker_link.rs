@@ -101,8 +101,9 @@ async fn an_oversized_frame_closes_only_that_link() {
         c.max_frame_bytes = 256 * 1024;
         c.max_message_bytes = 16 * 1024;
         c.max_topics_per_conn = 100;
+        c.max_topics_per_command = 100;
         c.max_conn_ids_per_command = 500;
-        c.max_user_ids_per_command = 500;
+        c.max_user_ids_per_command = 100;
     })
     .await;
     let (client, mut events, mut ws) = healthy(&gw).await;

@@ -2,7 +2,8 @@
 //!
 //! This crate is shared by the gateway, the Rust business SDK and anything else that speaks the
 //! protocol: the generated protobuf types ([`v1`]), the length-prefixed frame codec
-//! ([`codec::WorkerCodec`]) and the connection id format ([`conn_id`]). It opens no sockets and
+//! ([`codec::WorkerCodec`]), the connection id format ([`conn_id`]) and the rules every command
+//! follows whatever the state ([`validate`]). It opens no sockets and
 //! spawns no tasks, so it can be tested and fuzzed alone. `docs/protocol.md` describes the wire
 //! format for implementers in other languages.
 //!
@@ -13,6 +14,7 @@
 pub mod codec;
 pub mod conn_id;
 mod payload;
+pub mod validate;
 
 /// Messages of protocol version 1, generated from `proto/wsgate/v1/worker.proto` and
 /// `proto/wsgate/v1/api.proto` (plus, with the `grpc` feature, the `PushApi` service code).

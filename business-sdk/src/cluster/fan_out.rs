@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use wsgate_proto::conn_id;
 use wsgate_proto::v1::{self, envelope::Body};
+use wsgate_proto::{conn_id, validate};
 
 use crate::cluster::members::Members;
 use crate::cluster::merge;
@@ -83,12 +83,29 @@ impl Members {
         }
     }
 
+    /// Refuses a body that a gateway would refuse whatever its state ([`validate::command`]),
+    /// under the strictest limits of the registered gateways: checked before routing, so a
+    /// command that reaches no gateway (it names only connections of unknown nodes) is refused
+    /// as a gateway would refuse it.
+    fn check(&self, body: &Body) -> Result<(), Error> {
+        let limits = self
+            .links()
+            .iter()
+            .filter_map(|link| link.session())
+            .fold(validate::Limits::default(), |acc, s| acc.min(s.limits));
+        validate::command(body, &limits).map_err(|invalid| Error::Gateway {
+            code: invalid.code,
+            message: invalid.message,
+        })
+    }
+
     /// Sends `body` to the gateway owning `conn_id` and waits for its `Result`.
     pub(crate) async fn request_owner(
         &self,
         conn_id: &str,
         body: Body,
     ) -> Result<v1::Result, Error> {
+        self.check(&body)?;
         let target = self.owner(conn_id)?;
         let reply = target
             .link
@@ -110,6 +127,7 @@ impl Members {
         if self.is_shut_down() {
             return Err(Error::Closed);
         }
+        self.check(&body)?;
         let Plan {
             sends,
             mut failed,
@@ -155,6 +173,7 @@ impl Members {
         if self.is_shut_down() {
             return Err(Error::Closed);
         }
+        self.check(&body)?;
         let timeout = self.config().request_timeout;
         if let Route::Owner(conn_id) = route::route_of(&body) {
             let target = self.owner(&conn_id)?;

@@ -54,7 +54,9 @@ const CONN_ID: &str = "a connection id from a ConnOpen event";
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendBody {
     conn_id: String,
+    #[serde(default, deserialize_with = "payload::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
 }
 
@@ -77,7 +79,9 @@ pub(crate) async fn send(
 #[serde(deny_unknown_fields)]
 pub(crate) struct MulticastBody {
     conn_ids: Vec<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
 }
 
@@ -99,7 +103,9 @@ pub(crate) async fn multicast(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BroadcastBody {
+    #[serde(default, deserialize_with = "payload::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
@@ -123,7 +129,9 @@ pub(crate) async fn broadcast(
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsersSendBody {
     user_ids: Vec<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
@@ -148,7 +156,9 @@ pub(crate) async fn send_to_users(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PublishBody {
     topics: Vec<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
@@ -298,18 +308,10 @@ pub(crate) struct SessionBody {
 }
 
 impl SessionBody {
+    /// The change as the gateway applies it: `delete` first, then `set` (a key in both ends
+    /// up set); with `replace` the session becomes exactly `set`, so `delete` changes nothing.
     fn change(self) -> Result<(String, SessionChange), ApiError> {
         required(&self.conn_id, "conn_id", CONN_ID)?;
-        if self.replace && !self.delete.is_empty() {
-            return Err(ApiError::bad_request(
-                "delete is set together with replace: true, which makes the session exactly `set`; drop delete (or replace)",
-            ));
-        }
-        if let Some(key) = self.delete.iter().find(|k| self.set.contains_key(*k)) {
-            return Err(ApiError::bad_request(format!(
-                "key {key:?} is both in set and in delete; keep it in one of them"
-            )));
-        }
         let mut change = SessionChange::new();
         for key in self.delete {
             change = change.delete(key);
@@ -350,7 +352,9 @@ pub(crate) struct ForceOfflineBody {
     code: i64,
     #[serde(default)]
     reason: String,
+    #[serde(default, deserialize_with = "payload::present")]
     last_text: Option<String>,
+    #[serde(default, deserialize_with = "payload::present")]
     last_binary: Option<String>,
 }
 
@@ -407,18 +411,10 @@ mod tests {
             session(r#"{"conn_id":"c","set":{"a":"1"},"delete":["b"]}"#).expect("valid edit");
         assert_eq!(conn, "c");
         assert_eq!(change, SessionChange::new().delete("b").set("a", "1"));
-        assert!(
-            session(r#"{"conn_id":"c","delete":["a"],"replace":true}"#)
-                .expect_err("delete with replace")
-                .message
-                .contains("replace")
-        );
-        assert!(
-            session(r#"{"conn_id":"c","set":{"a":"1"},"delete":["a"]}"#)
-                .expect_err("both")
-                .message
-                .contains("both in set and in delete")
-        );
+        // A key in both is set; delete beside replace changes nothing. Both are accepted, as
+        // the schema says.
+        assert!(session(r#"{"conn_id":"c","delete":["a"],"replace":true}"#).is_ok());
+        assert!(session(r#"{"conn_id":"c","set":{"a":"1"},"delete":["a"]}"#).is_ok());
         assert!(session(r#"{"conn_id":""}"#).is_err());
     }
 

@@ -22,6 +22,8 @@ pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
 }
 
 /// The JSON body of every error response.
@@ -37,6 +39,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -107,14 +110,16 @@ impl ApiError {
     }
 
     /// A route that exists with another method.
-    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Self {
-        Self::new(
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &'static str) -> Self {
+        let mut error = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!(
                 "{path} takes {allowed}, not {method}: commands are POST with a JSON body, queries are GET with query parameters"
             ),
-        )
+        );
+        error.allow = Some(allowed);
+        error
     }
 
     /// A bug or an answer this gateway cannot interpret.
@@ -166,6 +171,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }

@@ -1,22 +1,47 @@
 //! The OpenAPI 3.0 document of the /api/v1 push API, served at `/openapi.json`: every
 //! endpoint with its request and response schemas, the bearer security scheme and the error
 //! body. Hand-written; a test checks that it covers every route of [`routes::v1`].
-
-use std::sync::LazyLock;
+//!
+//! The schemas say exactly what the server accepts — schemathesis checks both ways in CI: a
+//! request the schema allows is never refused as invalid, and one it forbids is refused. So
+//! names have their character limits (`maxLength` counts characters, as the gateway does),
+//! lists their `minItems` and the gateway's per-command limits as `maxItems` (read from this
+//! gateway's settings, so the document is built per gateway), a message exactly one of `text`
+//! and `binary` (`oneOf`), and commands that need a target say so with `anyOf`.
 
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
+use super::ApiContext;
 use super::queries::{DEFAULT_LIMIT, LIST_KINDS, MAX_LIMIT};
 #[cfg(test)]
 use super::routes;
+use crate::state::{MAX_NAME_CHARS, MAX_SESSION_KEYS};
+use wsgate_proto::validate::MAX_REASON_CHARS;
 
 /// GET /openapi.json.
-pub(crate) async fn document() -> Json<Value> {
-    Json(DOCUMENT.clone())
+pub(crate) async fn document(State(context): State<ApiContext>) -> Json<Value> {
+    Json(build(&Limits::of(&context.shared.config)))
 }
 
-static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+/// What the schemas take from the gateway's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    topics: usize,
+    conn_ids: usize,
+    user_ids: usize,
+}
+
+impl Limits {
+    pub(crate) fn of(config: &crate::Config) -> Self {
+        Self {
+            topics: config.max_topics_per_command,
+            conn_ids: config.max_conn_ids_per_command,
+            user_ids: config.max_user_ids_per_command,
+        }
+    }
+}
 
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -26,22 +51,27 @@ fn response_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/responses/{name}") })
 }
 
-/// The error responses every endpoint may give, plus 404 for single-connection endpoints.
-fn error_responses(unknown_connection: bool) -> serde_json::Map<String, Value> {
+/// The error responses every endpoint may give.
+fn error_responses() -> serde_json::Map<String, Value> {
     let mut map = serde_json::Map::new();
-    map.insert("400".into(), response_ref("BadRequest"));
-    map.insert("401".into(), response_ref("Unauthorized"));
-    if unknown_connection {
-        map.insert("404".into(), response_ref("UnknownConnection"));
+    for (status, name) in [
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("403", "Forbidden"),
+        ("404", "NotFound"),
+        ("415", "UnsupportedMediaType"),
+        ("422", "LimitExceeded"),
+        ("500", "Internal"),
+        ("503", "Unavailable"),
+    ] {
+        map.insert(status.into(), response_ref(name));
     }
-    map.insert("500".into(), response_ref("Internal"));
-    map.insert("503".into(), response_ref("Unavailable"));
     map
 }
 
 /// A POST command taking the `body` schema and answering a `CommandReply`.
-fn command(id: &str, summary: &str, description: &str, body: &str, single: bool) -> Value {
-    let mut responses = error_responses(single);
+fn command(id: &str, summary: &str, description: &str, body: &str) -> Value {
+    let mut responses = error_responses();
     responses.insert(
         "200".into(),
         json!({
@@ -65,15 +95,8 @@ fn command(id: &str, summary: &str, description: &str, body: &str, single: bool)
 }
 
 /// A GET query with `parameters`, answering the `reply` schema.
-fn query(
-    id: &str,
-    summary: &str,
-    description: &str,
-    parameters: Value,
-    reply: &str,
-    single: bool,
-) -> Value {
-    let mut responses = error_responses(single);
+fn query(id: &str, summary: &str, description: &str, parameters: Value, reply: &str) -> Value {
+    let mut responses = error_responses();
     responses.insert(
         "200".into(),
         json!({
@@ -93,35 +116,60 @@ fn query(
     })
 }
 
-/// A comma-separated list in the query string.
-fn list_param(name: &str, description: &str) -> Value {
+/// A comma-separated list of names in the query string (empty items are dropped).
+fn names_param(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": "query",
+        "required": false,
+        "description": description,
+        "schema": {
+            "type": "string",
+            "pattern": format!("^[^,]{{0,{MAX_NAME_CHARS}}}(,[^,]{{0,{MAX_NAME_CHARS}}})*$")
+        },
+        "example": "a,b"
+    })
+}
+
+/// A comma-separated list of connection ids in the query string.
+fn ids_param(name: &str, description: &str) -> Value {
     json!({
         "name": name,
         "in": "query",
         "required": false,
         "description": description,
         "schema": { "type": "string" },
-        "example": "a,b"
+        "example": "gw1-6172a3b4c5d6e-1f,gw1-6172a3b4c5d6e-20"
     })
+}
+
+/// A user id or topic: 1 to 128 characters.
+fn name(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "description": description })
+}
+
+/// The one connection a command acts on: required.
+fn conn_id(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "description": description })
+}
+
+/// A connection id in a list: any string (an empty or made-up one is simply not connected).
+fn listed_conn_id() -> Value {
+    json!({ "type": "string", "description": "A connection id." })
+}
+
+/// A list of `items`: `min` to `max` of them.
+fn list(items: Value, min: usize, max: usize, description: &str) -> Value {
+    let mut schema =
+        json!({ "type": "array", "items": items, "maxItems": max, "description": description });
+    if min > 0 {
+        schema["minItems"] = json!(min);
+    }
+    schema
 }
 
 fn strings(description: &str) -> Value {
     json!({ "type": "array", "items": { "type": "string" }, "description": description })
-}
-
-/// `text` / `binary`: the message, exactly one of them.
-fn message_properties(mut properties: Value) -> Value {
-    if let Some(map) = properties.as_object_mut() {
-        map.insert(
-            "text".into(),
-            json!({ "type": "string", "description": "A text message. Exactly one of text and binary." }),
-        );
-        map.insert(
-            "binary".into(),
-            json!({ "type": "string", "format": "byte", "description": "A binary message, standard base64. Exactly one of text and binary." }),
-        );
-    }
-    properties
 }
 
 /// An object schema; `required` is left out when empty (OpenAPI 3.0 wants one name at least).
@@ -138,8 +186,43 @@ fn object(required: &[&str], properties: Value, description: &str) -> Value {
     schema
 }
 
-fn schemas() -> Value {
-    let exclude = strings("Connection ids that must not get the message.");
+/// `text` / `binary` added to `properties`, and exactly one of them required.
+fn with_message(mut schema: Value) -> Value {
+    if let Some(map) = schema["properties"].as_object_mut() {
+        map.insert(
+            "text".into(),
+            json!({ "type": "string", "description": "A text message. Exactly one of text and binary." }),
+        );
+        map.insert(
+            "binary".into(),
+            json!({ "type": "string", "format": "byte", "description": "A binary message, standard base64 with padding. Exactly one of text and binary." }),
+        );
+    }
+    schema["oneOf"] = json!([{ "required": ["text"] }, { "required": ["binary"] }]);
+    schema
+}
+
+/// At least one of two lists must name something.
+fn one_of_lists_non_empty(mut schema: Value, a: &str, b: &str) -> Value {
+    schema["anyOf"] = json!([
+        { "required": [a], "properties": { a: { "minItems": 1 } } },
+        { "required": [b], "properties": { b: { "minItems": 1 } } }
+    ]);
+    schema
+}
+
+fn schemas(limits: &Limits) -> Value {
+    let exclude = list(
+        listed_conn_id(),
+        0,
+        limits.conn_ids,
+        "Connection ids that must not get the message.",
+    );
+    let conn_ids =
+        |min: usize, description: &str| list(listed_conn_id(), min, limits.conn_ids, description);
+    let user_ids =
+        |min: usize, description: &str| list(name("A user id."), min, limits.user_ids, description);
+    let topics = |description: &str| list(name("A topic."), 1, limits.topics, description);
     json!({
         "Error": {
             "type": "object",
@@ -147,7 +230,7 @@ fn schemas() -> Value {
             "properties": {
                 "error": {
                     "type": "string",
-                    "enum": ["bad_request", "unauthorized", "unknown_connection", "not_found", "method_not_allowed", "unavailable", "internal"],
+                    "enum": ["bad_request", "unauthorized", "forbidden", "unknown_connection", "not_found", "method_not_allowed", "unsupported_media_type", "limit_exceeded", "unavailable", "internal"],
                     "description": "A stable code to match on."
                 },
                 "message": { "type": "string", "description": "What went wrong and what to do about it." }
@@ -176,52 +259,59 @@ fn schemas() -> Value {
                 "failed": schema_ref("Failed")
             }
         },
-        "SendRequest": object(&["conn_id"], message_properties(json!({
-            "conn_id": { "type": "string", "description": "A connection id from a ConnOpen event." }
-        })), "One message to one connection."),
-        "MulticastRequest": object(&["conn_ids"], message_properties(json!({
-            "conn_ids": strings("Connection ids (at least one).")
-        })), "One message to several connections."),
-        "BroadcastRequest": object(&[], message_properties(json!({
+        "SendRequest": with_message(object(&["conn_id"], json!({
+            "conn_id": conn_id("A connection id from a ConnOpen event.")
+        }), "One message to one connection.")),
+        "MulticastRequest": with_message(object(&["conn_ids"], json!({
+            "conn_ids": conn_ids(1, "Connection ids.")
+        }), "One message to several connections.")),
+        "BroadcastRequest": with_message(object(&[], json!({
             "exclude_conn_ids": exclude
-        })), "One message to every connection of the cluster."),
-        "UsersSendRequest": object(&["user_ids"], message_properties(json!({
-            "user_ids": strings("User ids (at least one)."),
+        }), "One message to every connection of the cluster.")),
+        "UsersSendRequest": with_message(object(&["user_ids"], json!({
+            "user_ids": user_ids(1, "User ids."),
             "exclude_conn_ids": exclude
-        })), "One message to every connection of these users."),
-        "PublishRequest": object(&["topics"], message_properties(json!({
-            "topics": strings("Topics (at least one)."),
+        }), "One message to every connection of these users.")),
+        "PublishRequest": with_message(object(&["topics"], json!({
+            "topics": topics("Topics."),
             "exclude_conn_ids": exclude
-        })), "One message to every member of these topics."),
+        }), "One message to every member of these topics.")),
         "BindRequest": object(&["conn_id", "user_id"], json!({
-            "conn_id": { "type": "string" },
-            "user_id": { "type": "string" }
+            "conn_id": conn_id("A connection id."),
+            "user_id": name("The user id.")
         }), "Binds a user id to a connection; user commands then reach it."),
         "UnbindRequest": object(&["conn_id"], json!({
-            "conn_id": { "type": "string" }
+            "conn_id": conn_id("A connection id.")
         }), "Removes a connection's user binding."),
-        "TopicsRequest": object(&["topics"], json!({
-            "topics": strings("Topics (at least one)."),
-            "conn_ids": strings("Connections to act on."),
-            "user_ids": strings("Users whose current connections to act on.")
-        }), "Topic membership change for connections and/or users' current connections (at least one of conn_ids and user_ids)."),
+        "TopicsRequest": one_of_lists_non_empty(object(&["topics"], json!({
+            "topics": topics("Topics."),
+            "conn_ids": conn_ids(0, "Connections to act on."),
+            "user_ids": user_ids(0, "Users whose current connections to act on.")
+        }), "Topic membership change for connections and/or users' current connections (at least one of conn_ids and user_ids names one)."), "conn_ids", "user_ids"),
         "DeleteTopicsRequest": object(&["topics"], json!({
-            "topics": strings("Topics to empty (at least one).")
+            "topics": topics("Topics to empty.")
         }), "Removes every member from these topics."),
         "SessionRequest": object(&["conn_id"], json!({
-            "conn_id": { "type": "string" },
-            "set": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Keys to write." },
-            "delete": strings("Keys to remove (not together with replace)."),
-            "replace": { "type": "boolean", "default": false, "description": "Make the session exactly `set`." }
-        }), "A change to a connection's session data (at most 64 keys, 16 KiB)."),
-        "ForceOfflineRequest": object(&[], json!({
-            "conn_ids": strings("Connections to close."),
-            "user_ids": strings("Users whose connections to close."),
-            "code": { "type": "integer", "description": "Close code: 1000 or 3000-4999; default 1000." },
-            "reason": { "type": "string", "description": "Close reason, at most 123 bytes." },
-            "last_text": { "type": "string", "description": "A last text message sent before closing." },
-            "last_binary": { "type": "string", "format": "byte", "description": "A last binary message (standard base64); not together with last_text." }
-        }), "Closes connections from the server side (at least one of conn_ids and user_ids)."),
+            "conn_id": conn_id("A connection id."),
+            "set": { "type": "object", "maxProperties": MAX_SESSION_KEYS, "additionalProperties": { "type": "string" }, "description": "Keys to write (1 to 128 characters each), after delete." },
+            "delete": { "type": "array", "items": { "type": "string" }, "description": "Keys to remove, before set; a key in both ends up set." },
+            "replace": { "type": "boolean", "default": false, "description": "Make the session exactly `set` (delete then changes nothing)." }
+        }), "A change to a connection's session data (at most 64 keys, 16 KiB in all)."),
+        "ForceOfflineRequest": {
+            "allOf": [one_of_lists_non_empty(object(&[], json!({
+                "conn_ids": conn_ids(0, "Connections to close."),
+                "user_ids": user_ids(0, "Users whose connections to close."),
+                "code": {
+                    "type": "integer",
+                    "description": "Close code: 1000 or 3000-4999; 0 or left out means 1000.",
+                    "oneOf": [{ "enum": [0, 1000] }, { "minimum": 3000, "maximum": 4999 }]
+                },
+                "reason": { "type": "string", "maxLength": MAX_REASON_CHARS, "description": "Close reason; the client gets its first 123 bytes." },
+                "last_text": { "type": "string", "description": "A last text message sent before closing." },
+                "last_binary": { "type": "string", "format": "byte", "description": "A last binary message (standard base64); not together with last_text." }
+            }), "Closes connections from the server side (at least one of conn_ids and user_ids names one)."), "conn_ids", "user_ids")],
+            "not": { "required": ["last_text", "last_binary"] }
+        },
         "OnlineReply": {
             "type": "object",
             "required": ["conn_ids", "user_ids", "failed"],
@@ -293,64 +383,64 @@ fn paths() -> Value {
     let kinds: Vec<&str> = LIST_KINDS.iter().map(|(name, ..)| *name).collect();
     json!({
         "/api/v1/send": command("send", "Send to one connection",
-            "Routed to the gateway that owns the connection. 404 when it is not connected, 503 when its gateway is down.",
-            "SendRequest", true),
+            "Routed to the gateway that owns the connection. 404 when it is not connected (or no gateway of the cluster has its node id), 503 when its gateway is down.",
+            "SendRequest"),
         "/api/v1/multicast": command("multicast", "Send to several connections",
             "Each gateway gets its own connections' ids; gone ids are in unknown_conn_ids.",
-            "MulticastRequest", false),
+            "MulticastRequest"),
         "/api/v1/broadcast": command("broadcast", "Send to every connection",
-            "Every gateway of the cluster, except exclude_conn_ids.", "BroadcastRequest", false),
+            "Every gateway of the cluster, except exclude_conn_ids.", "BroadcastRequest"),
         "/api/v1/users/send": command("sendToUsers", "Send to users",
-            "Every connection of these users on every gateway.", "UsersSendRequest", false),
+            "Every connection of these users on every gateway.", "UsersSendRequest"),
         "/api/v1/users/bind": command("bindUser", "Bind a user to a connection",
-            "On the gateway that owns the connection.", "BindRequest", true),
+            "On the gateway that owns the connection. 422 when the user holds the most connections allowed (--max-connections-per-user, refuse-new).", "BindRequest"),
         "/api/v1/users/unbind": command("unbindUser", "Unbind a connection's user",
-            "On the gateway that owns the connection.", "UnbindRequest", true),
+            "On the gateway that owns the connection.", "UnbindRequest"),
         "/api/v1/topics/publish": command("publish", "Publish to topics",
-            "Every member of these topics on every gateway.", "PublishRequest", false),
+            "Every member of these topics on every gateway.", "PublishRequest"),
         "/api/v1/topics/subscribe": command("subscribe", "Subscribe to topics",
-            "The named connections and the users' current connections join the topics.",
-            "TopicsRequest", false),
+            "The named connections and the users' current connections join the topics. 422 when some connection would pass --max-topics-per-conn (it is left unchanged; the others are served).",
+            "TopicsRequest"),
         "/api/v1/topics/unsubscribe": command("unsubscribe", "Unsubscribe from topics",
             "The named connections and the users' current connections leave the topics.",
-            "TopicsRequest", false),
+            "TopicsRequest"),
         "/api/v1/topics/delete": command("deleteTopics", "Delete topics",
             "Removes every member; delivered counts the topics deleted per gateway.",
-            "DeleteTopicsRequest", false),
+            "DeleteTopicsRequest"),
         "/api/v1/session": command("setSession", "Change session data",
-            "Edits (set, delete) or replaces a connection's session map.", "SessionRequest", true),
+            "Edits (delete, then set) or replaces a connection's session map; 400 when the result would pass the session limits.", "SessionRequest"),
         "/api/v1/force-offline": command("forceOffline", "Close connections",
             "Closes connections and every connection of users, with an optional last message.",
-            "ForceOfflineRequest", false),
+            "ForceOfflineRequest"),
         "/api/v1/online": query("online", "Who is online",
-            "Which of these connections and users are connected (at least one list).",
+            "Which of these connections and users are connected.",
             json!([
-                list_param("conn_ids", "Comma-separated connection ids."),
-                list_param("user_ids", "Comma-separated user ids.")
+                ids_param("conn_ids", "Comma-separated connection ids."),
+                names_param("user_ids", "Comma-separated user ids.")
             ]),
-            "OnlineReply", false),
+            "OnlineReply"),
         "/api/v1/connections/{conn_id}": query("connection", "One connection's info",
             "What the owning gateway knows about the connection; 404 when it is not connected.",
             json!([{
                 "name": "conn_id", "in": "path", "required": true,
-                "description": "A connection id.", "schema": { "type": "string" }
+                "description": "A connection id.", "schema": { "type": "string", "minLength": 1 }
             }]),
-            "Connection", true),
+            "Connection"),
         "/api/v1/counts": query("counts", "Counts",
             "Connections, users and topics summed over the cluster, plus per-topic counts.",
-            json!([list_param("topics", "Comma-separated topics to count members of.")]),
-            "CountsReply", false),
+            json!([names_param("topics", "Comma-separated topics to count members of.")]),
+            "CountsReply"),
         "/api/v1/list/{kind}": query("list", "One page of a list",
             "Merged across the cluster in ascending byte order. Start with an empty cursor and pass next_cursor back until it is empty.",
             json!([
                 {
                     "name": "kind", "in": "path", "required": true,
-                    "description": "What to list; topic-connections and topic-users need key=<topic>, user-connections key=<user id>.",
+                    "description": "What to list; topic-connections and topic-users list the members of topic key, user-connections the connections of user key (empty without a key).",
                     "schema": { "type": "string", "enum": kinds }
                 },
                 {
                     "name": "key", "in": "query", "required": false,
-                    "description": "The topic or user id, for the kinds that take one.",
+                    "description": "The topic or user id, for the kinds that list one's members; the other kinds ignore it.",
                     "schema": { "type": "string" }
                 },
                 {
@@ -364,17 +454,17 @@ fn paths() -> Value {
                     "schema": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT }
                 }
             ]),
-            "ListReply", false)
+            "ListReply")
     })
 }
 
-fn build() -> Value {
+pub(crate) fn build(limits: &Limits) -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "wsgate HTTP push API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Push to and query the WebSocket clients of a wsgate gateway, or of its whole cluster when peers are configured. Commands are POST with JSON bodies, queries GET with query parameters. Messages are `text`, or `binary` as standard base64. Every success body has `failed`: the gateways that did not answer. Errors are `{\"error\": code, \"message\": text}`."
+            "description": "Push to and query the WebSocket clients of a wsgate gateway, or of its whole cluster when peers are configured. Commands are POST with JSON bodies (Content-Type: application/json), queries GET with query parameters. Messages are `text`, or `binary` as standard base64. Every success body has `failed`: the gateways that did not answer. Errors are `{\"error\": code, \"message\": text}`. Without an API key the API answers only requests to a loopback name or address."
         },
         "tags": [
             { "name": "commands", "description": "Send, bind, subscribe, change sessions, close." },
@@ -390,11 +480,14 @@ fn build() -> Value {
                     "description": "`Authorization: Bearer <key>` with the gateway's API key (api_key, WSGATE_API_KEY, --api-key). Needed only when the gateway has a key."
                 }
             },
-            "schemas": schemas(),
+            "schemas": schemas(limits),
             "responses": {
                 "BadRequest": error_response("The request is invalid; the message says what to fix.", "bad_request"),
                 "Unauthorized": error_response("No or a wrong API key.", "unauthorized"),
-                "UnknownConnection": error_response("The connection is not connected.", "unknown_connection"),
+                "Forbidden": error_response("Without an API key: a Host or Origin that is not a loopback name or address (or --api-allowed-hosts).", "forbidden"),
+                "NotFound": error_response("The connection is not connected, or the route does not exist.", "unknown_connection"),
+                "UnsupportedMediaType": error_response("The body is not declared application/json.", "unsupported_media_type"),
+                "LimitExceeded": error_response("The request names more than a per-command limit allows, or would take a connection past one.", "limit_exceeded"),
                 "Unavailable": error_response("The cluster client is not connected yet, or no gateway answered.", "unavailable"),
                 "Internal": error_response("A bug or an answer the gateway cannot interpret.", "internal")
             }
@@ -408,7 +501,7 @@ mod tests {
 
     #[test]
     fn every_route_is_documented() {
-        let doc = build();
+        let doc = build(&Limits::of(&crate::Config::default()));
         for route in routes::v1() {
             let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
             assert!(
@@ -430,7 +523,7 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        let doc = build();
+        let doc = build(&Limits::of(&crate::Config::default()));
         let text = doc.to_string();
         for piece in text.split("\"$ref\":\"#/").skip(1) {
             let path = piece.split('"').next().unwrap_or_default();
@@ -461,6 +554,6 @@ mod tests {
                 _ => {}
             }
         }
-        walk(&build(), "#");
+        walk(&build(&Limits::of(&crate::Config::default())), "#");
     }
 }

@@ -7,6 +7,12 @@ use wsgate_business::Payload;
 
 use super::errors::ApiError;
 
+/// A field that may be left out but not set to `null` (the schema says a string): with
+/// `#[serde(default)]`, left out is `None`, a string is `Some`, `null` is an error.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// The payload of `text` / `binary` (named `text_field` / `binary_field` in messages), if one
 /// is given; both is an error.
 pub(crate) fn optional(
@@ -44,6 +50,21 @@ pub(crate) fn required(text: Option<String>, binary: Option<String>) -> Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[serde(default, deserialize_with = "present")]
+        text: Option<String>,
+    }
+
+    #[test]
+    fn null_is_not_a_message() {
+        let left_out: Body = serde_json::from_str("{}").expect("left out");
+        assert_eq!(left_out.text, None);
+        let given: Body = serde_json::from_str(r#"{"text":"x"}"#).expect("given");
+        assert_eq!(given.text.as_deref(), Some("x"));
+        assert!(serde_json::from_str::<Body>(r#"{"text":null}"#).is_err());
+    }
 
     #[test]
     fn exactly_one_of_text_and_binary() {

@@ -23,7 +23,7 @@ use rsa::traits::PublicKeyParts;
 use serde::Deserialize;
 
 /// Longest `sub` accepted: the same limit as any user id.
-const MAX_SUBJECT_BYTES: usize = 128;
+const MAX_SUBJECT_CHARS: usize = crate::state::MAX_NAME_CHARS;
 
 /// Longest token looked at; real tokens are a few hundred bytes, and the request head is
 /// bounded anyway.
@@ -259,7 +259,7 @@ impl JwtVerifier {
     }
 
     /// Checks signature, `exp` (required), `nbf` (when present); returns the `sub` claim
-    /// (required, non-empty, <= 128 bytes).
+    /// (required, non-empty, at most 128 characters).
     pub(crate) fn verify(&self, token: &str) -> Result<String, JwtError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(JwtError::Malformed(format!(
@@ -279,10 +279,10 @@ impl JwtVerifier {
         match data.claims.sub {
             None => Err(JwtError::NoSubject),
             Some(Subject::Text(sub)) if sub.is_empty() => Err(JwtError::NoSubject),
-            Some(Subject::Text(sub)) if sub.len() > MAX_SUBJECT_BYTES => {
+            Some(Subject::Text(sub)) if sub.chars().count() > MAX_SUBJECT_CHARS => {
                 Err(JwtError::BadSubject(format!(
-                    "it is {} bytes; a user id is at most {MAX_SUBJECT_BYTES} bytes",
-                    sub.len()
+                    "it is {} characters; a user id is at most {MAX_SUBJECT_CHARS} characters",
+                    sub.chars().count()
                 )))
             }
             Some(Subject::Text(sub)) => Ok(sub),
@@ -882,7 +882,7 @@ wJAqNgWDBzoqFqK06wIDAQAB
     }
 
     #[test]
-    fn sub_is_limited_to_128_bytes() {
+    fn sub_is_limited_to_128_characters() {
         let mut c = good();
         c.insert("sub", V::S("u".repeat(128)));
         assert_eq!(hs().verify(&hs_token(&c)).unwrap(), "u".repeat(128));
@@ -892,8 +892,11 @@ wJAqNgWDBzoqFqK06wIDAQAB
         assert!(matches!(e, JwtError::BadSubject(_)), "{e:?}");
         assert!(e.to_string().contains("128"), "{e}");
 
-        // Bytes, not characters: 65 two-byte characters are 130 bytes.
-        c.insert("sub", V::S("é".repeat(65)));
+        // Characters, not bytes (as every user id limit): 128 two-byte characters pass, 129
+        // do not.
+        c.insert("sub", V::S("é".repeat(128)));
+        assert_eq!(hs().verify(&hs_token(&c)).unwrap(), "é".repeat(128));
+        c.insert("sub", V::S("é".repeat(129)));
         assert!(matches!(
             hs().verify(&hs_token(&c)),
             Err(JwtError::BadSubject(_))

@@ -25,7 +25,9 @@ use crate::client::frame;
 use crate::client::users::UserLimit;
 use crate::registry::{CloseRequest, Registry, SendOutcome, close_code};
 use crate::server::Shared;
-use crate::state::{Locked, check_name};
+use wsgate_proto::validate;
+
+use crate::state::{Locked, TopicLimit};
 
 /// Steps (a connection reached, a membership changed) a command takes before it lets other
 /// tasks run.
@@ -78,91 +80,59 @@ impl From<String> for CommandError {
     }
 }
 
+impl From<validate::Invalid> for CommandError {
+    fn from(invalid: validate::Invalid) -> Self {
+        Self {
+            code: invalid.code,
+            message: invalid.message,
+        }
+    }
+}
+
 type Outcome = Result<CmdResult, CommandError>;
 
-/// What one command may name, from the gateway's settings.
+/// The limits commands run under, from the gateway's settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    /// What one command may name (checked by [`validate::command`] before it runs).
+    pub per_command: validate::Limits,
     pub topics_per_conn: usize,
-    pub topics_per_command: usize,
-    pub conn_ids_per_command: usize,
-    pub user_ids_per_command: usize,
     pub user: UserLimit,
 }
 
 impl Limits {
     pub(crate) fn of(config: &crate::Config) -> Self {
         Self {
+            per_command: validate::Limits {
+                topics: config.max_topics_per_command,
+                conn_ids: config.max_conn_ids_per_command,
+                user_ids: config.max_user_ids_per_command,
+            },
             topics_per_conn: config.max_topics_per_conn,
-            topics_per_command: config.max_topics_per_command,
-            conn_ids_per_command: config.max_conn_ids_per_command,
-            user_ids_per_command: config.max_user_ids_per_command,
             user: UserLimit::new(
                 config.max_connections_per_user,
                 config.user_connection_policy,
             ),
         }
     }
-
-    pub(crate) fn topics(&self, field: &str, names: &[String]) -> Result<(), CommandError> {
-        at_most(
-            field,
-            "topics",
-            names.len(),
-            self.topics_per_command,
-            "max-topics-per-command",
-        )
-    }
-
-    pub(crate) fn conn_ids(&self, field: &str, ids: &[String]) -> Result<(), CommandError> {
-        at_most(
-            field,
-            "connection ids",
-            ids.len(),
-            self.conn_ids_per_command,
-            "max-conn-ids-per-command",
-        )
-    }
-
-    pub(crate) fn user_ids(&self, field: &str, ids: &[String]) -> Result<(), CommandError> {
-        at_most(
-            field,
-            "user ids",
-            ids.len(),
-            self.user_ids_per_command,
-            "max-user-ids-per-command",
-        )
-    }
-}
-
-fn at_most(
-    field: &str,
-    what: &str,
-    n: usize,
-    limit: usize,
-    flag: &str,
-) -> Result<(), CommandError> {
-    if n <= limit {
-        return Ok(());
-    }
-    Err(CommandError::limit(format!(
-        "{field} names {n} {what}; one command may name at most {limit} (the gateway's --{flag}): split it into several commands"
-    )))
 }
 
 /// Runs one command or query body. `None` when `body` is neither.
 pub(crate) async fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
     let limits = Limits::of(&shared.config);
+    if let Err(invalid) = validate::command(&body, &limits.per_command) {
+        return Some(CommandError::from(invalid).into_result());
+    }
     let mut budget = Budget::default();
     let registry = &shared.registry;
     let result = match body {
         Body::SingleCast(c) => single_cast(registry, c),
-        Body::Multicast(c) => multicast(registry, &limits, c, &mut budget).await,
-        Body::Broadcast(c) => broadcast(registry, &limits, c),
-        Body::ForceOffline(c) => force_offline(shared, &limits, c, &mut budget).await,
+        Body::Multicast(c) => multicast(registry, c, &mut budget).await,
+        Body::Broadcast(c) => broadcast(registry, c),
+        Body::ForceOffline(c) => force_offline(shared, c, &mut budget).await,
         Body::BindUser(c) => bind_user(shared, &limits, c),
         Body::UnbindUser(c) => unbind_user(shared, c),
-        Body::SendToUsers(c) => send_to_users(shared, &limits, c, &mut budget).await,
+        Body::SendToUsers(c) => send_to_users(shared, c, &mut budget).await,
         Body::Subscribe(c) => {
             let targets = Targets::new("Subscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(shared, &limits, targets, true, &mut budget).await
@@ -171,12 +141,12 @@ pub(crate) async fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
             let targets = Targets::new("Unsubscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(shared, &limits, targets, false, &mut budget).await
         }
-        Body::Publish(c) => publish(shared, &limits, c, &mut budget).await,
-        Body::DeleteTopics(c) => delete_topics(shared, &limits, c, &mut budget).await,
+        Body::Publish(c) => publish(shared, c, &mut budget).await,
+        Body::DeleteTopics(c) => delete_topics(shared, c, &mut budget).await,
         Body::SetSession(c) => set_session(shared, c),
-        Body::QueryOnline(q) => queries::online(shared, &limits, q),
-        Body::QueryConnInfo(q) => queries::conn_info(shared, &limits, q, &mut budget).await,
-        Body::QueryCounts(q) => queries::counts(shared, &limits, q, &mut budget).await,
+        Body::QueryOnline(q) => queries::online(shared, q),
+        Body::QueryConnInfo(q) => queries::conn_info(shared, q, &mut budget).await,
+        Body::QueryCounts(q) => queries::counts(shared, q, &mut budget).await,
         Body::QueryList(q) => queries::list(shared, q, &mut budget).await,
         _ => return None,
     };
@@ -185,16 +155,14 @@ pub(crate) async fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
 
 /// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
 pub(crate) fn to_frame(payload: Option<Payload>, field: &str) -> Result<Bytes, String> {
-    let payload =
-        payload.ok_or_else(|| format!("{field} is missing; set it to the message to send"))?;
-    if payload.is_text() {
-        std::str::from_utf8(&payload.data).map_err(|_| {
-            format!("{field} is marked text but is not valid UTF-8; send it as binary or fix its encoding")
-        })?;
-        Ok(frame::encode(frame::TEXT, &payload.data))
+    validate::payload(payload.as_ref(), field)?;
+    let payload = payload.ok_or_else(|| format!("{field} is missing"))?;
+    let opcode = if payload.is_text() {
+        frame::TEXT
     } else {
-        Ok(frame::encode(frame::BINARY, &payload.data))
-    }
+        frame::BINARY
+    };
+    Ok(frame::encode(opcode, &payload.data))
 }
 
 pub(crate) fn report(delivered: u32, unknown: Vec<String>) -> CmdResult {
@@ -247,13 +215,7 @@ fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
     })
 }
 
-async fn multicast(
-    registry: &Registry,
-    limits: &Limits,
-    c: Multicast,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.conn_ids("Multicast.conn_ids", &c.conn_ids)?;
+async fn multicast(registry: &Registry, c: Multicast, budget: &mut Budget) -> Outcome {
     let msg = to_frame(c.payload, "Multicast.payload")?;
     let mut delivered = 0;
     let mut unknown = Vec::new();
@@ -267,39 +229,15 @@ async fn multicast(
     Ok(report(delivered, unknown))
 }
 
-fn broadcast(registry: &Registry, limits: &Limits, c: Broadcast) -> Outcome {
-    limits.conn_ids("Broadcast.exclude", &c.exclude)?;
+fn broadcast(registry: &Registry, c: Broadcast) -> Outcome {
     let msg = to_frame(c.payload, "Broadcast.payload")?;
     let exclude: HashSet<&str> = c.exclude.iter().map(String::as_str).collect();
     Ok(report(registry.broadcast(&msg, &exclude), Vec::new()))
 }
 
-async fn force_offline(
-    shared: &Shared,
-    limits: &Limits,
-    c: ForceOffline,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.conn_ids("ForceOffline.conn_ids", &c.conn_ids)?;
-    limits.user_ids("ForceOffline.user_ids", &c.user_ids)?;
-    let code = match c.code {
-        0 => close_code::NORMAL,
-        1000 => 1000,
-        c @ 3000..=4999 => c as u16,
-        other => {
-            return Err(format!(
-                "ForceOffline.code {other} is not allowed; use 1000 or an application code from 3000 to 4999"
-            )
-            .into());
-        }
-    };
-    if c.reason.len() > 123 {
-        return Err(format!(
-            "ForceOffline.reason is {} bytes; a close reason holds at most 123",
-            c.reason.len()
-        )
-        .into());
-    }
+async fn force_offline(shared: &Shared, c: ForceOffline, budget: &mut Budget) -> Outcome {
+    // Checked by validate::command: a valid code and reason.
+    let code = validate::close(c.code, &c.reason)?;
     let last = match c.last_message {
         Some(p) => Some(to_frame(Some(p), "ForceOffline.last_message")?),
         None => None,
@@ -309,9 +247,6 @@ async fn force_offline(
         reason: c.reason,
         closed_by: ClosedBy::Business,
     };
-    c.user_ids
-        .iter()
-        .try_for_each(|u| check_name("user id", u))?;
     let (by_user, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
     let mut seen: HashSet<&str> = HashSet::new();
     let mut closed = 0;
@@ -352,13 +287,6 @@ pub(crate) async fn users_conns(
     (conns, missing)
 }
 
-fn check_names(what: &str, names: &[String]) -> Result<(), String> {
-    if names.is_empty() {
-        return Err(format!("no {what} given; name at least one"));
-    }
-    names.iter().try_for_each(|n| check_name(what, n))
-}
-
 /// Runs `change` on one connection under its lock; `None` when it is unknown.
 fn with_conn<T>(
     shared: &Shared,
@@ -369,15 +297,6 @@ fn with_conn<T>(
         .registry
         .get(conn_id)
         .map(|conn| change(&mut conn.state.lock()))
-}
-
-fn check_conn_id(field: &str, conn_id: &str) -> Result<(), String> {
-    if conn_id.is_empty() {
-        return Err(format!(
-            "{field} is empty; set it to a connection id from ConnOpen"
-        ));
-    }
-    Ok(())
 }
 
 fn one_conn_result(conn_id: String, done: bool) -> CmdResult {
@@ -398,8 +317,6 @@ pub(crate) fn evicted_request() -> CloseRequest {
 }
 
 fn bind_user(shared: &Shared, limits: &Limits, c: BindUser) -> Outcome {
-    check_conn_id("BindUser.conn_id", &c.conn_id)?;
-    check_name("BindUser.user_id", &c.user_id)?;
     let bound = with_conn(shared, &c.conn_id, |l| {
         shared.indexes.bind(&c.conn_id, l, &c.user_id, limits.user)
     });
@@ -417,21 +334,12 @@ fn bind_user(shared: &Shared, limits: &Limits, c: BindUser) -> Outcome {
 }
 
 fn unbind_user(shared: &Shared, c: UnbindUser) -> Outcome {
-    check_conn_id("UnbindUser.conn_id", &c.conn_id)?;
     let done =
         with_conn(shared, &c.conn_id, |l| shared.indexes.unbind(&c.conn_id, l)).unwrap_or(false);
     Ok(one_conn_result(c.conn_id, done))
 }
 
-async fn send_to_users(
-    shared: &Shared,
-    limits: &Limits,
-    c: SendToUsers,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.user_ids("SendToUsers.user_ids", &c.user_ids)?;
-    limits.conn_ids("SendToUsers.exclude_conn_ids", &c.exclude_conn_ids)?;
-    check_names("user id", &c.user_ids)?;
+async fn send_to_users(shared: &Shared, c: SendToUsers, budget: &mut Budget) -> Outcome {
     let msg = to_frame(c.payload, "SendToUsers.payload")?;
     let (conns, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
     let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg, budget).await;
@@ -494,23 +402,10 @@ async fn subscribe(
 ) -> Outcome {
     let Targets {
         command,
-        mut topics,
+        topics,
         conn_ids,
         user_ids,
     } = t;
-    limits.topics(&format!("{command}.topics"), &topics)?;
-    limits.conn_ids(&format!("{command}.conn_ids"), &conn_ids)?;
-    limits.user_ids(&format!("{command}.user_ids"), &user_ids)?;
-    check_names("topic", &topics)?;
-    if conn_ids.is_empty() && user_ids.is_empty() {
-        return Err(String::from(
-            "no conn_ids or user_ids given; name the connections to (un)subscribe",
-        )
-        .into());
-    }
-    user_ids.iter().try_for_each(|u| check_name("user id", u))?;
-    topics.sort_unstable();
-    topics.dedup();
     let (by_user, unknown_users) = users_conns(shared, &user_ids, budget).await;
     let mut seen = HashSet::new();
     let mut affected = 0;
@@ -523,23 +418,14 @@ async fn subscribe(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let done = with_conn(shared, id, |l| {
-            if join {
-                shared
-                    .indexes
-                    .subscribe(id, l, &topics, limits.topics_per_conn)
-            } else {
-                Ok(shared.indexes.unsubscribe(id, l, &topics))
-            }
-        });
-        budget.spend(topics.len()).await;
+        let done = change_topics(shared, id, &topics, join, limits.topics_per_conn, budget).await;
         match done {
             Some(Ok(true)) => affected += 1,
             Some(Err(over)) => {
                 refusal.get_or_insert(over);
                 limited_count += 1;
                 // Listed up to the per-command limit, so the answer stays within a frame.
-                if limited.len() < limits.conn_ids_per_command {
+                if limited.len() < limits.per_command.conn_ids.max(1) {
                     limited.push(id.clone());
                 }
             }
@@ -562,6 +448,35 @@ async fn subscribe(
     Ok(result)
 }
 
+/// Joins or leaves `topics` for one connection, [`WORK_SLICE`] topics under its lock at a
+/// time with a yield in between: within a slice all or nothing (the topic limit), so a batch of
+/// at most one slice — every batch, with the default limits — is all or nothing; a larger one
+/// keeps the slices done before one that would pass the limit. `None`: not connected.
+async fn change_topics(
+    shared: &Shared,
+    id: &str,
+    topics: &[String],
+    join: bool,
+    limit: usize,
+    budget: &mut Budget,
+) -> Option<Result<bool, TopicLimit>> {
+    let mut done = Some(Ok(true));
+    for slice in topics.chunks(WORK_SLICE) {
+        done = with_conn(shared, id, |l| {
+            if join {
+                shared.indexes.subscribe(id, l, slice, limit)
+            } else {
+                Ok(shared.indexes.unsubscribe(id, l, slice))
+            }
+        });
+        budget.spend(slice.len()).await;
+        if !matches!(done, Some(Ok(true))) {
+            break;
+        }
+    }
+    done
+}
+
 /// The first few ids of a list, for a message.
 fn preview(ids: &[String]) -> String {
     let mut shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
@@ -571,10 +486,7 @@ fn preview(ids: &[String]) -> String {
     shown.join(", ")
 }
 
-async fn publish(shared: &Shared, limits: &Limits, c: Publish, budget: &mut Budget) -> Outcome {
-    limits.topics("Publish.topics", &c.topics)?;
-    limits.conn_ids("Publish.exclude_conn_ids", &c.exclude_conn_ids)?;
-    check_names("topic", &c.topics)?;
+async fn publish(shared: &Shared, c: Publish, budget: &mut Budget) -> Outcome {
     let msg = to_frame(c.payload, "Publish.payload")?;
     let mut conns = Vec::new();
     for topic in &c.topics {
@@ -586,14 +498,7 @@ async fn publish(shared: &Shared, limits: &Limits, c: Publish, budget: &mut Budg
     Ok(report(delivered, Vec::new()))
 }
 
-async fn delete_topics(
-    shared: &Shared,
-    limits: &Limits,
-    c: DeleteTopics,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.topics("DeleteTopics.topics", &c.topics)?;
-    check_names("topic", &c.topics)?;
+async fn delete_topics(shared: &Shared, c: DeleteTopics, budget: &mut Budget) -> Outcome {
     let mut deleted = 0;
     for topic in &c.topics {
         let members = shared.indexes.topic_conns(topic);
@@ -610,7 +515,6 @@ async fn delete_topics(
 }
 
 fn set_session(shared: &Shared, c: SetSession) -> Outcome {
-    check_conn_id("SetSession.conn_id", &c.conn_id)?;
     let Some(conn) = shared.registry.get(&c.conn_id) else {
         return Ok(one_conn_result(c.conn_id, false));
     };

@@ -1,7 +1,7 @@
 //! Answers the queries a business process sends: who is online, what a connection holds,
 //! counts and paged lists.
 //!
-//! Every answer fits in one worker-link frame. Lists are paged (at most [`MAX_PAGE`] items) and
+//! Every answer fits in one worker-link frame. Lists are paged (at most 10,000 items) and
 //! what a query may name is limited ([`Limits`]); the one answer whose size depends on the
 //! connections asked about, `QueryConnInfo`, stops before its frame would be full and names the
 //! connections left out in `ConnInfoReply.more_conn_ids`, to be asked for again.
@@ -14,13 +14,11 @@ use wsgate_proto::v1::{
     QueryCounts, QueryList, QueryOnline, Result as CmdResult, TopicCount, result::Reply,
 };
 
-use super::commands::{Budget, CommandError, Limits, report};
+use super::commands::{Budget, CommandError, report};
 use crate::server::Shared;
-use crate::state::check_name;
 
-/// Default and largest page for QueryList.
+/// The page when QueryList.limit is 0.
 const DEFAULT_PAGE: usize = 1000;
-pub(crate) const MAX_PAGE: usize = 10_000;
 
 /// Room kept in a frame for the envelope and the Result's own fields around a reply.
 const ENVELOPE_ROOM: usize = 64;
@@ -32,9 +30,7 @@ fn with_reply(mut result: CmdResult, reply: Reply) -> CmdResult {
     result
 }
 
-pub(crate) fn online(shared: &Shared, limits: &Limits, q: QueryOnline) -> Outcome {
-    limits.conn_ids("QueryOnline.conn_ids", &q.conn_ids)?;
-    limits.user_ids("QueryOnline.user_ids", &q.user_ids)?;
+pub(crate) fn online(shared: &Shared, q: QueryOnline) -> Outcome {
     let online = OnlineReply {
         conn_ids: q
             .conn_ids
@@ -58,13 +54,7 @@ fn strings_len(items: &[String]) -> usize {
         .sum()
 }
 
-pub(crate) async fn conn_info(
-    shared: &Shared,
-    limits: &Limits,
-    q: QueryConnInfo,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.conn_ids("QueryConnInfo.conn_ids", &q.conn_ids)?;
+pub(crate) async fn conn_info(shared: &Shared, q: QueryConnInfo, budget: &mut Budget) -> Outcome {
     // Room for the connections' details: the frame less the envelope, and less every id as if
     // none fitted (each ends up in `conns`, `unknown_conn_ids` or `more_conn_ids`).
     let mut room = shared
@@ -136,14 +126,7 @@ async fn topic_users(shared: &Shared, topic: &str, budget: &mut Budget) -> HashS
     users
 }
 
-pub(crate) async fn counts(
-    shared: &Shared,
-    limits: &Limits,
-    q: QueryCounts,
-    budget: &mut Budget,
-) -> Outcome {
-    limits.topics("QueryCounts.topics", &q.topics)?;
-    q.topics.iter().try_for_each(|t| check_name("topic", t))?;
+pub(crate) async fn counts(shared: &Shared, q: QueryCounts, budget: &mut Budget) -> Outcome {
     let mut topic_counts = Vec::with_capacity(q.topics.len());
     for topic in &q.topics {
         topic_counts.push(TopicCount {
@@ -162,33 +145,16 @@ pub(crate) async fn counts(
 }
 
 pub(crate) async fn list(shared: &Shared, q: QueryList, budget: &mut Budget) -> Outcome {
+    // Checked by validate::command: at most MAX_LIST_PAGE, a known kind.
     let limit = match q.limit as usize {
         0 => DEFAULT_PAGE,
-        n if n > MAX_PAGE => {
-            return Err(format!("QueryList.limit {n} is over the maximum of {MAX_PAGE}").into());
-        }
         n => n,
     };
     let kind = ListKind::try_from(q.kind).unwrap_or(ListKind::Unspecified);
-    let needs_key = matches!(
-        kind,
-        ListKind::TopicConnections | ListKind::TopicUsers | ListKind::UserConnections
-    );
-    if needs_key && q.key.is_empty() {
-        return Err(format!(
-            "QueryList.key is empty; {} needs the topic or user id",
-            kind.as_str_name()
-        )
-        .into());
-    }
+    // The members of a topic or user named "" (no topic or user is): an empty list.
     let cursor = q.cursor.as_str();
     let (items, next_cursor) = match kind {
-        ListKind::Unspecified => {
-            return Err(String::from(
-                "QueryList.kind is missing or unknown; set one of the LIST_KIND_* values",
-            )
-            .into());
-        }
+        ListKind::Unspecified => (Vec::new(), String::new()),
         ListKind::Connections => shared.registry.page(cursor, limit),
         ListKind::Users => shared.indexes.page_users(cursor, limit),
         ListKind::Topics => shared.indexes.page_topics(cursor, limit),

@@ -39,6 +39,9 @@ type LinkIo<S> = Framed<S, WorkerCodec>;
 const LINK_QUEUE: usize = 8192;
 /// Frames handled per wake-up before one flush.
 const BURST: usize = 256;
+/// Bytes of events written per wake-up at most (one event may take more), so that commands
+/// are read between bursts of large events.
+const BURST_BYTES: usize = 256 * 1024;
 /// How long a closing link waits for its peer to read the last frames.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -124,6 +127,7 @@ pub(crate) async fn serve<S: LinkStream>(
         &wanted,
         register.authorize,
         tx,
+        config.link_queue_bytes,
     ));
     let ok = Envelope {
         request_id,
@@ -409,20 +413,33 @@ async fn write_burst<S: LinkStream>(
     link: &Link,
     shared: &Shared,
 ) -> Result<(), CodecError> {
-    if let Some(env) = fits(first, link, shared) {
-        io.feed(env).await?;
-    }
+    let mut bytes = feed(io, first, link, shared).await?;
     for _ in 1..BURST {
+        // A burst of large events ends early: the loop must come back to read commands.
+        if bytes >= BURST_BYTES {
+            break;
+        }
         match rx.try_recv() {
-            Ok(env) => {
-                if let Some(env) = fits(env, link, shared) {
-                    io.feed(env).await?
-                }
-            }
+            Ok(env) => bytes += feed(io, env, link, shared).await?,
             Err(_) => break,
         }
     }
     io.flush().await
+}
+
+/// Feeds one queued frame to the writer (if it fits) and frees its place in the queue;
+/// returns its size.
+async fn feed<S: LinkStream>(
+    io: &mut LinkIo<S>,
+    env: Envelope,
+    link: &Link,
+    shared: &Shared,
+) -> Result<usize, CodecError> {
+    let bytes = link.written(&env);
+    match fits(env, link, shared) {
+        Some(env) => io.feed(env).await.map(|()| bytes),
+        None => Ok(bytes),
+    }
 }
 
 /// Takes the link out of routing and empties its queue: on shutdown everything is written out;

@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::codec::Framed;
 pub mod dns;
+pub mod http;
+pub mod raw_ws;
 
 use wsgate::{Config, Gateway, Stats};
 use wsgate_business::{Client, Event, Events};
