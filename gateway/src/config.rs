@@ -378,14 +378,19 @@ pub struct Config {
 
 impl Default for Config {
     /// The declared defaults, ignoring `WSGATE_*` variables (those are for the command line).
+    /// Parsed once per process: building the command line parser is the costly part.
     fn default() -> Self {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = Config::command().mut_args(|arg| arg.env(None));
-        let parsed = command
-            .try_get_matches_from(["wsgate"])
-            .and_then(|m| Config::from_arg_matches(&m));
-        // Only a default that does not parse could fail here: a bug caught by the unit tests.
-        parsed.unwrap_or_else(|e| panic!("wsgate's built-in defaults do not parse: {e}"))
+        static DEFAULTS: std::sync::LazyLock<Config> = std::sync::LazyLock::new(|| {
+            use clap::{CommandFactory, FromArgMatches};
+            let command = Config::command().mut_args(|arg| arg.env(None));
+            let parsed = command
+                .try_get_matches_from(["wsgate"])
+                .and_then(|m| Config::from_arg_matches(&m));
+            // Only a default that does not parse could fail here: a bug caught by the unit
+            // tests.
+            parsed.unwrap_or_else(|e| panic!("wsgate's built-in defaults do not parse: {e}"))
+        });
+        DEFAULTS.clone()
     }
 }
 

@@ -28,6 +28,9 @@ mod cluster;
 pub mod config;
 mod error;
 mod fd_limit;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod grpc;
 mod links;
 mod listen;

@@ -198,14 +198,9 @@ impl Request {
     }
 }
 
-/// Decides on a parsed request: the admission, the subprotocol to answer, the client's key
-/// and its seat under the connection limit.
-async fn decide(
-    req: &Request,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> Result<(Admission, Option<&'static str>, String, Seat), Refusal> {
-    let config = &shared.config;
+/// The checks that need only the request and the settings: the path, that it is a WebSocket
+/// upgrade of version 13, and its origin. Returns the client's key.
+fn check_request(req: &Request, config: &crate::config::Config) -> Result<String, Refusal> {
     if req.path != config.ws_path {
         return Err(Refusal::new(
             404,
@@ -252,6 +247,39 @@ async fn decide(
             ),
         ));
     }
+    Ok(key)
+}
+
+/// What a request head gets from the checks that need no gateway state: the status it would
+/// be refused with, or 101 and the token a JWT check would read. For the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn inspect(
+    head: &[u8],
+    config: &crate::config::Config,
+) -> Option<(u16, Option<String>)> {
+    let n = parse_head(head).ok()??;
+    let req = Request::parse(&head[..n])?;
+    let token = jwt::find_token(
+        &req.query,
+        req.header("authorization"),
+        req.header("sec-websocket-protocol"),
+    )
+    .map(|found| found.token);
+    match check_request(&req, config) {
+        Ok(_) => Some((101, token)),
+        Err(refusal) => Some((refusal.status, token)),
+    }
+}
+
+/// Decides on a parsed request: the admission, the subprotocol to answer, the client's key
+/// and its seat under the connection limit.
+async fn decide(
+    req: &Request,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<(Admission, Option<&'static str>, String, Seat), Refusal> {
+    let config = &shared.config;
+    let key = check_request(req, config)?;
     if let Some(limit) = &shared.handshake_rate {
         let client = client_addr(req, peer.ip(), &shared.trusted_proxies);
         if !shared.rate_exempt.contains(client) && !limit.take(client, std::time::Instant::now()) {

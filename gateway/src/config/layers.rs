@@ -49,8 +49,14 @@ pub struct Loaded {
     pub sources: BTreeMap<String, Source>,
 }
 
-/// The full command line: every [`Config`] flag plus `--config` and `--print-config`.
+/// The full command line: every [`Config`] flag plus `--config` and `--print-config`. Built
+/// once per process and cloned: building it is most of what parsing costs.
 pub fn command() -> Command {
+    static COMMAND: std::sync::LazyLock<Command> = std::sync::LazyLock::new(build_command);
+    COMMAND.clone()
+}
+
+fn build_command() -> Command {
     Config::command()
         .arg(
             Arg::new(CONFIG)
@@ -88,6 +94,19 @@ impl Loaded {
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
+        Self::from_args_reading(args, |path| std::fs::read_to_string(path))
+    }
+
+    /// [`from_args`](Self::from_args), with the file's text from `read` (the fuzz target
+    /// feeds the file's text without a file).
+    pub(crate) fn from_args_reading<I, T>(
+        args: I,
+        read: impl Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
         let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         let command = command();
         // Leniently first: only to learn the file and which settings flags or variables set.
@@ -100,7 +119,7 @@ impl Loaded {
         let file = first.get_one::<PathBuf>(CONFIG).cloned();
         let mut from_file = Vec::new();
         if let Some(path) = &file {
-            for (key, value) in read_table(path)? {
+            for (key, value) in read_table(path, &read)? {
                 let arg = file_arg(&command, path, &key)?;
                 let values = file_values(path, &key, arg, &value)?;
                 let overridden = matches!(
@@ -166,8 +185,11 @@ impl Config {
     }
 }
 
-fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FileRead {
+fn read_table(
+    path: &Path,
+    read: impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<toml::Table, ConfigError> {
+    let text = read(path).map_err(|source| ConfigError::FileRead {
         path: path.to_owned(),
         source,
     })?;

@@ -1,0 +1,98 @@
+//! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, not the gateway's API):
+//! everything that parses bytes a peer or a user controls, each called as the gateway calls
+//! it, with the invariants a caller relies on asserted, so a fuzzer finds both crashes and
+//! wrong answers.
+
+use bytes::BytesMut;
+
+use crate::client::frame::{Decoder, Incoming};
+use crate::config::Config;
+use crate::config::layers::Loaded;
+
+/// Client WebSocket frames: the first byte picks the message limit (2^0 to 2^23 bytes) and the
+/// second the size of the pieces the rest arrives in, as reads would split it.
+pub fn client_frames(data: &[u8]) {
+    let [limit, chunk, rest @ ..] = data else {
+        return;
+    };
+    let max_message = 1usize << (limit % 24);
+    let chunk = usize::from(*chunk).max(1);
+    let mut decoder = Decoder::new(max_message);
+    let mut buf = BytesMut::new();
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(None) => break,
+                Ok(Some(Incoming::Text(text))) => {
+                    assert!(text.len() <= max_message, "a message over the limit");
+                    assert!(std::str::from_utf8(&text).is_ok(), "text that is not UTF-8");
+                }
+                Ok(Some(Incoming::Binary(data))) => {
+                    assert!(data.len() <= max_message, "a message over the limit");
+                }
+                Ok(Some(Incoming::Ping(data))) => assert!(data.len() <= 125),
+                Ok(Some(Incoming::Pong | Incoming::Close(_))) => {}
+                // The connection closes with the error's code: nothing more is read.
+                Err(e) => {
+                    assert!(matches!(e.close_code(), 1002 | 1007 | 1009));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A client's HTTP request head, through the checks that need no gateway state, and the JWT
+/// token finder on what it carries.
+pub fn handshake(data: &[u8]) {
+    static CONFIG: std::sync::LazyLock<Config> = std::sync::LazyLock::new(|| Config {
+        allowed_origins: vec!["https://app.example.com".into(), "*.example.org".into()],
+        ..Config::default()
+    });
+    if let Some((status, _token)) = crate::client::handshake::inspect(data, &CONFIG) {
+        assert!(matches!(status, 101 | 400 | 403 | 404), "status {status}");
+    }
+}
+
+/// The JWT token finder and the verifier on arbitrary query, header and token text (split at
+/// NUL bytes).
+pub fn jwt(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let query = parts.next().unwrap_or_default();
+    let authorization = parts.next();
+    let protocol = parts.next();
+    let found = crate::auth::jwt::find_token(query, authorization, protocol);
+    let verifier = crate::auth::jwt::JwtVerifier::new(
+        None,
+        Some("a-fuzzing-secret-of-at-least-32-bytes"),
+        None,
+        std::time::Duration::from_secs(5),
+    );
+    if let (Some(found), Ok(verifier)) = (found, verifier) {
+        let _ = verifier.verify(&found.token);
+    }
+}
+
+/// A `--config` file's text, loaded and validated as the binary does.
+pub fn config_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let loaded =
+        Loaded::from_args_reading(["wsgate", "--config", "fuzz.toml"], |_| Ok(text.to_owned()));
+    if let Ok(loaded) = loaded {
+        let _ = loaded.config.validate();
+        // What --print-config prints must be a valid file again.
+        if let Ok(printed) = loaded.to_toml() {
+            let again = Loaded::from_args_reading(["wsgate", "--config", "again.toml"], |_| {
+                Ok(printed.clone())
+            });
+            assert!(
+                again.is_ok(),
+                "--print-config printed a file that does not load: {printed}"
+            );
+        }
+    }
+}
