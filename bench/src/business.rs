@@ -71,7 +71,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn fail(&self, error: String) {
+    pub fn fail(&self, error: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.first_error
             .lock()

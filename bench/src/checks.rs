@@ -23,6 +23,10 @@ const BROADCAST_CLIENTS: usize = 10_000;
 const LATENCY_RATE: u64 = 1_000_000;
 /// Echo round trips per second wsgate must reach.
 const ECHO_MIN: f64 = 150_000.0;
+/// How far the soak's resident memory may move after warm-up, in percent.
+const SOAK_MAX_DRIFT_PCT: f64 = 5.0;
+/// Open files the churn workers may hold at a sample beyond the warm-up's (sockets mid-cycle).
+const SOAK_FD_SLACK: u64 = 64;
 
 /// PASS, FAIL or not measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -236,6 +240,31 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             format!("wsgate, {} in flight; {} clients", r.in_flight, r.clients),
         )),
         None => out.push(missing(name, "not measured")),
+    }
+
+    // Soak: only when asked for (it is not in the default list).
+    if let Some(r) = results.soak.first() {
+        out.push(check(
+            "soak: wsgate RSS within ±5 % after warm-up, open files flat, 0 errors",
+            format!(
+                "{:+.1} % ({:.1} -> {:.1} MiB), open files {} -> {}, {} errors",
+                r.rss_drift_pct,
+                r.rss_after_warmup as f64 / 1048576.0,
+                r.rss_end as f64 / 1048576.0,
+                r.open_files_after_warmup,
+                r.open_files_end,
+                r.errors
+            ),
+            Verdict::of(
+                r.rss_drift_pct.abs() <= SOAK_MAX_DRIFT_PCT
+                    && r.errors == 0
+                    && r.open_files_end <= r.open_files_after_warmup + SOAK_FD_SLACK,
+            ),
+            format!(
+                "{:.0} s, {} steady clients, {} churn workers; warm-up {:.0} s",
+                r.seconds, r.clients, r.churn_workers, r.warmup_secs
+            ),
+        ));
     }
     out
 }

@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub benchmarks_md: Option<PathBuf>,
 
-    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn.
+    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak (soak is
+    /// not in the default list: it runs for --duration, 10m for a real soak).
     #[arg(
         long,
         value_delimiter = ',',
@@ -141,6 +142,25 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub client_threads: Option<usize>,
 
+    /// soak: steady clients, each sending a message every --soak-interval [default: 5000;
+    /// smoke: 100].
+    #[arg(long, value_name = "N")]
+    pub soak_clients: Option<usize>,
+
+    /// soak: workers connecting and closing in a loop beside the steady clients [default: 8;
+    /// smoke: 2].
+    #[arg(long, value_name = "N")]
+    pub soak_churn: Option<usize>,
+
+    /// soak: how often each steady client sends a message, and the broadcast's period.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub soak_interval: Duration,
+
+    /// soak: how often the gateway's memory and open files are sampled [default: 10s; smoke:
+    /// 500ms].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub soak_sample: Option<Duration>,
+
     /// Longest wait for stragglers after a load phase stops publishing.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub drain: Duration,
@@ -160,6 +180,8 @@ pub enum Scenario {
     Echo,
     /// Connect and disconnect continuously.
     Churn,
+    /// Long steady mixed traffic: memory and open-file drift.
+    Soak,
 }
 
 impl Scenario {
@@ -170,16 +192,18 @@ impl Scenario {
             Scenario::Topics => "topics",
             Scenario::Echo => "echo",
             Scenario::Churn => "churn",
+            Scenario::Soak => "soak",
         }
     }
 
     /// The order scenarios run in, whatever order they were named in.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Idle,
         Scenario::Broadcast,
         Scenario::Topics,
         Scenario::Echo,
         Scenario::Churn,
+        Scenario::Soak,
     ];
 }
 
@@ -207,6 +231,12 @@ pub struct Plan {
     /// Ascending, no duplicates.
     pub echo_in_flight: Vec<usize>,
     pub churn_concurrency: usize,
+    pub soak_clients: usize,
+    pub soak_churn: usize,
+    #[serde(with = "secs")]
+    pub soak_interval: Duration,
+    #[serde(with = "secs")]
+    pub soak_sample: Duration,
     pub source_addrs: u8,
     pub connect_concurrency: usize,
     pub client_threads: usize,
@@ -283,6 +313,17 @@ impl Plan {
                 values
             },
             churn_concurrency: pick(args.churn_concurrency, 64, 8),
+            soak_clients: pick(args.soak_clients, 5000, 100),
+            soak_churn: pick(args.soak_churn, 8, 2),
+            soak_interval: args.soak_interval.max(Duration::from_millis(1)),
+            soak_sample: args
+                .soak_sample
+                .unwrap_or(if smoke {
+                    Duration::from_millis(500)
+                } else {
+                    Duration::from_secs(10)
+                })
+                .max(Duration::from_millis(10)),
             source_addrs: args.source_addrs,
             connect_concurrency: args.connect_concurrency.max(1),
             client_threads: args.client_threads.unwrap_or_else(|| {
@@ -295,6 +336,7 @@ impl Plan {
             ("--subscribers", plan.subscribers),
             ("--echo-clients", plan.echo_clients),
             ("--churn-concurrency", plan.churn_concurrency),
+            ("--soak-clients", plan.soak_clients),
             ("--client-threads", plan.client_threads),
         ];
         if let Some((flag, _)) = zero.iter().find(|(_, v)| *v == 0) {

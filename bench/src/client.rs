@@ -30,6 +30,9 @@ pub enum Behaviour {
     /// Once the value turns `true`: send a stamped message, wait for it to come back, repeat.
     /// Echo with this many messages in flight, from the moment the flag turns true.
     Echo(watch::Receiver<bool>, usize),
+    /// Once the flag turns true: one stamped message every interval, waiting for something
+    /// to come back in between (its echo, or a broadcast); a steady, moderate client.
+    Paced(watch::Receiver<bool>, std::time::Duration),
 }
 
 /// Why a client stopped.
@@ -62,6 +65,7 @@ pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Reco
         Behaviour::Echo(start, in_flight) => {
             echo(&mut reader, id, &recorder, start, in_flight).await
         }
+        Behaviour::Paced(start, every) => paced(&mut reader, id, &recorder, start, every).await,
     };
     recorder.server_ended(end.to_string());
 }
@@ -114,6 +118,50 @@ async fn echo(
                     recorder.record(id, n, &latencies);
                     latencies.clear();
                     to_send = n as usize;
+                    break;
+                }
+                Err(end) => return end,
+            }
+        }
+    }
+}
+
+async fn paced(
+    reader: &mut Reader,
+    id: usize,
+    recorder: &Recorder,
+    mut start: watch::Receiver<bool>,
+    every: std::time::Duration,
+) -> End {
+    if start.wait_for(|go| *go).await.is_err() {
+        return End::Failed("the bench stopped before the paced phase started".into());
+    }
+    // Clients start spread over one interval, not all at once.
+    let offset = every.mul_f64((id % 1000) as f64 / 1000.0);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies = Vec::with_capacity(4);
+    let mut out = Vec::with_capacity(128);
+    let mut seq = 0u64;
+    loop {
+        tick.tick().await;
+        out.clear();
+        frame::encode_client(
+            frame::OP_TEXT,
+            stamp::message(seq).as_bytes(),
+            frame::random_mask(),
+            &mut out,
+        );
+        seq += 1;
+        if let Err(e) = reader.stream.write_all(&out).await {
+            return End::Failed(format!("sending: {e}"));
+        }
+        loop {
+            match reader.read_some(recorder.recording(), &mut latencies).await {
+                Ok(0) => continue,
+                Ok(n) => {
+                    recorder.record(id, n, &latencies);
+                    latencies.clear();
                     break;
                 }
                 Err(end) => return end,

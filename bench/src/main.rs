@@ -2,7 +2,7 @@
 //! clients and a real publisher or business process, side by side with two peers (a plain
 //! tokio-tungstenite hub and a Node.js `ws` hub), and writes JSON, Markdown and SVG results.
 //!
-//! Scenarios: idle (memory per connection), broadcast, topics, echo and churn; see
+//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn and soak; see
 //! `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
 //! the bench's business processes on a second, one-thread runtime, so that neither starves
 //! the other of scheduling turns. `--smoke` runs everything tiny and asserts that traffic
@@ -191,6 +191,7 @@ async fn run(
         topics: Vec::new(),
         echo: Vec::new(),
         churn: Vec::new(),
+        soak: Vec::new(),
         failures: Vec::new(),
         skipped,
         warnings: Vec::new(),
@@ -215,6 +216,7 @@ async fn run(
             Scenario::Topics => scenario::topics::run(&ctx, &mut results).await,
             Scenario::Echo => scenario::echo::run(&ctx, &mut results).await,
             Scenario::Churn => scenario::churn::run(&ctx, &mut results).await,
+            Scenario::Soak => scenario::soak::run(&ctx, &mut results).await,
         }
     }
     printer.abort();

@@ -520,6 +520,79 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         let _ = writeln!(md, "\n![churn]({charts}churn.svg)\n");
     }
 
+    if let Some(r) = results.soak.first() {
+        let _ = writeln!(
+            md,
+            "## Soak: {} clients for {:.0} s\n\nwsgate only. Each steady client sends a message every {:?} that an echo business process sends back; a second business process broadcasts to everyone once a period; {} workers connect and close in a loop beside them. The gateway's resident memory (VmRSS), open files and connections are sampled every {:?}; drift compares the mean of the first three samples after the warm-up ({:.0} s) with the mean of the last three.\n",
+            r.clients,
+            r.seconds,
+            plan.soak_interval,
+            r.churn_workers,
+            plan.soak_sample,
+            r.warmup_secs
+        );
+        table(
+            &mut md,
+            &["figure", "value"],
+            1,
+            [
+                (
+                    "RSS after warm-up",
+                    format!("{:.1} MiB", r.rss_after_warmup as f64 / 1048576.0),
+                ),
+                (
+                    "RSS at the end",
+                    format!("{:.1} MiB", r.rss_end as f64 / 1048576.0),
+                ),
+                ("RSS drift", format!("{:+.1} %", r.rss_drift_pct)),
+                (
+                    "RSS max after warm-up",
+                    format!("{:.1} MiB", r.rss_max as f64 / 1048576.0),
+                ),
+                (
+                    "open files after warm-up / at the end",
+                    format!("{} / {}", r.open_files_after_warmup, r.open_files_end),
+                ),
+                (
+                    "messages received by the steady clients",
+                    si(r.messages as f64),
+                ),
+                ("broadcasts", r.broadcasts.to_string()),
+                ("churn cycles", r.churn_cycles.to_string()),
+                (
+                    "errors",
+                    r.error_kinds
+                        .iter()
+                        .map(|(k, n)| format!("{k}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| vec![k.to_owned(), v]),
+        );
+        // At most about 20 sample rows.
+        let step = r.samples.len().div_ceil(20).max(1);
+        let _ = writeln!(md);
+        table(
+            &mut md,
+            &["at (s)", "RSS (MiB)", "open files", "connections"],
+            1,
+            r.samples.iter().step_by(step).map(|s| {
+                vec![
+                    format!("{:.1}", s.at_secs),
+                    format!("{:.1}", s.rss_bytes as f64 / 1048576.0),
+                    s.open_files.to_string(),
+                    s.connections.to_string(),
+                ]
+            }),
+        );
+        if let Some(e) = &r.first_error {
+            let _ = writeln!(md, "\nFirst error: {}", e.replace('\n', " "));
+        }
+        let _ = writeln!(md);
+    }
+
     let _ = writeln!(md, "## Notes\n");
     for s in &results.skipped {
         let _ = writeln!(md, "- **{} skipped**: {}", s.target, s.reason);

@@ -121,6 +121,98 @@ pub struct ChurnRow {
     pub vs_node: Option<f64>,
 }
 
+/// soak: one sample of the gateway process.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakSample {
+    pub at_secs: f64,
+    pub rss_bytes: u64,
+    pub open_files: u64,
+    pub connections: u64,
+}
+
+/// soak: steady mixed traffic for a long time, and how the gateway's memory and open files
+/// moved after warm-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakRow {
+    pub clients: usize,
+    pub churn_workers: usize,
+    pub seconds: f64,
+    pub warmup_secs: f64,
+    /// Messages the steady clients received (echoes and broadcasts).
+    pub messages: u64,
+    pub broadcasts: u64,
+    pub churn_cycles: u64,
+    /// Mean of the first three samples after warm-up, and of the last three.
+    pub rss_after_warmup: u64,
+    pub rss_end: u64,
+    pub rss_max: u64,
+    /// (end - after warm-up) / after warm-up, in percent.
+    pub rss_drift_pct: f64,
+    pub open_files_after_warmup: u64,
+    pub open_files_end: u64,
+    pub errors: u64,
+    /// Each kind of error and its count.
+    pub error_kinds: Vec<(String, u64)>,
+    pub first_error: Option<String>,
+    pub samples: Vec<SoakSample>,
+}
+
+impl SoakRow {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        clients: usize,
+        churn_workers: usize,
+        seconds: f64,
+        warmup_secs: f64,
+        samples: Vec<SoakSample>,
+        messages: u64,
+        broadcasts: u64,
+        churn_cycles: u64,
+        errors: [(&str, u64); 4],
+        first_error: Option<String>,
+    ) -> SoakRow {
+        let after: Vec<&SoakSample> = samples
+            .iter()
+            .filter(|s| s.at_secs >= warmup_secs)
+            .collect();
+        let mean = |picked: &[&SoakSample], f: fn(&SoakSample) -> u64| {
+            if picked.is_empty() {
+                0
+            } else {
+                picked.iter().map(|s| f(s)).sum::<u64>() / picked.len() as u64
+            }
+        };
+        let first = &after[..after.len().min(3)];
+        let last = &after[after.len().saturating_sub(3)..];
+        let rss_after_warmup = mean(first, |s| s.rss_bytes);
+        let rss_end = mean(last, |s| s.rss_bytes);
+        let rss_drift_pct = if rss_after_warmup == 0 {
+            0.0
+        } else {
+            (rss_end as f64 - rss_after_warmup as f64) / rss_after_warmup as f64 * 100.0
+        };
+        SoakRow {
+            clients,
+            churn_workers,
+            seconds,
+            warmup_secs,
+            messages,
+            broadcasts,
+            churn_cycles,
+            rss_after_warmup,
+            rss_end,
+            rss_max: after.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
+            rss_drift_pct,
+            open_files_after_warmup: mean(first, |s| s.open_files),
+            open_files_end: mean(last, |s| s.open_files),
+            errors: errors.iter().map(|(_, n)| n).sum(),
+            error_kinds: errors.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            first_error,
+            samples,
+        }
+    }
+}
+
 /// A scenario that failed for a target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -159,6 +251,7 @@ pub struct Results {
     pub topics: Vec<LoadRow>,
     pub echo: Vec<EchoRow>,
     pub churn: Vec<ChurnRow>,
+    pub soak: Vec<SoakRow>,
     pub failures: Vec<Failure>,
     pub skipped: Vec<Skip>,
     pub warnings: Vec<Warnings>,

@@ -77,6 +77,24 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                     Some(r) if r.handshakes > 0 => {}
                     _ => out.push(format!("churn {t}: no handshake completed")),
                 },
+                // wsgate only; there it must have moved traffic, sampled, and seen no error.
+                Scenario::Soak if t != TargetKind::Wsgate => {}
+                Scenario::Soak => match results.soak.first() {
+                    Some(r)
+                        if r.messages > 0
+                            && r.churn_cycles > 0
+                            && r.errors == 0
+                            && r.samples.len() >= 2 => {}
+                    Some(r) => out.push(format!(
+                        "soak wsgate: {} messages, {} churn cycles, {} samples, {} errors ({})",
+                        r.messages,
+                        r.churn_cycles,
+                        r.samples.len(),
+                        r.errors,
+                        r.first_error.as_deref().unwrap_or("none")
+                    )),
+                    None => out.push("soak wsgate: no result".into()),
+                },
             }
         }
     }

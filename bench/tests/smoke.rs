@@ -1,6 +1,7 @@
 //! The load tool's smoke run, so it keeps working: `wsgate-bench --smoke` drives wsgate, the
-//! plain hub and the Node hub with tiny counts for about a second per scenario and must show
-//! that traffic arrived everywhere (not any speed).
+//! plain hub and the Node hub with tiny counts for about a second per scenario (the soak on
+//! wsgate only) and must show that traffic arrived everywhere (not any speed), and the short
+//! soak that it saw no error.
 //!
 //! The wsgate binary is taken from next to `wsgate-bench`: `cargo test --workspace` builds it
 //! there for the gateway's own tests. The Node hub needs `npm ci` in bench/peers/node-hub
@@ -33,6 +34,8 @@ fn smoke_run_delivers_for_every_target() {
 
     let mut child = Command::new(&bench)
         .arg("--smoke")
+        // Every scenario, soak included (it is not in the default list).
+        .args(["--scenarios", "idle,broadcast,topics,echo,churn,soak"])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())

@@ -76,24 +76,19 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<Churn
                         shared.next_source.fetch_add(1, Ordering::Relaxed),
                         sources,
                     );
-                    match tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        handshake::connect(from, server, &path),
-                    )
-                    .await
-                    {
-                        Ok(Ok(conn)) => {
+                    match cycle(from, server, &path).await {
+                        Ok(()) => {
                             shared.handshakes.fetch_add(1, Ordering::Relaxed);
-                            if let Err(e) = close(conn).await {
-                                shared.fail(e);
-                            }
                         }
-                        Ok(Err(e)) => {
-                            shared.fail(e.to_string());
+                        Err(Cycle::Handshake(e)) => {
+                            shared.fail(e);
                             // Do not spin on a target that refuses.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
-                        Err(_) => shared.fail("no answer to the handshake within 10 s".into()),
+                        Err(Cycle::Close(e)) => {
+                            shared.handshakes.fetch_add(1, Ordering::Relaxed);
+                            shared.fail(e);
+                        }
                     }
                 }
             })
@@ -173,6 +168,29 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<Churn
         row.failures
     ));
     Ok(row)
+}
+
+/// What went wrong in one connect-and-close cycle.
+pub(super) enum Cycle {
+    /// No connection: the handshake failed or timed out.
+    Handshake(String),
+    /// Connected, but the close did not go as it should.
+    Close(String),
+}
+
+/// One cycle: connect from `from`, upgrade, close cleanly.
+pub(super) async fn cycle(
+    from: std::net::Ipv4Addr,
+    server: std::net::SocketAddr,
+    path: &str,
+) -> Result<(), Cycle> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::connect(from, server, path)).await {
+        Ok(Ok(conn)) => close(conn).await.map_err(Cycle::Close),
+        Ok(Err(e)) => Err(Cycle::Handshake(e.to_string())),
+        Err(_) => Err(Cycle::Handshake(
+            "no answer to the handshake within 10 s".into(),
+        )),
+    }
 }
 
 /// Sends a close frame and waits for the server's close and end of stream.

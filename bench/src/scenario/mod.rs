@@ -1,4 +1,4 @@
-//! The five scenarios and what they share: the run's context, starting and stopping targets,
+//! The six scenarios and what they share: the run's context, starting and stopping targets,
 //! and the measured load phase used by broadcast and topics.
 //!
 //! Each scenario runs every selected target in turn, each from a fresh process, and adds its
@@ -9,6 +9,7 @@ pub mod broadcast;
 pub mod churn;
 pub mod echo;
 pub mod idle;
+pub mod soak;
 pub mod topics;
 
 use std::future::Future;
