@@ -133,8 +133,8 @@ pub struct Args {
     pub source_addrs: u8,
 
     /// Client handshakes in flight at once while connecting. Keep it below the targets' listen
-    /// backlog (128 for Tokio listeners): beyond it the kernel drops SYNs, which are retried
-    /// only after 1 s, and the connect rate collapses.
+    /// backlogs (wsgate: --listen-backlog, 4096; the peers: Tokio's 1024): beyond one the
+    /// kernel drops SYNs, which are retried only after 1 s, and the connect rate collapses.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub connect_concurrency: usize,
 

@@ -220,6 +220,10 @@ impl Running {
                     "300s",
                     "--client-idle-timeout",
                     "900s",
+                    // The echo phases measure how many round trips the gateway carries, so no
+                    // per-client rate limit (500 messages/s by default) may cap them.
+                    "--client-message-rate",
+                    "0",
                 ])
                 .env("RUST_LOG", "warn,wsgate=info");
                 c

@@ -48,7 +48,9 @@ async fn the_api_answers_exactly_as_its_schema_says() {
         .args(["run", &format!("http://{}/openapi.json", gw.api_addr)])
         .args(["--header", &format!("Authorization: Bearer {key}")])
         .args(["--checks", "all", "--max-examples", &examples])
-        .args(["--workers", "2", "--no-color", "--seed", "1"])
+        // One worker: with two, schemathesis 4.32 sometimes trips over itself (an internal
+        // KeyError / "AST constructor recursion depth mismatch" in its coverage phase).
+        .args(["--workers", "1", "--no-color", "--seed", "1"])
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .kill_on_drop(true)
         .output();

@@ -131,7 +131,7 @@ fn names_param(name: &str, description: &str) -> Value {
     })
 }
 
-/// A comma-separated list of connection ids in the query string.
+/// A comma-separated list of ids in the query string, any strings.
 fn ids_param(name: &str, description: &str) -> Value {
     json!({
         "name": name,
@@ -139,7 +139,7 @@ fn ids_param(name: &str, description: &str) -> Value {
         "required": false,
         "description": description,
         "schema": { "type": "string" },
-        "example": "gw1-6172a3b4c5d6e-1f,gw1-6172a3b4c5d6e-20"
+        "example": "a,b"
     })
 }
 
@@ -208,6 +208,12 @@ fn one_of_lists_non_empty(mut schema: Value, a: &str, b: &str) -> Value {
         { "required": [a], "properties": { a: { "minItems": 1 } } },
         { "required": [b], "properties": { b: { "minItems": 1 } } }
     ]);
+    schema
+}
+
+/// Not both of two fields.
+fn at_most_one_of(mut schema: Value, a: &str, b: &str) -> Value {
+    schema["not"] = json!({ "required": [a, b] });
     schema
 }
 
@@ -297,8 +303,7 @@ fn schemas(limits: &Limits) -> Value {
             "delete": { "type": "array", "items": { "type": "string" }, "description": "Keys to remove, before set; a key in both ends up set." },
             "replace": { "type": "boolean", "default": false, "description": "Make the session exactly `set` (delete then changes nothing)." }
         }), "A change to a connection's session data (at most 64 keys, 16 KiB in all)."),
-        "ForceOfflineRequest": {
-            "allOf": [one_of_lists_non_empty(object(&[], json!({
+        "ForceOfflineRequest": at_most_one_of(one_of_lists_non_empty(object(&[], json!({
                 "conn_ids": conn_ids(0, "Connections to close."),
                 "user_ids": user_ids(0, "Users whose connections to close."),
                 "code": {
@@ -309,9 +314,7 @@ fn schemas(limits: &Limits) -> Value {
                 "reason": { "type": "string", "maxLength": MAX_REASON_CHARS, "description": "Close reason; the client gets its first 123 bytes." },
                 "last_text": { "type": "string", "description": "A last text message sent before closing." },
                 "last_binary": { "type": "string", "format": "byte", "description": "A last binary message (standard base64); not together with last_text." }
-            }), "Closes connections from the server side (at least one of conn_ids and user_ids names one)."), "conn_ids", "user_ids")],
-            "not": { "required": ["last_text", "last_binary"] }
-        },
+            }), "Closes connections from the server side (at least one of conn_ids and user_ids names one)."), "conn_ids", "user_ids"), "last_text", "last_binary"),
         "OnlineReply": {
             "type": "object",
             "required": ["conn_ids", "user_ids", "failed"],
@@ -416,7 +419,7 @@ fn paths() -> Value {
             "Which of these connections and users are connected.",
             json!([
                 ids_param("conn_ids", "Comma-separated connection ids."),
-                names_param("user_ids", "Comma-separated user ids.")
+                ids_param("user_ids", "Comma-separated user ids (an id no user can have is simply not online).")
             ]),
             "OnlineReply"),
         "/api/v1/connections/{conn_id}": query("connection", "One connection's info",
