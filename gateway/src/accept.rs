@@ -4,7 +4,7 @@
 //! would spin, so the loop backs off (10 ms doubling to 1 s) and existing connections keep
 //! working until descriptors free up. The kernel keeps the waiting connections in the listen
 //! backlog, and refuses new ones once it is full. Clients normally never get this far: the
-//! connection limit ([`client::limit`](crate::client::limit)) answers HTTP 503 below the
+//! connection limit ([`client::limit`](crate::connections::limit)) answers HTTP 503 below the
 //! open-file limit; this is for descriptors held by other things (unfinished handshakes). The first failure of a run is logged as a
 //! warning with what to do, the end of the run once more; the retries in between only at
 //! debug level, so a full process does not also fill the log.

@@ -20,7 +20,7 @@ use serde::Serialize;
 use wsgate_proto::conn_id::validate_node_id;
 
 pub use crate::client::rate::RateLimitAction;
-pub use crate::client::users::UserConnectionPolicy;
+pub use crate::connections::users::UserConnectionPolicy;
 use crate::error::ConfigError;
 pub use layers::{Loaded, Source};
 
@@ -162,7 +162,7 @@ pub struct Config {
         default_value = "refuse-new"
     )]
     #[serde(serialize_with = "render::value_enum")]
-    pub user_connection_policy: crate::client::users::UserConnectionPolicy,
+    pub user_connection_policy: crate::connections::users::UserConnectionPolicy,
 
     /// Handshakes per second one client address may start (a token bucket per IPv4 address
     /// or IPv6 /64); past it HTTP 429 with Retry-After. 0 turns the limit off.

@@ -5,9 +5,9 @@
 
 use bytes::BytesMut;
 
-use crate::client::frame::{Decoder, Incoming};
 use crate::config::Config;
 use crate::config::layers::Loaded;
+use crate::websocket::frame::{Decoder, Incoming};
 
 /// Client WebSocket frames: the first byte picks the message limit (2^0 to 2^23 bytes) and the
 /// second the size of the pieces the rest arrives in, as reads would split it.

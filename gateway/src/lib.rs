@@ -26,26 +26,27 @@ mod cidr;
 mod client;
 mod cluster;
 pub mod config;
+mod connections;
 mod error;
 mod fd_limit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 mod grpc;
+mod lifecycle;
 mod links;
 mod listen;
-mod registry;
 mod server;
-mod state;
 mod stats;
 mod tls;
+mod websocket;
 mod worker;
 
 pub use auth::Fallback;
 pub use cluster::ClusterSlot;
 pub use config::Config;
 pub use error::{ConfigError, GatewayError, TlsError};
-pub use registry::close_code;
 pub use server::Gateway;
 pub use stats::Stats;
 pub use tls::TlsReloader;
+pub use websocket::close_code;

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::ApiContext;
+use super::context::ApiContext;
 use super::errors::ApiError;
 
 const HOW: &str = "send the header `Authorization: Bearer <key>` with the gateway's API key (api_key in the config file, WSGATE_API_KEY or --api-key)";
@@ -103,7 +103,7 @@ pub(crate) async fn require_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let config = &context.shared.config;
+    let config = &context.config;
     let expected = config.api_key.as_deref().filter(|k| !k.is_empty());
     let refused = match expected {
         Some(expected) => refusal(request.headers(), expected.as_bytes()),

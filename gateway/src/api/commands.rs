@@ -12,7 +12,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use wsgate_business::{ClusterReport, SessionChange, Targets};
 
-use super::ApiContext;
+use super::context::ApiContext;
 use super::errors::ApiError;
 use super::extract::JsonBody;
 use super::payload;

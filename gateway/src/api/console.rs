@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 
-use super::ApiContext;
+use super::context::ApiContext;
 use crate::config::Config;
 
 /// The page, with its style and script inline.
@@ -55,7 +55,7 @@ struct ConsoleConfig {
 }
 
 async fn config(State(context): State<ApiContext>, headers: HeaderMap) -> impl IntoResponse {
-    let config = &context.shared.config;
+    let config = &context.config;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -1,7 +1,7 @@
 //! `/healthz` and `/readyz`: what a load balancer or an orchestrator probes.
 //!
 //! `/healthz` answers 200 `ok` as long as the process serves HTTP at all. `/readyz` answers 200
-//! `ready` while the gateway accepts clients and is not draining (`Shared::ready`), else 503:
+//! `ready` while the gateway accepts clients and is not draining (`Lifecycle::ready`), else 503:
 //! `draining` once shutdown has begun, `starting` before the gateway first served. Neither needs
 //! the API key.
 
@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::ApiContext;
+use super::context::ApiContext;
 
 /// The probe routes.
 pub(crate) fn routes() -> Router<ApiContext> {
@@ -24,17 +24,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(context): State<ApiContext>) -> (StatusCode, &'static str) {
-    if context
-        .shared
-        .ready
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
+    if context.lifecycle.ready() {
         (StatusCode::OK, "ready")
-    } else if context
-        .shared
-        .draining
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
+    } else if context.lifecycle.draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")

@@ -6,7 +6,6 @@
 //! is needed: bind the API to a private address, as by default, to keep it private.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,8 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::ApiContext;
-use crate::server::Shared;
+use super::context::ApiContext;
 use crate::stats::{BOUNDS_SECONDS, CloseReason, CommandKind, Stats};
 
 /// The content type of the text exposition format.
@@ -27,10 +25,7 @@ pub(crate) fn routes() -> Router<ApiContext> {
 }
 
 async fn metrics(State(context): State<ApiContext>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        render(&context.shared),
-    )
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&context))
 }
 
 /// Builds the exposition text, one family after another.
@@ -73,8 +68,8 @@ fn escape(value: &str) -> String {
 }
 
 /// The whole exposition for one gateway.
-pub(crate) fn render(shared: &Shared) -> String {
-    let stats = &shared.stats;
+pub(crate) fn render(context: &ApiContext) -> String {
+    let stats = &context.stats;
     let get = Stats::get;
     let mut out = Exposition(String::with_capacity(8 * 1024));
 
@@ -86,7 +81,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     out.sample(
         "wsgate_info",
         &[
-            ("node_id", &shared.config.node_id),
+            ("node_id", &context.config.node_id),
             ("version", env!("CARGO_PKG_VERSION")),
         ],
         1,
@@ -95,7 +90,7 @@ pub(crate) fn render(shared: &Shared) -> String {
         "wsgate_ready",
         "gauge",
         "1 while the gateway accepts clients and is not draining (what /readyz reports).",
-        u64::from(shared.ready.load(Ordering::Acquire)),
+        u64::from(context.lifecycle.ready()),
     );
     out.single(
         "wsgate_connections",
@@ -114,14 +109,14 @@ pub(crate) fn render(shared: &Shared) -> String {
         "gauge",
         "The most client connections this gateway holds (--max-connections, at most what the \
          open-file limit leaves room for).",
-        u64::try_from(shared.limit.max()).unwrap_or(u64::MAX),
+        u64::try_from(context.conns.limit.max()).unwrap_or(u64::MAX),
     );
     out.single(
         "wsgate_connections_refused_total",
         "counter",
         "Client handshakes answered with HTTP 503 because the gateway held wsgate_connections_max \
          clients.",
-        shared.limit.refused(),
+        context.conns.limit.refused(),
     );
 
     out.family(
@@ -255,13 +250,13 @@ pub(crate) fn render(shared: &Shared) -> String {
         "wsgate_users",
         "gauge",
         "Distinct user ids bound to connections of this gateway now.",
-        shared.indexes.user_count() as u64,
+        context.conns.indexes.user_count() as u64,
     );
     out.single(
         "wsgate_topics",
         "gauge",
         "Topics with at least one subscribed connection on this gateway now.",
-        shared.indexes.topic_count() as u64,
+        context.conns.indexes.topic_count() as u64,
     );
 
     let name = "wsgate_event_dispatch_seconds";

@@ -15,6 +15,7 @@
 mod auth;
 mod commands;
 mod console;
+pub(crate) mod context;
 mod errors;
 mod extract;
 mod health;
@@ -26,7 +27,6 @@ mod reach;
 mod reply;
 mod routes;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -36,19 +36,10 @@ use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use self::context::ApiContext;
 use self::errors::ApiError;
-use crate::cluster::ClusterSlot;
-use crate::server::Shared;
 use crate::tls::incoming::TlsListener;
 use crate::tls::{Alpn, TlsReloader};
-
-/// What the APIs act on: the gateway's state (health, metrics) and its cluster client, through
-/// which every command and query goes, so the APIs act on the whole cluster when peers are set.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiContext {
-    pub shared: Arc<Shared>,
-    pub cluster: ClusterSlot,
-}
 
 /// How long requests still running at shutdown may take to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -80,7 +71,7 @@ fn api_routes(context: &ApiContext) -> Router<ApiContext> {
             auth::require_key,
         ))
         .layer(DefaultBodyLimit::max(body_limit(
-            context.shared.config.max_frame_bytes,
+            context.config.max_frame_bytes,
         )))
 }
 
@@ -106,7 +97,7 @@ pub(crate) async fn serve(
     let Some(tls) = tls else {
         return serve_on(listener, context, stop).await;
     };
-    let timeout = context.shared.config.handshake_timeout;
+    let timeout = context.config.handshake_timeout;
     match TlsListener::start(
         listener,
         tls,

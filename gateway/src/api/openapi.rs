@@ -13,16 +13,16 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use super::ApiContext;
+use super::context::ApiContext;
 use super::queries::{DEFAULT_LIMIT, LIST_KINDS, MAX_LIMIT};
 #[cfg(test)]
 use super::routes;
-use crate::state::{MAX_NAME_CHARS, MAX_SESSION_KEYS};
+use crate::connections::state::{MAX_NAME_CHARS, MAX_SESSION_KEYS};
 use wsgate_proto::validate::MAX_REASON_CHARS;
 
 /// GET /openapi.json.
 pub(crate) async fn document(State(context): State<ApiContext>) -> Json<Value> {
-    Json(build(&Limits::of(&context.shared.config)))
+    Json(build(&Limits::of(&context.config)))
 }
 
 /// What the schemas take from the gateway's settings.

@@ -9,7 +9,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use wsgate_business::ListKind;
 
-use super::ApiContext;
+use super::context::ApiContext;
 use super::errors::ApiError;
 use super::extract::{PathSegment, QueryParams, comma_list};
 use super::reach::{cluster, some_answered};

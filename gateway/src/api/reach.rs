@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wsgate_business::{Cluster, GatewayFailure};
 
-use super::ApiContext;
+use super::context::ApiContext;
 use super::errors::ApiError;
 use crate::cluster::none_answered;
 

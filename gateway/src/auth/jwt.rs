@@ -23,7 +23,7 @@ use rsa::traits::PublicKeyParts;
 use serde::Deserialize;
 
 /// Longest `sub` accepted: the same limit as any user id.
-const MAX_SUBJECT_CHARS: usize = crate::state::MAX_NAME_CHARS;
+const MAX_SUBJECT_CHARS: usize = crate::connections::state::MAX_NAME_CHARS;
 
 /// Longest token looked at; real tokens are a few hundred bytes, and the request head is
 /// bounded anyway.

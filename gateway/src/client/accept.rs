@@ -10,8 +10,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::context::Context;
 use super::{ClientStream, connection};
-use crate::server::Shared;
 use crate::tls::TlsReloader;
 
 /// The accept loop; returns when `stop` is cancelled. With `tls`, every connection is
@@ -19,17 +19,17 @@ use crate::tls::TlsReloader;
 pub(crate) async fn run(
     listener: TcpListener,
     tls: Option<TlsReloader>,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     stop: CancellationToken,
     close_clients: CancellationToken,
     tracker: TaskTracker,
 ) {
     crate::accept::run(listener, "a client connection", stop, |stream, peer| {
-        let shared = shared.clone();
+        let ctx = ctx.clone();
         let close = close_clients.clone();
         let tls = tls.as_ref().map(TlsReloader::acceptor);
         let serving = tracker.clone();
-        tracker.spawn(handshake(stream, peer, tls, shared, close, serving));
+        tracker.spawn(handshake(stream, peer, tls, ctx, close, serving));
     })
     .await
 }
@@ -42,16 +42,16 @@ async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     close_clients: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let deadline = Instant::now() + ctx.config.handshake_timeout;
     let Some(acceptor) = tls else {
-        return upgrade(stream, peer, deadline, shared, close_clients, tracker).await;
+        return upgrade(stream, peer, deadline, ctx, close_clients, tracker).await;
     };
     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => upgrade(stream, peer, deadline, shared, close_clients, tracker).await,
+        Ok(Ok(stream)) => upgrade(stream, peer, deadline, ctx, close_clients, tracker).await,
         // Scanners and clients that do not trust the certificate end here: not worth a warning.
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -63,14 +63,13 @@ async fn upgrade<S: ClientStream>(
     stream: S,
     peer: SocketAddr,
     deadline: Instant,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     close_clients: CancellationToken,
     tracker: TaskTracker,
 ) {
-    match tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, &shared)).await {
+    match tokio::time::timeout_at(deadline, super::handshake::accept(stream, peer, &ctx)).await {
         Ok(Some((stream, input, admission, seat))) => {
-            let serve =
-                connection::serve(stream, input, peer, admission, seat, shared, close_clients);
+            let serve = connection::serve(stream, input, peer, admission, seat, ctx, close_clients);
             tracker.spawn(serve);
         }
         Ok(None) => {}

@@ -1,6 +1,6 @@
 //! One client connection: a single task that reads the socket, writes the queue and keeps the
 //! connection alive, so an idle connection costs one task and no buffers (see
-//! [`frame`](super::frame) and [`io`](super::io)).
+//! [`frame`](crate::websocket::frame) and [`io`](crate::websocket::io)).
 //!
 //! Events go to the business process in order: ConnOpen, every ConnMessage, then exactly one
 //! ConnClose, whoever closed. Whatever is queued is written as one burst: one `writev`, one
@@ -19,17 +19,18 @@ use wsgate_proto::v1::{
 };
 
 use super::ClientStream;
-use super::frame::{self, Decoder, Incoming};
+use super::context::Context;
 use super::handshake::Admission;
-use super::io::{read_into, write_frame, write_frames};
-use super::limit::Seat;
 use super::rate::{Rate, RateLimitAction, TokenBucket};
-use super::users::UserLimit;
+use crate::connections::limit::Seat;
+use crate::connections::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound};
+use crate::connections::state::{AdmitLimits, Admitted};
+use crate::connections::users::UserLimit;
 use crate::links::Route;
-use crate::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound, close_code};
-use crate::server::Shared;
-use crate::state::{AdmitLimits, Admitted};
 use crate::stats::{CloseReason, Stats};
+use crate::websocket::close_code;
+use crate::websocket::frame::{self, Decoder, Incoming};
+use crate::websocket::io::{read_into, write_frame, write_frames};
 use crate::worker::commands::evicted_request;
 
 /// How long to wait for the client's half of the closing handshake.
@@ -42,11 +43,11 @@ pub(crate) async fn serve<S: ClientStream>(
     admission: Admission,
     // Held until the socket is done with, closing handshake included.
     _seat: Seat,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    let config = &shared.config;
-    let conn_id = shared.ids.next_id();
+    let config = &ctx.config;
+    let conn_id = ctx.conns.ids.next_id();
     let Admission {
         info,
         user_id,
@@ -59,13 +60,16 @@ pub(crate) async fn serve<S: ClientStream>(
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.into());
-    let conn = Arc::new(Conn::new(ConnInfo {
-        remote_addr: peer,
-        forwarded_for: non_empty(&info.forwarded_for),
-        real_ip: non_empty(&info.real_ip),
-        connected_at_ms,
-    }));
-    shared.registry.insert(&conn_id, conn.clone());
+    let conn = Arc::new(Conn::new(
+        conn_id.as_str().into(),
+        ConnInfo {
+            remote_addr: peer,
+            forwarded_for: non_empty(&info.forwarded_for),
+            real_ip: non_empty(&info.real_ip),
+            connected_at_ms,
+        },
+    ));
+    ctx.conns.registry.insert(conn.clone());
     // What authentication attached, in place before ConnOpen so commands see it at once.
     let limits = AdmitLimits {
         topics: config.max_topics_per_conn,
@@ -79,21 +83,18 @@ pub(crate) async fn serve<S: ClientStream>(
         topics,
         session,
     };
-    let (attached, refused) = match shared
-        .indexes
-        .admit(&conn_id, &conn.state, admitted, limits)
-    {
+    let (attached, refused) = match ctx.conns.indexes.admit(&conn.state, admitted, limits) {
         Ok((attached, evicted)) => {
             for id in &evicted {
-                shared.registry.close(id, None, evicted_request());
+                ctx.conns.registry.close(id, None, evicted_request());
             }
             (attached, None)
         }
         // Another handshake of the same user took the last place since this one was checked.
         Err(over) => (Default::default(), Some(over)),
     };
-    Stats::incr(&shared.stats.connections_current);
-    Stats::incr(&shared.stats.connections_total);
+    Stats::incr(&ctx.stats.connections_current);
+    Stats::incr(&ctx.stats.connections_total);
     tracing::debug!(%conn_id, %peer, "client connected");
 
     let mut route = Route::default();
@@ -112,12 +113,12 @@ pub(crate) async fn serve<S: ClientStream>(
     };
     // Events are dispatched from boxed futures: an event is large, and anything held across
     // an await here would be part of every idle connection's task.
-    Box::pin(shared.links.dispatch(&mut route, Body::ConnOpen(open))).await;
+    Box::pin(ctx.links.dispatch(&mut route, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
-        shared.registry.offer(&conn, &first);
+        ctx.conns.registry.offer(&conn, &first);
     }
     if let Some(over) = refused {
-        Stats::incr(&shared.stats.handshakes_user_limited);
+        Stats::incr(&ctx.stats.handshakes_user_limited);
         tracing::info!(%conn_id, %peer, "{over}; closing with 1008");
         conn.close(CloseRequest {
             code: close_code::POLICY_VIOLATION,
@@ -152,7 +153,7 @@ pub(crate) async fn serve<S: ClientStream>(
                 // shutdown must still get through.
                 let written = tokio::select! {
                     biased;
-                    r = write_queue(&mut stream, &conn, queue, &shared.stats) => r,
+                    r = write_queue(&mut stream, &conn, queue, &ctx.stats) => r,
                     req = conn.closed() => break End::Close(req),
                     _ = &mut cancelled => {
                         let (code, reason) = config.shutdown_close();
@@ -186,7 +187,7 @@ pub(crate) async fn serve<S: ClientStream>(
                         Ok(None) => break,
                         Ok(Some(incoming)) => incoming,
                         Err(e @ frame::FrameError::TooBig { .. }) => {
-                            Stats::incr(&shared.stats.closed_too_big);
+                            Stats::incr(&ctx.stats.closed_too_big);
                             tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
                             break 'conn End::gateway(e.close_code(), &e.to_string());
                         }
@@ -195,7 +196,7 @@ pub(crate) async fn serve<S: ClientStream>(
                     // Every message and ping makes work, so each takes a token.
                     let costs = matches!(incoming, Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_));
                     if costs && !within_rate(&mut bucket, rate.as_ref()) {
-                        match over_rate(config, &shared.stats, &conn_id, peer) {
+                        match over_rate(config, &ctx.stats, &conn_id, peer) {
                             Some(end) => break 'conn end,
                             None => continue,
                         }
@@ -204,24 +205,24 @@ pub(crate) async fn serve<S: ClientStream>(
                         Incoming::Text(text) if heartbeat == Some(&text[..]) => {
                             // Through the queue: a client that never reads the answers fills
                             // it and is closed like any slow consumer.
-                            shared.registry.offer(&conn, &shared.heartbeat_reply);
+                            ctx.conns.registry.offer(&conn, &ctx.heartbeat_reply);
                             continue;
                         }
                         Incoming::Text(text) => Payload { data: text, kind: PayloadKind::Text as i32 },
                         Incoming::Binary(data) => Payload::binary(data),
                         Incoming::Ping(data) => {
-                            shared.registry.offer(&conn, &frame::encode(frame::PONG, &data));
+                            ctx.conns.registry.offer(&conn, &frame::encode(frame::PONG, &data));
                             continue;
                         }
                         // Pongs only prove liveness.
                         Incoming::Pong => continue,
                         Incoming::Close(frame) => break 'conn End::ByClient(frame),
                     };
-                    Stats::incr(&shared.stats.messages_in);
-                    Stats::add(&shared.stats.bytes_in, payload.data.len() as u64);
+                    Stats::incr(&ctx.stats.messages_in);
+                    Stats::add(&ctx.stats.bytes_in, payload.data.len() as u64);
                     let (user_id, session) = conn.state.user_and_session();
                     let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
-                    Box::pin(shared.links.dispatch(&mut route, Body::ConnMessage(event))).await;
+                    Box::pin(ctx.links.dispatch(&mut route, Body::ConnMessage(event))).await;
                 }
                 // Nothing half received: hold no buffer while idle.
                 if input.is_empty() && input.capacity() > 0 {
@@ -241,37 +242,36 @@ pub(crate) async fn serve<S: ClientStream>(
             }
             _ = &mut ping => {
                 if last_seen.elapsed() >= config.client_idle_timeout {
-                    Stats::incr(&shared.stats.closed_idle);
+                    Stats::incr(&ctx.stats.closed_idle);
                     break End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
                 }
                 ping.as_mut().reset(Instant::now() + config.client_ping_interval);
-                shared.registry.offer(&conn, &frame::ping());
+                ctx.conns.registry.offer(&conn, &frame::ping());
             }
         }
     };
 
     // Stop new sends first, so nothing is queued for a connection that is going away.
-    shared.registry.remove(&conn_id);
-    conn.end(&shared.stats);
-    let attached = shared.indexes.close(&conn_id, &conn.state);
+    ctx.conns.registry.remove(&conn_id);
+    conn.end(&ctx.stats);
+    let attached = ctx.conns.indexes.close(&conn.state);
     let (mut close, goodbye) = conclude(conn_id, end);
-    shared
-        .stats
+    ctx.stats
         .closed(CloseReason::of(close.code, close.closed_by()));
     close.user_id = attached.user_id.unwrap_or_default();
     close.session = attached.session;
     close.topics = attached.topics;
     if close.code == close_code::SLOW_CONSUMER as u32 {
-        Stats::incr(&shared.stats.closed_slow_consumer);
+        Stats::incr(&ctx.stats.closed_slow_consumer);
         tracing::info!(conn_id = %close.conn_id, %peer, "closed a slow consumer: its send queue was full");
     }
     if close.code == close_code::REPLACED as u32 {
-        Stats::incr(&shared.stats.closed_replaced);
+        Stats::incr(&ctx.stats.closed_replaced);
     }
     tracing::debug!(conn_id = %close.conn_id, code = close.code, reason = %close.reason, "client closed");
-    Stats::decr(&shared.stats.connections_current);
+    Stats::decr(&ctx.stats.connections_current);
     // The event first: the closing handshake below may wait on a client that does not read.
-    Box::pin(shared.links.dispatch(&mut route, Body::ConnClose(close))).await;
+    Box::pin(ctx.links.dispatch(&mut route, Body::ConnClose(close))).await;
     say_goodbye(&mut stream, goodbye, decoder, input).await;
 }
 

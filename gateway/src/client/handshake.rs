@@ -4,7 +4,7 @@
 //! deciding may mean waiting: for the authorize hook, a business process answers over its worker
 //! link. Every refusal is a plain HTTP response with a status and a body that says why and what
 //! to do (404 wrong path, 400 not a WebSocket request, 403 origin not allowed, 401/403 refused,
-//! 503 no decision or the gateway full, see [`limit`](super::limit)). An accepted request gets
+//! 503 no decision or the gateway full, see [`limit`](crate::connections::limit)). An accepted request gets
 //! its 101 and the socket, with any bytes read past the request, goes to its connection task.
 //! The socket is plain TCP or TLS ([`ClientStream`]); with TLS this runs after the TLS
 //! handshake.
@@ -19,15 +19,15 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wsgate_proto::v1::Authorize;
 
 use super::ClientStream;
-use super::limit::Seat;
-use super::users::UserConnectionPolicy;
+use super::context::Context;
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
 use crate::cidr::CidrList;
-use crate::server::Shared;
-use crate::state::{UserLimitExceeded, check_name};
+use crate::connections::limit::Seat;
+use crate::connections::state::{UserLimitExceeded, check_name};
+use crate::connections::users::UserConnectionPolicy;
 use crate::stats::Stats;
-use crate::worker::commands::to_frame;
+use crate::websocket::frame;
 
 /// Largest request head accepted; browsers send well under 8 KiB.
 pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -92,7 +92,7 @@ fn reason_phrase(status: u16) -> &'static str {
 pub(crate) async fn accept<S: ClientStream>(
     mut stream: S,
     peer: SocketAddr,
-    shared: &Shared,
+    ctx: &Context,
 ) -> Option<(S, BytesMut, Admission, Seat)> {
     let mut buf = BytesMut::with_capacity(1024);
     let head_len = loop {
@@ -118,7 +118,7 @@ pub(crate) async fn accept<S: ClientStream>(
         Some(r) => r,
         None => return refuse(stream, peer, Refusal::new(400, "malformed HTTP request\n")).await,
     };
-    match decide(&request, peer, shared).await {
+    match decide(&request, peer, ctx).await {
         Ok((admission, subprotocol, key, seat)) => {
             let mut response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
@@ -276,14 +276,14 @@ pub(crate) fn inspect(
 async fn decide(
     req: &Request,
     peer: SocketAddr,
-    shared: &Shared,
+    ctx: &Context,
 ) -> Result<(Admission, Option<&'static str>, String, Seat), Refusal> {
-    let config = &shared.config;
+    let config = &ctx.config;
     let key = check_request(req, config)?;
-    if let Some(limit) = &shared.handshake_rate {
-        let client = client_addr(req, peer.ip(), &shared.trusted_proxies);
-        if !shared.rate_exempt.contains(client) && !limit.take(client, std::time::Instant::now()) {
-            Stats::incr(&shared.stats.handshakes_rate_limited);
+    if let Some(limit) = &ctx.handshake_rate {
+        let client = client_addr(req, peer.ip(), &ctx.trusted_proxies);
+        if !ctx.rate_exempt.contains(client) && !limit.take(client, std::time::Instant::now()) {
+            Stats::incr(&ctx.stats.handshakes_rate_limited);
             let retry = limit.rate().retry_after_secs();
             return Err(Refusal {
                 status: 429,
@@ -296,12 +296,12 @@ async fn decide(
         }
     }
     // Before authentication: a full gateway need not ask the hook about a client it refuses.
-    let Some(seat) = shared.limit.take() else {
+    let Some(seat) = ctx.conns.limit.take() else {
         return Err(Refusal {
             status: 503,
             body: format!(
                 "this gateway holds its maximum of {} clients; retry later or connect to another gateway\n",
-                shared.limit.max()
+                ctx.conns.limit.max()
             ),
             extra_headers: "Retry-After: 5\r\n",
         });
@@ -326,7 +326,7 @@ async fn decide(
     };
     let mut subprotocol = None;
 
-    if let Some(verifier) = &shared.jwt {
+    if let Some(verifier) = &ctx.jwt {
         let found = jwt::find_token(
             &req.query,
             req.header("authorization"),
@@ -355,9 +355,9 @@ async fn decide(
             headers: req.headers.clone(),
             jwt_user_id: admission.user_id.clone().unwrap_or_default(),
         };
-        match shared
+        match ctx
             .hook
-            .ask(&shared.links, ask, config.authorize_timeout)
+            .ask(&ctx.links, ask, config.authorize_timeout)
             .await
         {
             Decision::Allow(reply) => match admitted(reply) {
@@ -387,9 +387,9 @@ async fn decide(
         && config.max_connections_per_user > 0
         && config.user_connection_policy == UserConnectionPolicy::RefuseNew
     {
-        let held = shared.indexes.user_conn_count(user);
+        let held = ctx.conns.indexes.user_conn_count(user);
         if held >= config.max_connections_per_user {
-            Stats::incr(&shared.stats.handshakes_user_limited);
+            Stats::incr(&ctx.stats.handshakes_user_limited);
             let over = UserLimitExceeded {
                 user_id: user.clone(),
                 held,
@@ -475,7 +475,7 @@ fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String>
         .iter()
         .try_for_each(|t| check_name("AuthorizeReply topic", t))?;
     let first_message = match reply.first_message {
-        Some(p) => Some(to_frame(Some(p), "AuthorizeReply.first_message")?),
+        Some(p) => Some(frame::outgoing(Some(p), "AuthorizeReply.first_message")?),
         None => None,
     };
     Ok((user_id, reply.topics, reply.session, first_message))

@@ -3,13 +3,10 @@
 
 pub(crate) mod accept;
 pub(crate) mod connection;
-pub(crate) mod frame;
+pub(crate) mod context;
 pub(crate) mod handshake;
-pub(crate) mod io;
-pub(crate) mod limit;
 pub(crate) mod origin;
 pub(crate) mod rate;
-pub(crate) mod users;
 
 /// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The
 /// connection code is generic over it, so each kind gets its own code with no indirection on

@@ -15,7 +15,7 @@
 
 use crate::client::handshake::MAX_HEAD_BYTES;
 use crate::config::Config;
-use crate::state::{MAX_NAME_BYTES, MAX_SESSION_BYTES, MAX_SESSION_KEYS};
+use crate::connections::state::{MAX_NAME_BYTES, MAX_SESSION_BYTES, MAX_SESSION_KEYS};
 
 /// A connection id: `<node id, ≤ 64>-<boot, ≤ 16 hex>-<seq, ≤ 16 hex>`.
 pub(crate) const MAX_CONN_ID_BYTES: usize = wsgate_proto::conn_id::MAX_NODE_ID_LEN + 34;

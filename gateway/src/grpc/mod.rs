@@ -22,7 +22,7 @@ use wsgate_proto::v1::push_api_server::PushApiServer;
 
 use self::auth::ApiKey;
 use self::service::PushService;
-use crate::api::ApiContext;
+use crate::api::context::ApiContext;
 use crate::tls::incoming::TlsListener;
 use crate::tls::{Alpn, TlsReloader};
 
@@ -41,8 +41,8 @@ pub(crate) async fn serve(
     context: ApiContext,
     stop: CancellationToken,
 ) {
-    let auth = ApiKey::new(context.shared.config.api_key.as_deref());
-    let handshake_timeout = context.shared.config.handshake_timeout;
+    let auth = ApiKey::new(context.config.api_key.as_deref());
+    let handshake_timeout = context.config.handshake_timeout;
     let service = PushApiServer::with_interceptor(PushService::new(context, stop.clone()), auth);
     let router = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))

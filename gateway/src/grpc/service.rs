@@ -21,7 +21,7 @@ use wsgate_proto::v1::{
 
 use super::status::{self, from_sdk, invalid, some_answered};
 use super::{events, replies};
-use crate::api::ApiContext;
+use crate::api::context::ApiContext;
 
 /// The service behind the gRPC listener.
 #[derive(Debug, Clone)]
@@ -303,7 +303,7 @@ impl PushApi for PushService {
     async fn events(&self, request: Request<EventsRequest>) -> Reply<Self::EventsStream> {
         let stream = events::open(
             &self.context.cluster,
-            self.context.shared.config.worker_token.as_deref(),
+            self.context.config.worker_token.as_deref(),
             request.into_inner(),
             self.stop.clone(),
         )

@@ -6,7 +6,7 @@
 
 use wsgate_proto::v1::{ClosedBy, envelope::Body};
 
-use crate::registry::close_code;
+use crate::websocket::close_code;
 
 /// Why a client connection closed (`wsgate_closes_total{reason=...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::context::Context;
 use super::session;
-use crate::server::Shared;
 use crate::tls::TlsReloader;
 
 /// The accept loop; returns when `stop` is cancelled. With `tls`, every link is accepted with
@@ -17,16 +17,16 @@ use crate::tls::TlsReloader;
 pub(crate) async fn run(
     listener: TcpListener,
     tls: Option<TlsReloader>,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     stop: CancellationToken,
     close_links: CancellationToken,
     tracker: TaskTracker,
 ) {
     crate::accept::run(listener, "a worker link", stop, |stream, peer| {
-        let shared = shared.clone();
+        let ctx = ctx.clone();
         let close = close_links.clone();
         let tls = tls.as_ref().map(TlsReloader::acceptor);
-        tracker.spawn(async move { handshake(stream, peer, tls, shared, close).await });
+        tracker.spawn(async move { handshake(stream, peer, tls, ctx, close).await });
     })
     .await
 }
@@ -36,19 +36,19 @@ async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     close: CancellationToken,
 ) {
     let Some(acceptor) = tls else {
-        return session::serve(stream, peer, shared, close).await;
+        return session::serve(stream, peer, ctx, close).await;
     };
-    let timeout = shared.config.handshake_timeout;
+    let timeout = ctx.config.handshake_timeout;
     let accepted = tokio::select! {
         _ = close.cancelled() => return,
         r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
     };
     match accepted {
-        Ok(Ok(stream)) => session::serve(stream, peer, shared, close).await,
+        Ok(Ok(stream)) => session::serve(stream, peer, ctx, close).await,
         // A business process without TLS (or one that does not trust the certificate) ends
         // here: worth a warning, it will keep retrying.
         Ok(Err(e)) => tracing::warn!(

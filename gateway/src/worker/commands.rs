@@ -2,7 +2,7 @@
 //!
 //! Commands never wait on a client: a payload is converted to a WebSocket message once and
 //! shared by reference count with every recipient's queue. Commands that change a connection's
-//! state go through [`Indexes`](crate::state::Indexes), which keeps the connection and the user
+//! state go through [`Indexes`](crate::connections::state::Indexes), which keeps the connection and the user
 //! and topic indexes consistent.
 //!
 //! Every command is bounded twice. What it may name is limited (topics, connection ids and user
@@ -16,18 +16,19 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use wsgate_proto::v1::{
-    BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Payload,
-    Publish, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser, envelope::Body,
+    BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Publish,
+    Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser, envelope::Body,
 };
 
 use super::queries;
-use crate::client::frame;
-use crate::client::users::UserLimit;
-use crate::registry::{CloseRequest, Registry, SendOutcome, close_code};
-use crate::server::Shared;
+use crate::connections::Connections;
+use crate::connections::registry::{CloseRequest, Registry, SendOutcome};
+use crate::connections::users::UserLimit;
+use crate::websocket::close_code;
+use crate::websocket::frame;
 use wsgate_proto::validate;
 
-use crate::state::{Locked, TopicLimit};
+use crate::connections::state::{Locked, TopicLimit};
 
 /// Steps (a connection reached, a membership changed) a command takes before it lets other
 /// tasks run.
@@ -98,6 +99,8 @@ pub(crate) struct Limits {
     pub per_command: validate::Limits,
     pub topics_per_conn: usize,
     pub user: UserLimit,
+    /// No answer may be larger (`--max-frame-bytes`).
+    pub max_frame_bytes: usize,
 }
 
 impl Limits {
@@ -113,56 +116,44 @@ impl Limits {
                 config.max_connections_per_user,
                 config.user_connection_policy,
             ),
+            max_frame_bytes: config.max_frame_bytes,
         }
     }
 }
 
 /// Runs one command or query body. `None` when `body` is neither.
-pub(crate) async fn execute(shared: &Shared, body: Body) -> Option<CmdResult> {
-    let limits = Limits::of(&shared.config);
+pub(crate) async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {
     if let Err(invalid) = validate::command(&body, &limits.per_command) {
         return Some(CommandError::from(invalid).into_result());
     }
     let mut budget = Budget::default();
-    let registry = &shared.registry;
+    let registry = &conns.registry;
     let result = match body {
         Body::SingleCast(c) => single_cast(registry, c),
         Body::Multicast(c) => multicast(registry, c, &mut budget).await,
         Body::Broadcast(c) => broadcast(registry, c),
-        Body::ForceOffline(c) => force_offline(shared, c, &mut budget).await,
-        Body::BindUser(c) => bind_user(shared, &limits, c),
-        Body::UnbindUser(c) => unbind_user(shared, c),
-        Body::SendToUsers(c) => send_to_users(shared, c, &mut budget).await,
+        Body::ForceOffline(c) => force_offline(conns, c, &mut budget).await,
+        Body::BindUser(c) => bind_user(conns, limits, c),
+        Body::UnbindUser(c) => unbind_user(conns, c),
+        Body::SendToUsers(c) => send_to_users(conns, c, &mut budget).await,
         Body::Subscribe(c) => {
             let targets = Targets::new("Subscribe", c.topics, c.conn_ids, c.user_ids);
-            subscribe(shared, &limits, targets, true, &mut budget).await
+            subscribe(conns, limits, targets, true, &mut budget).await
         }
         Body::Unsubscribe(c) => {
             let targets = Targets::new("Unsubscribe", c.topics, c.conn_ids, c.user_ids);
-            subscribe(shared, &limits, targets, false, &mut budget).await
+            subscribe(conns, limits, targets, false, &mut budget).await
         }
-        Body::Publish(c) => publish(shared, c, &mut budget).await,
-        Body::DeleteTopics(c) => delete_topics(shared, c, &mut budget).await,
-        Body::SetSession(c) => set_session(shared, c),
-        Body::QueryOnline(q) => queries::online(shared, q),
-        Body::QueryConnInfo(q) => queries::conn_info(shared, q, &mut budget).await,
-        Body::QueryCounts(q) => queries::counts(shared, q, &mut budget).await,
-        Body::QueryList(q) => queries::list(shared, q, &mut budget).await,
+        Body::Publish(c) => publish(conns, c, &mut budget).await,
+        Body::DeleteTopics(c) => delete_topics(conns, c, &mut budget).await,
+        Body::SetSession(c) => set_session(conns, c),
+        Body::QueryOnline(q) => queries::online(conns, q),
+        Body::QueryConnInfo(q) => queries::conn_info(conns, limits, q, &mut budget).await,
+        Body::QueryCounts(q) => queries::counts(conns, q, &mut budget).await,
+        Body::QueryList(q) => queries::list(conns, limits, q, &mut budget).await,
         _ => return None,
     };
     Some(result.unwrap_or_else(CommandError::into_result))
-}
-
-/// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
-pub(crate) fn to_frame(payload: Option<Payload>, field: &str) -> Result<Bytes, String> {
-    validate::payload(payload.as_ref(), field)?;
-    let payload = payload.ok_or_else(|| format!("{field} is missing"))?;
-    let opcode = if payload.is_text() {
-        frame::TEXT
-    } else {
-        frame::BINARY
-    };
-    Ok(frame::encode(opcode, &payload.data))
 }
 
 pub(crate) fn report(delivered: u32, unknown: Vec<String>) -> CmdResult {
@@ -207,7 +198,7 @@ fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
         )
         .into());
     }
-    let msg = to_frame(c.payload, "SingleCast.payload")?;
+    let msg = frame::outgoing(c.payload, "SingleCast.payload")?;
     Ok(match registry.send(&c.conn_id, &msg) {
         SendOutcome::Queued => report(1, Vec::new()),
         // A slow consumer is being closed: for the caller it is gone.
@@ -216,7 +207,7 @@ fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
 }
 
 async fn multicast(registry: &Registry, c: Multicast, budget: &mut Budget) -> Outcome {
-    let msg = to_frame(c.payload, "Multicast.payload")?;
+    let msg = frame::outgoing(c.payload, "Multicast.payload")?;
     let mut delivered = 0;
     let mut unknown = Vec::new();
     for id in c.conn_ids {
@@ -230,16 +221,16 @@ async fn multicast(registry: &Registry, c: Multicast, budget: &mut Budget) -> Ou
 }
 
 fn broadcast(registry: &Registry, c: Broadcast) -> Outcome {
-    let msg = to_frame(c.payload, "Broadcast.payload")?;
+    let msg = frame::outgoing(c.payload, "Broadcast.payload")?;
     let exclude: HashSet<&str> = c.exclude.iter().map(String::as_str).collect();
     Ok(report(registry.broadcast(&msg, &exclude), Vec::new()))
 }
 
-async fn force_offline(shared: &Shared, c: ForceOffline, budget: &mut Budget) -> Outcome {
+async fn force_offline(conns: &Connections, c: ForceOffline, budget: &mut Budget) -> Outcome {
     // Checked by validate::command: a valid code and reason.
     let code = validate::close(c.code, &c.reason)?;
     let last = match c.last_message {
-        Some(p) => Some(to_frame(Some(p), "ForceOffline.last_message")?),
+        Some(p) => Some(frame::outgoing(Some(p), "ForceOffline.last_message")?),
         None => None,
     };
     let request = CloseRequest {
@@ -247,7 +238,7 @@ async fn force_offline(shared: &Shared, c: ForceOffline, budget: &mut Budget) ->
         reason: c.reason,
         closed_by: ClosedBy::Business,
     };
-    let (by_user, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
+    let (by_user, unknown_users) = users_conns(conns, &c.user_ids, budget).await;
     let mut seen: HashSet<&str> = HashSet::new();
     let mut closed = 0;
     let mut unknown = Vec::new();
@@ -258,7 +249,7 @@ async fn force_offline(shared: &Shared, c: ForceOffline, budget: &mut Budget) ->
         if !seen.insert(id.as_str()) {
             continue;
         }
-        if shared.registry.close(id, last.clone(), request.clone()) {
+        if conns.registry.close(id, last.clone(), request.clone()) {
             closed += 1;
         } else if is_named {
             unknown.push(id.clone());
@@ -270,30 +261,30 @@ async fn force_offline(shared: &Shared, c: ForceOffline, budget: &mut Budget) ->
 
 /// The current connections of these users, and the users that have none.
 pub(crate) async fn users_conns(
-    shared: &Shared,
+    conns: &Connections,
     user_ids: &[String],
     budget: &mut Budget,
 ) -> (Vec<String>, Vec<String>) {
-    let mut conns = Vec::new();
+    let mut found = Vec::new();
     let mut missing = Vec::new();
     for user in user_ids {
-        let mine = shared.indexes.user_conns(user);
+        let mine = conns.indexes.user_conns(user);
         budget.spend(1 + mine.len()).await;
         if mine.is_empty() {
             missing.push(user.clone());
         }
-        conns.extend(mine);
+        found.extend(mine);
     }
-    (conns, missing)
+    (found, missing)
 }
 
 /// Runs `change` on one connection under its lock; `None` when it is unknown.
 fn with_conn<T>(
-    shared: &Shared,
+    conns: &Connections,
     conn_id: &str,
     change: impl FnOnce(&mut Locked<'_>) -> T,
 ) -> Option<T> {
-    shared
+    conns
         .registry
         .get(conn_id)
         .map(|conn| change(&mut conn.state.lock()))
@@ -316,9 +307,9 @@ pub(crate) fn evicted_request() -> CloseRequest {
     }
 }
 
-fn bind_user(shared: &Shared, limits: &Limits, c: BindUser) -> Outcome {
-    let bound = with_conn(shared, &c.conn_id, |l| {
-        shared.indexes.bind(&c.conn_id, l, &c.user_id, limits.user)
+fn bind_user(conns: &Connections, limits: &Limits, c: BindUser) -> Outcome {
+    let bound = with_conn(conns, &c.conn_id, |l| {
+        conns.indexes.bind(l, &c.user_id, limits.user)
     });
     let bound = match bound {
         None => return Ok(one_conn_result(c.conn_id, false)),
@@ -328,21 +319,20 @@ fn bind_user(shared: &Shared, limits: &Limits, c: BindUser) -> Outcome {
         Some(Ok(bound)) => bound,
     };
     for id in &bound.evicted {
-        shared.registry.close(id, None, evicted_request());
+        conns.registry.close(id, None, evicted_request());
     }
     Ok(one_conn_result(c.conn_id, bound.bound))
 }
 
-fn unbind_user(shared: &Shared, c: UnbindUser) -> Outcome {
-    let done =
-        with_conn(shared, &c.conn_id, |l| shared.indexes.unbind(&c.conn_id, l)).unwrap_or(false);
+fn unbind_user(conns: &Connections, c: UnbindUser) -> Outcome {
+    let done = with_conn(conns, &c.conn_id, |l| conns.indexes.unbind(l)).unwrap_or(false);
     Ok(one_conn_result(c.conn_id, done))
 }
 
-async fn send_to_users(shared: &Shared, c: SendToUsers, budget: &mut Budget) -> Outcome {
-    let msg = to_frame(c.payload, "SendToUsers.payload")?;
-    let (conns, unknown_users) = users_conns(shared, &c.user_ids, budget).await;
-    let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg, budget).await;
+async fn send_to_users(conns: &Connections, c: SendToUsers, budget: &mut Budget) -> Outcome {
+    let msg = frame::outgoing(c.payload, "SendToUsers.payload")?;
+    let (targets, unknown_users) = users_conns(conns, &c.user_ids, budget).await;
+    let delivered = send_each(&conns.registry, targets, &c.exclude_conn_ids, &msg, budget).await;
     Ok(report_users(delivered, Vec::new(), unknown_users))
 }
 
@@ -394,7 +384,7 @@ impl Targets {
 }
 
 async fn subscribe(
-    shared: &Shared,
+    conns: &Connections,
     limits: &Limits,
     t: Targets,
     join: bool,
@@ -406,7 +396,7 @@ async fn subscribe(
         conn_ids,
         user_ids,
     } = t;
-    let (by_user, unknown_users) = users_conns(shared, &user_ids, budget).await;
+    let (by_user, unknown_users) = users_conns(conns, &user_ids, budget).await;
     let mut seen = HashSet::new();
     let mut affected = 0;
     let mut unknown = Vec::new();
@@ -418,7 +408,7 @@ async fn subscribe(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let done = change_topics(shared, id, &topics, join, limits.topics_per_conn, budget).await;
+        let done = change_topics(conns, id, &topics, join, limits.topics_per_conn, budget).await;
         match done {
             Some(Ok(true)) => affected += 1,
             Some(Err(over)) => {
@@ -453,7 +443,7 @@ async fn subscribe(
 /// at most one slice — every batch, with the default limits — is all or nothing; a larger one
 /// keeps the slices done before one that would pass the limit. `None`: not connected.
 async fn change_topics(
-    shared: &Shared,
+    conns: &Connections,
     id: &str,
     topics: &[String],
     join: bool,
@@ -462,11 +452,11 @@ async fn change_topics(
 ) -> Option<Result<bool, TopicLimit>> {
     let mut done = Some(Ok(true));
     for slice in topics.chunks(WORK_SLICE) {
-        done = with_conn(shared, id, |l| {
+        done = with_conn(conns, id, |l| {
             if join {
-                shared.indexes.subscribe(id, l, slice, limit)
+                conns.indexes.subscribe(l, slice, limit)
             } else {
-                Ok(shared.indexes.unsubscribe(id, l, slice))
+                Ok(conns.indexes.unsubscribe(l, slice))
             }
         });
         budget.spend(slice.len()).await;
@@ -486,39 +476,39 @@ fn preview(ids: &[String]) -> String {
     shown.join(", ")
 }
 
-async fn publish(shared: &Shared, c: Publish, budget: &mut Budget) -> Outcome {
-    let msg = to_frame(c.payload, "Publish.payload")?;
-    let mut conns = Vec::new();
+async fn publish(conns: &Connections, c: Publish, budget: &mut Budget) -> Outcome {
+    let msg = frame::outgoing(c.payload, "Publish.payload")?;
+    let mut targets = Vec::new();
     for topic in &c.topics {
-        let members = shared.indexes.topic_conns(topic);
+        let members = conns.indexes.topic_conns(topic);
         budget.spend(1 + members.len()).await;
-        conns.extend(members);
+        targets.extend(members);
     }
-    let delivered = send_each(&shared.registry, conns, &c.exclude_conn_ids, &msg, budget).await;
+    let delivered = send_each(&conns.registry, targets, &c.exclude_conn_ids, &msg, budget).await;
     Ok(report(delivered, Vec::new()))
 }
 
-async fn delete_topics(shared: &Shared, c: DeleteTopics, budget: &mut Budget) -> Outcome {
+async fn delete_topics(conns: &Connections, c: DeleteTopics, budget: &mut Budget) -> Outcome {
     let mut deleted = 0;
     for topic in &c.topics {
-        let members = shared.indexes.topic_conns(topic);
+        let members = conns.indexes.topic_conns(topic);
         if !members.is_empty() {
             deleted += 1;
         }
         let one = std::slice::from_ref(topic);
         for id in members {
-            with_conn(shared, &id, |l| shared.indexes.unsubscribe(&id, l, one));
+            with_conn(conns, &id, |l| conns.indexes.unsubscribe(l, one));
             budget.spend(1).await;
         }
     }
     Ok(report(deleted, Vec::new()))
 }
 
-fn set_session(shared: &Shared, c: SetSession) -> Outcome {
-    let Some(conn) = shared.registry.get(&c.conn_id) else {
+fn set_session(conns: &Connections, c: SetSession) -> Outcome {
+    let Some(conn) = conns.registry.get(&c.conn_id) else {
         return Ok(one_conn_result(c.conn_id, false));
     };
-    let done = shared
+    let done = conns
         .indexes
         .set_session(&mut conn.state.lock(), c.set, &c.delete, c.replace)
         .map_err(|e| format!("SetSession refused: {e}"))?;

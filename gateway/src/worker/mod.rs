@@ -3,5 +3,6 @@
 
 pub(crate) mod accept;
 pub(crate) mod commands;
+pub(crate) mod context;
 pub(crate) mod queries;
 pub(crate) mod session;

@@ -14,8 +14,8 @@ use wsgate_proto::v1::{
     QueryCounts, QueryList, QueryOnline, Result as CmdResult, TopicCount, result::Reply,
 };
 
-use super::commands::{Budget, CommandError, report};
-use crate::server::Shared;
+use super::commands::{Budget, CommandError, Limits, report};
+use crate::connections::Connections;
 
 /// The page when QueryList.limit is 0.
 const DEFAULT_PAGE: usize = 1000;
@@ -30,17 +30,17 @@ fn with_reply(mut result: CmdResult, reply: Reply) -> CmdResult {
     result
 }
 
-pub(crate) fn online(shared: &Shared, q: QueryOnline) -> Outcome {
+pub(crate) fn online(conns: &Connections, q: QueryOnline) -> Outcome {
     let online = OnlineReply {
         conn_ids: q
             .conn_ids
             .into_iter()
-            .filter(|id| shared.registry.get(id).is_some())
+            .filter(|id| conns.registry.get(id).is_some())
             .collect(),
         user_ids: q
             .user_ids
             .into_iter()
-            .filter(|u| shared.indexes.has_user(u))
+            .filter(|u| conns.indexes.has_user(u))
             .collect(),
     };
     Ok(with_reply(CmdResult::default(), Reply::Online(online)))
@@ -54,14 +54,18 @@ fn strings_len(items: &[String]) -> usize {
         .sum()
 }
 
-pub(crate) async fn conn_info(shared: &Shared, q: QueryConnInfo, budget: &mut Budget) -> Outcome {
+pub(crate) async fn conn_info(
+    conns: &Connections,
+    limits: &Limits,
+    q: QueryConnInfo,
+    budget: &mut Budget,
+) -> Outcome {
     // Room for the connections' details: the frame less the envelope, and less every id as if
     // none fitted (each ends up in `conns`, `unknown_conn_ids` or `more_conn_ids`).
-    let mut room = shared
-        .config
+    let mut room = limits
         .max_frame_bytes
         .saturating_sub(ENVELOPE_ROOM + 2 * strings_len(&q.conn_ids));
-    let mut conns = Vec::new();
+    let mut infos = Vec::new();
     let mut unknown = Vec::new();
     let mut more = Vec::new();
     for id in q.conn_ids {
@@ -70,7 +74,7 @@ pub(crate) async fn conn_info(shared: &Shared, q: QueryConnInfo, budget: &mut Bu
             more.push(id);
             continue;
         }
-        let Some(conn) = shared.registry.get(&id) else {
+        let Some(conn) = conns.registry.get(&id) else {
             unknown.push(id);
             continue;
         };
@@ -99,23 +103,23 @@ pub(crate) async fn conn_info(shared: &Shared, q: QueryConnInfo, budget: &mut Bu
             continue;
         }
         room -= size;
-        conns.push(info);
+        infos.push(info);
     }
     Ok(with_reply(
-        report(conns.len() as u32, unknown),
+        report(infos.len() as u32, unknown),
         Reply::ConnInfo(ConnInfoReply {
-            conns,
+            conns: infos,
             more_conn_ids: more,
         }),
     ))
 }
 
 /// Distinct users among a topic's members.
-async fn topic_users(shared: &Shared, topic: &str, budget: &mut Budget) -> HashSet<String> {
+async fn topic_users(conns: &Connections, topic: &str, budget: &mut Budget) -> HashSet<String> {
     let mut users = HashSet::new();
-    for id in shared.indexes.topic_conns(topic) {
+    for id in conns.indexes.topic_conns(topic) {
         budget.spend(1).await;
-        if let Some(user) = shared
+        if let Some(user) = conns
             .registry
             .get(&id)
             .and_then(|h| h.state.lock().user_id().map(str::to_owned))
@@ -126,25 +130,30 @@ async fn topic_users(shared: &Shared, topic: &str, budget: &mut Budget) -> HashS
     users
 }
 
-pub(crate) async fn counts(shared: &Shared, q: QueryCounts, budget: &mut Budget) -> Outcome {
+pub(crate) async fn counts(conns: &Connections, q: QueryCounts, budget: &mut Budget) -> Outcome {
     let mut topic_counts = Vec::with_capacity(q.topics.len());
     for topic in &q.topics {
         topic_counts.push(TopicCount {
             topic: topic.clone(),
-            connections: shared.indexes.topic_members(topic) as u64,
-            users: topic_users(shared, topic, budget).await.len() as u64,
+            connections: conns.indexes.topic_members(topic) as u64,
+            users: topic_users(conns, topic, budget).await.len() as u64,
         });
     }
     let counts = CountsReply {
-        connections: shared.registry.len() as u64,
-        users: shared.indexes.user_count() as u64,
-        topics: shared.indexes.topic_count() as u64,
+        connections: conns.registry.len() as u64,
+        users: conns.indexes.user_count() as u64,
+        topics: conns.indexes.topic_count() as u64,
         topic_counts,
     };
     Ok(with_reply(CmdResult::default(), Reply::Counts(counts)))
 }
 
-pub(crate) async fn list(shared: &Shared, q: QueryList, budget: &mut Budget) -> Outcome {
+pub(crate) async fn list(
+    conns: &Connections,
+    limits: &Limits,
+    q: QueryList,
+    budget: &mut Budget,
+) -> Outcome {
     // Checked by validate::command: at most MAX_LIST_PAGE, a known kind.
     let limit = match q.limit as usize {
         0 => DEFAULT_PAGE,
@@ -155,24 +164,26 @@ pub(crate) async fn list(shared: &Shared, q: QueryList, budget: &mut Budget) -> 
     let cursor = q.cursor.as_str();
     let (items, next_cursor) = match kind {
         ListKind::Unspecified => (Vec::new(), String::new()),
-        ListKind::Connections => shared.registry.page(cursor, limit),
-        ListKind::Users => shared.indexes.page_users(cursor, limit),
-        ListKind::Topics => shared.indexes.page_topics(cursor, limit),
-        ListKind::TopicConnections => crate::state::page(
-            shared.indexes.topic_conns(&q.key).into_iter(),
+        ListKind::Connections => conns.registry.page(cursor, limit),
+        ListKind::Users => conns.indexes.page_users(cursor, limit),
+        ListKind::Topics => conns.indexes.page_topics(cursor, limit),
+        ListKind::TopicConnections => crate::connections::state::page(
+            conns.indexes.topic_conns(&q.key).into_iter(),
             cursor,
             limit,
         ),
-        ListKind::TopicUsers => crate::state::page(
-            topic_users(shared, &q.key, budget).await.into_iter(),
+        ListKind::TopicUsers => crate::connections::state::page(
+            topic_users(conns, &q.key, budget).await.into_iter(),
             cursor,
             limit,
         ),
-        ListKind::UserConnections => {
-            crate::state::page(shared.indexes.user_conns(&q.key).into_iter(), cursor, limit)
-        }
+        ListKind::UserConnections => crate::connections::state::page(
+            conns.indexes.user_conns(&q.key).into_iter(),
+            cursor,
+            limit,
+        ),
     };
-    let (items, next_cursor) = fit_page(items, next_cursor, shared.config.max_frame_bytes);
+    let (items, next_cursor) = fit_page(items, next_cursor, limits.max_frame_bytes);
     Ok(with_reply(
         CmdResult::default(),
         Reply::List(ListReply { items, next_cursor }),

@@ -24,8 +24,8 @@ use wsgate_proto::v1::{
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
 use super::commands;
+use super::context::Context;
 use crate::links::{Link, event_kind};
-use crate::server::Shared;
 use crate::stats::{CommandKind, Stats};
 
 /// What a worker link runs on: a TCP stream, or a TLS stream over one (`--worker-tls`).
@@ -66,10 +66,10 @@ fn codec_error(e: &CodecError) -> Envelope {
 pub(crate) async fn serve<S: LinkStream>(
     stream: S,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    let config = &shared.config;
+    let config = &ctx.config;
     let mut io = Framed::new(stream, WorkerCodec::new(config.max_frame_bytes));
 
     let first = tokio::select! {
@@ -100,7 +100,7 @@ pub(crate) async fn serve<S: LinkStream>(
             return reject(io, error(0, ErrorCode::NotRegistered, msg)).await;
         }
     };
-    if let Err((code, message)) = check_register(&shared, &register) {
+    if let Err((code, message)) = check_register(&ctx, &register) {
         tracing::warn!(%peer, name = %register.name, %message, "worker link registration refused");
         return reject(io, error(request_id, code, message)).await;
     }
@@ -122,7 +122,7 @@ pub(crate) async fn serve<S: LinkStream>(
             .collect()
     };
     let link = Arc::new(Link::new(
-        shared.links.next_id(),
+        ctx.links.next_id(),
         register.name,
         &wanted,
         register.authorize,
@@ -151,16 +151,16 @@ pub(crate) async fn serve<S: LinkStream>(
     // Routed to before RegisterOk goes out: a business process that connects a client as soon
     // as it is registered must get that client's ConnOpen. Events queued meanwhile wait in the
     // link's queue and are written after RegisterOk.
-    shared.links.add(link.clone());
+    ctx.links.add(link.clone());
     if io.send(ok).await.is_err() {
-        finish(io, rx, Ended::Failed, None, &link, &shared).await;
+        finish(io, rx, Ended::Failed, None, &link, &ctx).await;
         return;
     }
     tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
 
     let mut rx = rx;
-    let (ended, farewell) = run(&mut io, &mut rx, &link, &shared, &shutdown).await;
-    finish(io, rx, ended, farewell, &link, &shared).await;
+    let (ended, farewell) = run(&mut io, &mut rx, &link, &ctx, &shutdown).await;
+    finish(io, rx, ended, farewell, &link, &ctx).await;
 }
 
 /// A setting as a `Limits` field.
@@ -168,7 +168,7 @@ fn clamp(n: usize) -> u32 {
     n.min(u32::MAX as usize) as u32
 }
 
-fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, String)> {
+fn check_register(ctx: &Context, r: &Register) -> Result<(), (ErrorCode, String)> {
     if r.protocol_version > PROTOCOL_VERSION {
         return Err((
             ErrorCode::UnsupportedVersion,
@@ -178,11 +178,7 @@ fn check_register(shared: &Shared, r: &Register) -> Result<(), (ErrorCode, Strin
             ),
         ));
     }
-    if let Some(token) = shared
-        .config
-        .worker_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
+    if let Some(token) = ctx.config.worker_token.as_deref().filter(|t| !t.is_empty())
         && !bool::from(token.as_bytes().ct_eq(r.token.as_bytes()))
     {
         return Err((
@@ -226,10 +222,10 @@ async fn run<S: LinkStream>(
     io: &mut LinkIo<S>,
     queue: &mut mpsc::Receiver<Envelope>,
     link: &Link,
-    shared: &Shared,
+    ctx: &Context,
     shutdown: &CancellationToken,
 ) -> (Ended, Option<Envelope>) {
-    let config = &shared.config;
+    let config = &ctx.config;
     let mut heartbeat = tokio::time::interval_at(
         Instant::now() + config.worker_heartbeat_interval,
         config.worker_heartbeat_interval,
@@ -242,7 +238,7 @@ async fn run<S: LinkStream>(
             env = queue.recv() => {
                 // The sender lives in `link`, which we hold: the queue cannot close here.
                 let Some(env) = env else { return (Ended::Failed, None) };
-                if let Err(e) = write_burst(io, env, queue, link, shared).await {
+                if let Err(e) = write_burst(io, env, queue, link, ctx).await {
                     // A business process that exits or restarts ends here too: not a warning.
                     let gone = matches!(
                         &e,
@@ -276,8 +272,8 @@ async fn run<S: LinkStream>(
                             return (Ended::Failed, Some(codec_error(&e)));
                         }
                         Some(Ok(env)) => {
-                            if let Some(reply) = handle(env, link, shared).await
-                                && let Some(reply) = fits(reply, link, shared)
+                            if let Some(reply) = handle(env, link, ctx).await
+                                && let Some(reply) = fits(reply, link, ctx)
                                 && io.feed(reply).await.is_err() {
                                     return (Ended::Failed, None);
                                 }
@@ -320,13 +316,13 @@ async fn run<S: LinkStream>(
 /// `Result` for the same request, anything else is dropped with an error in the log. The
 /// command limits make this unreachable with a valid configuration (see `limits.rs`); this
 /// is the net under them.
-fn fits(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
+fn fits(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
     let len = env.encoded_len();
-    let max = shared.config.max_frame_bytes;
+    let max = ctx.config.max_frame_bytes;
     if len <= max {
         return Some(env);
     }
-    Stats::incr(&shared.stats.frames_too_large);
+    Stats::incr(&ctx.stats.frames_too_large);
     match env.body {
         Some(Body::Result(_)) => Some(Envelope {
             request_id: env.request_id,
@@ -347,7 +343,7 @@ fn fits(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
 }
 
 /// Answers one frame from the business process; returns the reply to send, if any.
-async fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope> {
+async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
     let request_id = env.request_id;
     let Some(body) = env.body else {
         let msg =
@@ -364,7 +360,7 @@ async fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope>
         Body::Pong(_) => return None,
         Body::Error(e) => {
             // An error in answer to an Authorize question: no decision, the fallback applies now.
-            if request_id != 0 && shared.hook.answer(request_id, Err(e.message.clone())) {
+            if request_id != 0 && ctx.hook.answer(request_id, Err(e.message.clone())) {
                 return None;
             }
             tracing::warn!(name = %link.name, link = link.id, code = e.code, message = %e.message, "business process reported an error");
@@ -375,7 +371,7 @@ async fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope>
             return Some(error(request_id, ErrorCode::BadRequest, msg));
         }
         Body::AuthorizeReply(reply) => {
-            if !shared.hook.answer(request_id, Ok(reply.clone())) {
+            if !ctx.hook.answer(request_id, Ok(reply.clone())) {
                 tracing::debug!(name = %link.name, request_id, "late or unknown AuthorizeReply ignored");
             }
             return None;
@@ -391,11 +387,11 @@ async fn handle(env: Envelope, link: &Link, shared: &Shared) -> Option<Envelope>
         return Some(error(request_id, ErrorCode::Unsupported, msg));
     }
     let kind = CommandKind::of(&body);
-    let result = commands::execute(shared, body).await;
+    let result = commands::execute(&ctx.conns, &ctx.limits, body).await;
     let failed = result
         .as_ref()
         .is_some_and(|r| r.code != ErrorCode::Ok as i32);
-    shared.stats.command(kind, failed);
+    ctx.stats.command(kind, failed);
     let result = result?;
     if failed && request_id == 0 {
         tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
@@ -411,16 +407,16 @@ async fn write_burst<S: LinkStream>(
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
     link: &Link,
-    shared: &Shared,
+    ctx: &Context,
 ) -> Result<(), CodecError> {
-    let mut bytes = feed(io, first, link, shared).await?;
+    let mut bytes = feed(io, first, link, ctx).await?;
     for _ in 1..BURST {
         // A burst of large events ends early: the loop must come back to read commands.
         if bytes >= BURST_BYTES {
             break;
         }
         match rx.try_recv() {
-            Ok(env) => bytes += feed(io, env, link, shared).await?,
+            Ok(env) => bytes += feed(io, env, link, ctx).await?,
             Err(_) => break,
         }
     }
@@ -433,10 +429,10 @@ async fn feed<S: LinkStream>(
     io: &mut LinkIo<S>,
     env: Envelope,
     link: &Link,
-    shared: &Shared,
+    ctx: &Context,
 ) -> Result<usize, CodecError> {
     let bytes = link.written(&env);
-    match fits(env, link, shared) {
+    match fits(env, link, ctx) {
         Some(env) => io.feed(env).await.map(|()| bytes),
         None => Ok(bytes),
     }
@@ -450,19 +446,19 @@ async fn finish<S: LinkStream>(
     ended: Ended,
     farewell: Option<Envelope>,
     link: &Link,
-    shared: &Shared,
+    ctx: &Context,
 ) {
-    shared.links.remove(link);
+    ctx.links.remove(link);
     rx.close();
     let mut moved = 0u64;
     while let Some(env) = rx.recv().await {
         let is_event = env.body.as_ref().is_some_and(|b| event_kind(b).is_some());
         if ended == Ended::Failed && is_event {
-            if shared.links.redispatch(env).await {
+            if ctx.links.redispatch(env).await {
                 moved += 1;
             }
         } else if ended == Ended::Shutdown
-            && let Some(env) = fits(env, link, shared)
+            && let Some(env) = fits(env, link, ctx)
         {
             let _ = io.feed(env).await;
         }

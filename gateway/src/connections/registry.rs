@@ -1,6 +1,6 @@
 //! The live client connections of this gateway, by connection id.
 //!
-//! Each connection has a small queue of encoded frames (see [`crate::client::frame`]) and a
+//! Each connection has a small queue of encoded frames (see [`crate::websocket::frame`]) and a
 //! control slot for out-of-band closes, both behind the connection's own lock; a queue costs
 //! nothing until something is queued. Sends never block: a full queue marks the client a slow
 //! consumer and closes it, so one stalled browser cannot hold back a broadcast to everyone
@@ -22,25 +22,9 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 use wsgate_proto::v1::ClosedBy;
 
-use crate::state::ConnState;
+use crate::connections::state::ConnState;
 use crate::stats::Stats;
-
-/// WebSocket close codes the gateway sends.
-pub mod close_code {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const ABNORMAL: u16 = 1006;
-    pub const POLICY_VIOLATION: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const INTERNAL_ERROR: u16 = 1011;
-    pub const SERVICE_RESTART: u16 = 1012;
-    pub const IDLE_TIMEOUT: u16 = 4000;
-    pub const SLOW_CONSUMER: u16 = 4001;
-    pub const GUEST_TIMEOUT: u16 = 4002;
-    /// The user opened more connections than allowed; this, its oldest, was closed.
-    pub const REPLACED: u16 = 4004;
-}
+use crate::websocket::close_code;
 
 /// A request to close a connection.
 #[derive(Debug, Clone)]
@@ -105,13 +89,18 @@ pub enum Next {
 }
 
 impl Conn {
-    pub fn new(info: ConnInfo) -> Self {
+    pub fn new(id: Arc<str>, info: ConnInfo) -> Self {
         Self {
             slot: Mutex::default(),
             notify: Notify::new(),
-            state: ConnState::default(),
+            state: ConnState::new(id),
             info,
         }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> &Arc<str> {
+        self.state.id()
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
@@ -245,7 +234,8 @@ impl Outbound {
 /// All live connections.
 #[derive(Debug)]
 pub struct Registry {
-    conns: DashMap<Box<str>, Arc<Conn>>,
+    /// By id; the key is the same allocation as the connection's own id.
+    conns: DashMap<Arc<str>, Arc<Conn>>,
     /// What a connection may have queued (`--send-queue`, `--send-queue-bytes`).
     queue_limit: QueueLimit,
     stats: Arc<Stats>,
@@ -260,8 +250,8 @@ impl Registry {
         }
     }
 
-    pub fn insert(&self, conn_id: &str, conn: Arc<Conn>) {
-        self.conns.insert(conn_id.into(), conn);
+    pub fn insert(&self, conn: Arc<Conn>) {
+        self.conns.insert(conn.id().clone(), conn);
     }
 
     pub fn remove(&self, conn_id: &str) {
@@ -276,9 +266,9 @@ impl Registry {
         self.conns.get(conn_id).map(|c| c.clone())
     }
 
-    /// One page of connection ids (see [`crate::state::page`]).
+    /// One page of connection ids (see [`crate::connections::state::page`]).
     pub fn page(&self, cursor: &str, limit: usize) -> (Vec<String>, String) {
-        crate::state::page(
+        crate::connections::state::page(
             self.conns.iter().map(|e| e.key().to_string()),
             cursor,
             limit,
@@ -352,7 +342,7 @@ impl Registry {
     }
 }
 
-impl crate::client::io::Chunk for Outbound {
+impl crate::websocket::io::Chunk for Outbound {
     fn bytes(&self) -> &[u8] {
         match self {
             Outbound::Frame(f) => f,

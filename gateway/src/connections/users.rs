@@ -2,7 +2,7 @@
 //! what happens past it (`--user-connection-policy`).
 //!
 //! The count is checked and the user bound in one step under the user index's entry lock
-//! ([`Indexes::bind`](crate::state::Indexes::bind)), so concurrent handshakes and `BindUser`
+//! ([`Indexes::bind`](crate::connections::state::Indexes::bind)), so concurrent handshakes and `BindUser`
 //! commands cannot together go past it. The limit is per gateway: in a cluster each gateway
 //! counts its own connections.
 
@@ -15,7 +15,7 @@ pub enum UserConnectionPolicy {
     CloseOldest,
 }
 
-/// The limit as [`Indexes::bind`](crate::state::Indexes::bind) applies it.
+/// The limit as [`Indexes::bind`](crate::connections::state::Indexes::bind) applies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserLimit {
     /// Most connections per user; `usize::MAX` for none.

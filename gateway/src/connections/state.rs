@@ -14,11 +14,11 @@
 //! (`--max-topics-per-conn`); a batch that would take it past that changes nothing.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 
-use crate::client::users::{UserConnectionPolicy, UserLimit, oldest};
+use crate::connections::users::{UserConnectionPolicy, UserLimit, oldest};
 
 pub use wsgate_proto::validate::{MAX_NAME_CHARS, check_name};
 /// What such a name takes at most in bytes: four per character in UTF-8.
@@ -134,20 +134,35 @@ impl std::fmt::Display for TopicLimit {
     }
 }
 
-/// One connection's attached state.
-#[derive(Debug, Default)]
+/// One connection's attached state, and its connection id.
+#[derive(Debug)]
 pub struct ConnState {
+    id: Arc<str>,
     inner: Mutex<Inner>,
 }
 
-/// The lock on one connection's state, open for changes.
+/// The lock on one connection's state, open for changes. It carries the connection's id, so
+/// an index change made under it can only be about that connection.
 pub struct Locked<'a> {
+    id: &'a str,
     guard: MutexGuard<'a, Inner>,
 }
 
 impl ConnState {
+    pub fn new(id: Arc<str>) -> Self {
+        Self {
+            id,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
     pub fn lock(&self) -> Locked<'_> {
         Locked {
+            id: &self.id,
             guard: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
         }
     }
@@ -248,11 +263,11 @@ impl Indexes {
     /// under the user entry's lock, so concurrent binds cannot together pass the limit.
     pub fn bind(
         &self,
-        conn_id: &str,
         l: &mut Locked<'_>,
         user_id: &str,
         limit: UserLimit,
     ) -> Result<Bound, UserLimitExceeded> {
+        let conn_id = l.id;
         if l.is_closed() {
             return Ok(Bound::default());
         }
@@ -301,7 +316,8 @@ impl Indexes {
         self.users.get(user_id).map_or(0, |m| m.len())
     }
 
-    pub fn unbind(&self, conn_id: &str, l: &mut Locked<'_>) -> bool {
+    pub fn unbind(&self, l: &mut Locked<'_>) -> bool {
+        let conn_id = l.id;
         if l.is_closed() {
             return false;
         }
@@ -316,11 +332,11 @@ impl Indexes {
     /// would put it in more than `limit` topics nothing changes. `Ok(false)` when it is closed.
     pub fn subscribe(
         &self,
-        conn_id: &str,
         l: &mut Locked<'_>,
         topics: &[String],
         limit: usize,
     ) -> Result<bool, TopicLimit> {
+        let conn_id = l.id;
         if l.is_closed() {
             return Ok(false);
         }
@@ -351,7 +367,8 @@ impl Indexes {
     }
 
     /// Removes the connection from each of `topics` it is in. False when it is closed.
-    pub fn unsubscribe(&self, conn_id: &str, l: &mut Locked<'_>, topics: &[String]) -> bool {
+    pub fn unsubscribe(&self, l: &mut Locked<'_>, topics: &[String]) -> bool {
+        let conn_id = l.id;
         if l.is_closed() {
             return false;
         }
@@ -402,7 +419,6 @@ impl Indexes {
     /// returns what was attached.
     pub fn admit(
         &self,
-        conn_id: &str,
         state: &ConnState,
         admitted: Admitted,
         limits: AdmitLimits,
@@ -413,10 +429,11 @@ impl Indexes {
             session,
         } = admitted;
         let topic_limit = limits.topics;
+        let conn_id: &str = state.id();
         let mut l = state.lock();
         let mut evicted = Vec::new();
         if let Some(user) = user_id.filter(|u| check_name("user id", u).is_ok()) {
-            evicted = self.bind(conn_id, &mut l, &user, limits.user)?.evicted;
+            evicted = self.bind(&mut l, &user, limits.user)?.evicted;
         }
         topics.retain(|topic| match check_name("topic", topic) {
             Ok(()) => true,
@@ -437,7 +454,7 @@ impl Indexes {
             topics.truncate(topic_limit);
         }
         // Cannot exceed the limit: the connection is new and the list was cut to it.
-        let _ = self.subscribe(conn_id, &mut l, &topics, topic_limit);
+        let _ = self.subscribe(&mut l, &topics, topic_limit);
         if !session.is_empty()
             && let Err(e) = self.set_session(&mut l, session, &[], true)
         {
@@ -453,7 +470,8 @@ impl Indexes {
     }
 
     /// Marks the connection closed and removes it from every index; returns what it had.
-    pub fn close(&self, conn_id: &str, state: &ConnState) -> Attached {
+    pub fn close(&self, state: &ConnState) -> Attached {
+        let conn_id: &str = state.id();
         let mut l = state.lock();
         l.guard.closed = true;
         let Some(attached) = l.guard.attached.take() else {
@@ -598,7 +616,7 @@ mod tests {
     #[test]
     fn session_limits() {
         let idx = Indexes::default();
-        let state = ConnState::default();
+        let state = ConnState::new("c".into());
         let mut l = state.lock();
         let big: HashMap<_, _> = [("k".to_string(), "v".repeat(MAX_SESSION_BYTES))].into();
         assert!(idx.set_session(&mut l, big, &[], false).is_err());
@@ -623,14 +641,14 @@ mod tests {
     #[test]
     fn a_batch_past_the_topic_limit_changes_nothing() {
         let idx = Indexes::default();
-        let state = ConnState::default();
+        let state = ConnState::new("c".into());
         let names = |r: std::ops::Range<usize>| r.map(|i| format!("t{i}")).collect::<Vec<_>>();
         let mut l = state.lock();
-        assert_eq!(idx.subscribe("c", &mut l, &names(0..8), 10), Ok(true));
+        assert_eq!(idx.subscribe(&mut l, &names(0..8), 10), Ok(true));
         // Two new, six already held: within the limit.
-        assert_eq!(idx.subscribe("c", &mut l, &names(2..10), 10), Ok(true));
+        assert_eq!(idx.subscribe(&mut l, &names(2..10), 10), Ok(true));
         assert_eq!(l.topic_count(), 10);
-        let refused = idx.subscribe("c", &mut l, &names(5..11), 10);
+        let refused = idx.subscribe(&mut l, &names(5..11), 10);
         assert_eq!(
             refused,
             Err(TopicLimit {
@@ -641,7 +659,7 @@ mod tests {
         );
         assert_eq!(l.topic_count(), 10, "a refused batch adds nothing");
         assert_eq!(idx.topic_count(), 10);
-        assert!(idx.unsubscribe("c", &mut l, &names(0..10)));
+        assert!(idx.unsubscribe(&mut l, &names(0..10)));
         assert!(
             l.guard.attached.is_none(),
             "no topics left: the box is freed"
@@ -653,19 +671,22 @@ mod tests {
     fn the_user_limit_refuses_or_evicts_the_oldest() {
         let idx = Indexes::default();
         let conns: Vec<(String, ConnState)> = (1..=4)
-            .map(|i| (format!("gw-1a-{i:x}"), ConnState::default()))
+            .map(|i| {
+                let id = format!("gw-1a-{i:x}");
+                (id.clone(), ConnState::new(id.into()))
+            })
             .collect();
         let refuse = UserLimit::new(2, UserConnectionPolicy::RefuseNew);
-        for (id, st) in &conns[..2] {
+        for (_, st) in &conns[..2] {
             assert!(
-                idx.bind(id, &mut st.lock(), "alice", refuse)
+                idx.bind(&mut st.lock(), "alice", refuse)
                     .expect("within")
                     .bound
             );
         }
-        let (id, st) = &conns[2];
+        let (_, st) = &conns[2];
         let err = idx
-            .bind(id, &mut st.lock(), "alice", refuse)
+            .bind(&mut st.lock(), "alice", refuse)
             .expect_err("a third");
         assert_eq!((err.held, err.limit), (2, 2));
         assert!(
@@ -675,19 +696,17 @@ mod tests {
         assert_eq!(st.snapshot().user_id, None, "a refused bind binds nothing");
         assert_eq!(idx.user_conn_count("alice"), 2);
         // Re-binding a connection to the user it has is no new connection.
-        let (id0, st0) = &conns[0];
-        assert!(idx.bind(id0, &mut st0.lock(), "alice", refuse).is_ok());
+        let (_, st0) = &conns[0];
+        assert!(idx.bind(&mut st0.lock(), "alice", refuse).is_ok());
 
         let evict = UserLimit::new(2, UserConnectionPolicy::CloseOldest);
-        let bound = idx
-            .bind(id, &mut st.lock(), "alice", evict)
-            .expect("let in");
+        let bound = idx.bind(&mut st.lock(), "alice", evict).expect("let in");
         assert_eq!(bound.evicted, ["gw-1a-1"], "the oldest goes");
         // Refused with a limit on a user nobody holds yet: no empty entry stays behind.
-        let (id3, st3) = &conns[3];
+        let (_, st3) = &conns[3];
         let none = UserLimit::new(1, UserConnectionPolicy::RefuseNew);
-        idx.bind(id3, &mut st3.lock(), "bob", none).expect("first");
-        idx.close(id3, st3);
+        idx.bind(&mut st3.lock(), "bob", none).expect("first");
+        idx.close(st3);
         assert!(!idx.has_user("bob"));
     }
 
@@ -696,15 +715,15 @@ mod tests {
     #[test]
     fn many_topics_on_one_connection() {
         let idx = Indexes::default();
-        let state = ConnState::default();
+        let state = ConnState::new("c".into());
         let mut l = state.lock();
         for batch in 0..50 {
             let topics: Vec<String> = (0..1000).map(|i| format!("t{batch}-{i}")).collect();
-            assert_eq!(idx.subscribe("c", &mut l, &topics, 50_000), Ok(true));
+            assert_eq!(idx.subscribe(&mut l, &topics, 50_000), Ok(true));
         }
         assert_eq!((l.topic_count(), idx.topic_count()), (50_000, 50_000));
         drop(l);
-        let closed = idx.close("c", &state);
+        let closed = idx.close(&state);
         assert_eq!(closed.topics.len(), 50_000);
         assert_eq!(idx.topic_count(), 0);
     }
@@ -716,7 +735,10 @@ mod tests {
         for seed in 0..20u64 {
             let idx = Indexes::default();
             let conns: Vec<(String, ConnState)> = (0..40)
-                .map(|i| (format!("n-1-{i:x}"), ConnState::default()))
+                .map(|i| {
+                    let id = format!("n-1-{i:x}");
+                    (id.clone(), ConnState::new(id.into()))
+                })
                 .collect();
             std::thread::scope(|s| {
                 for t in 0..4u64 {
@@ -730,15 +752,15 @@ mod tests {
                             UserLimit::new(3, UserConnectionPolicy::RefuseNew)
                         };
                         for _ in 0..2000 {
-                            let (id, st) = &conns[rng.random_range(0..conns.len())];
+                            let (_, st) = &conns[rng.random_range(0..conns.len())];
                             let user = format!("u{}", rng.random_range(0..8));
                             let topic = format!("t{}", rng.random_range(0..6));
                             let mut l = st.lock();
                             match rng.random_range(0..6) {
-                                0 => drop(idx.bind(id, &mut l, &user, limit)),
-                                1 => drop(idx.unbind(id, &mut l)),
-                                2 | 3 => drop(idx.subscribe(id, &mut l, &[topic], 4)),
-                                4 => drop(idx.unsubscribe(id, &mut l, &[topic])),
+                                0 => drop(idx.bind(&mut l, &user, limit)),
+                                1 => drop(idx.unbind(&mut l)),
+                                2 | 3 => drop(idx.subscribe(&mut l, &[topic], 4)),
+                                4 => drop(idx.unsubscribe(&mut l, &[topic])),
                                 _ => drop(idx.set_session(
                                     &mut l,
                                     [(topic, user)].into(),
@@ -766,14 +788,14 @@ mod tests {
                     assert!(held <= 3, "seed {seed}: user u{u} holds {held} connections");
                 }
             }
-            for (id, st) in &conns {
-                idx.close(id, st);
+            for (_, st) in &conns {
+                idx.close(st);
             }
             assert_eq!((idx.user_count(), idx.topic_count()), (0, 0), "seed {seed}");
             // Closed connections cannot be added back.
-            let (id, st) = &conns[0];
+            let (_, st) = &conns[0];
             assert_eq!(
-                idx.bind(id, &mut st.lock(), "late", UserLimit::NONE),
+                idx.bind(&mut st.lock(), "late", UserLimit::NONE),
                 Ok(Bound::default())
             );
             assert_eq!(idx.user_count(), 0);

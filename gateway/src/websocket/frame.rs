@@ -8,6 +8,8 @@
 //! shares and the connection writes as is, many frames per system call.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use wsgate_proto::v1::Payload;
+use wsgate_proto::validate;
 
 pub(crate) const CONTINUATION: u8 = 0x0;
 pub(crate) const TEXT: u8 = 0x1;
@@ -40,6 +42,14 @@ pub(crate) fn encode(opcode: u8, payload: &[u8]) -> Bytes {
     }
     out.extend_from_slice(payload);
     out.freeze()
+}
+
+/// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
+pub(crate) fn outgoing(payload: Option<Payload>, field: &str) -> Result<Bytes, String> {
+    validate::payload(payload.as_ref(), field)?;
+    let payload = payload.ok_or_else(|| format!("{field} is missing"))?;
+    let opcode = if payload.is_text() { TEXT } else { BINARY };
+    Ok(encode(opcode, &payload.data))
 }
 
 /// A close frame; the reason is cut to fit a control frame, on a character boundary.

@@ -1,0 +1,22 @@
+//! What the worker side uses, handed to it by the server: the settings, the connections its
+//! commands act on (under [`Limits`]), the links it registers, the authorize hook its
+//! answers go to, and the counters.
+
+use std::sync::Arc;
+
+use super::commands::Limits;
+use crate::auth::AuthHook;
+use crate::config::Config;
+use crate::connections::Connections;
+use crate::links::Links;
+use crate::stats::Stats;
+
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub config: Arc<Config>,
+    pub conns: Arc<Connections>,
+    pub links: Arc<Links>,
+    pub hook: Arc<AuthHook>,
+    pub stats: Arc<Stats>,
+    pub limits: Limits,
+}
