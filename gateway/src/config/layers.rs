@@ -348,6 +348,11 @@ fn as_flags(arg: &Arg, value: &FileValue) -> Vec<OsString> {
     match value {
         FileValue::Switch(true) => vec![format!("--{long}").into()],
         FileValue::Switch(false) => Vec::new(),
+        // An empty list with nothing to replace says nothing; passing it anyway would trip a
+        // conflict (`peers = []` beside `peers_dns`, as --print-config writes it).
+        FileValue::Values(values) if values.is_empty() && arg.get_default_values().is_empty() => {
+            Vec::new()
+        }
         // An empty list: one empty value, which `normalize` drops, so the default is replaced.
         FileValue::Values(values) if values.is_empty() => vec![format!("--{long}=").into()],
         FileValue::Values(values) => values
@@ -449,6 +454,24 @@ mod tests {
             assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
         }
         assert!(!keys.iter().any(|k| k == "config" || k == "print_config"));
+    }
+
+    /// Found by the `config_file` fuzz target: `--print-config` wrote `peers = []` beside
+    /// `peers_dns`, and the empty list became a `--peers=` that conflicts with it.
+    #[test]
+    fn an_empty_list_without_a_default_says_nothing() {
+        let read = |text: &'static str| {
+            move |_: &Path| Ok::<_, std::io::Error>(text.to_owned())
+        };
+        let loaded = Loaded::from_args_reading(
+            ["wsgate", "--config", "a.toml"],
+            read("peers = []\npeers_dns = \"workers.svc:8081\"\n"),
+        )
+        .expect("an empty peers list beside peers_dns loads");
+        assert_eq!(loaded.config.peers_dns.as_deref(), Some("workers.svc:8081"));
+        let printed = loaded.to_toml().expect("prints");
+        Loaded::from_args_reading(["wsgate", "--config", "b.toml"], |_| Ok(printed.clone()))
+            .unwrap_or_else(|e| panic!("--print-config output does not load: {e}\n{printed}"));
     }
 
     #[test]
