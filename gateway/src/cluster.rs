@@ -6,6 +6,7 @@
 //! merging. It connects in the background once this gateway's own worker listener is serving,
 //! so [`ClusterSlot::ready`] waits for it.
 
+pub use crate::links::PEER_LINK_NAME;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -17,9 +18,6 @@ use wsgate_business::{
 };
 
 use crate::config::Config;
-
-/// The name gateways' cluster clients register with; reserved for them.
-pub const PEER_LINK_NAME: &str = "wsgate-peer";
 
 /// Where the cluster client appears once connected.
 #[derive(Debug, Clone)]

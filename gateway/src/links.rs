@@ -23,6 +23,9 @@ use wsgate_proto::v1::{Envelope, EventKind, envelope::Body};
 
 use crate::stats::Stats;
 
+/// The name gateways' cluster clients register with; reserved for them.
+pub const PEER_LINK_NAME: &str = "wsgate-peer";
+
 /// One registered business process.
 #[derive(Debug)]
 pub struct Link {
@@ -235,7 +238,7 @@ impl Links {
     }
 
     fn counter(&self, link: &Link) -> &std::sync::atomic::AtomicU64 {
-        if link.name == crate::cluster::PEER_LINK_NAME {
+        if link.name == PEER_LINK_NAME {
             &self.stats.peer_links_current
         } else {
             &self.stats.links_current

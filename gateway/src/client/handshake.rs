@@ -29,8 +29,7 @@ use crate::connections::users::UserConnectionPolicy;
 use crate::stats::Stats;
 use crate::websocket::frame;
 
-/// Largest request head accepted; browsers send well under 8 KiB.
-pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+use crate::websocket::MAX_HEAD_BYTES;
 
 const RETRY_AFTER_1: &str = "Retry-After: 1\r\n";
 

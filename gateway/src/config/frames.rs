@@ -13,9 +13,9 @@
 //! `QueryConnInfo` (the rest is named in `more_conn_ids`), so only one connection's details
 //! must fit, and `QueryList` pages (a shorter page, its cursor where it stopped).
 
-use crate::client::handshake::MAX_HEAD_BYTES;
 use crate::config::Config;
 use crate::connections::state::{MAX_NAME_BYTES, MAX_SESSION_BYTES, MAX_SESSION_KEYS};
+use crate::websocket::MAX_HEAD_BYTES;
 
 /// A connection id: `<node id, ≤ 64>-<boot, ≤ 16 hex>-<seq, ≤ 16 hex>`.
 pub(crate) const MAX_CONN_ID_BYTES: usize = wsgate_proto::conn_id::MAX_NODE_ID_LEN + 34;
