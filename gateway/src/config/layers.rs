@@ -460,9 +460,7 @@ mod tests {
     /// `peers_dns`, and the empty list became a `--peers=` that conflicts with it.
     #[test]
     fn an_empty_list_without_a_default_says_nothing() {
-        let read = |text: &'static str| {
-            move |_: &Path| Ok::<_, std::io::Error>(text.to_owned())
-        };
+        let read = |text: &'static str| move |_: &Path| Ok::<_, std::io::Error>(text.to_owned());
         let loaded = Loaded::from_args_reading(
             ["wsgate", "--config", "a.toml"],
             read("peers = []\npeers_dns = \"workers.svc:8081\"\n"),
