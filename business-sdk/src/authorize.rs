@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use wsgate_proto::v1::envelope::Body;
-use wsgate_proto::v1::{Authorize, AuthorizeReply, Envelope};
+use wsgate_proto::v1::{Authorize, AuthorizeReply};
 
 use crate::error::Error;
-use crate::link::Outgoing;
+use crate::outgoing::{Outgoing, OutgoingKind};
 
 /// One client handshake waiting for this process's decision.
 ///
@@ -165,11 +165,8 @@ impl AuthorizeCall {
 impl Responder {
     async fn send(self, reply: AuthorizeReply) -> Result<(), Error> {
         let outgoing = Outgoing {
-            envelope: Envelope {
-                request_id: self.request_id,
-                body: Some(Body::AuthorizeReply(reply)),
-            },
-            reply: None,
+            body: Body::AuthorizeReply(reply),
+            kind: OutgoingKind::AnswerTo(self.request_id),
         };
         let lost = || {
             if self.shutdown.is_cancelled() {
@@ -208,7 +205,7 @@ impl Drop for AuthorizeCall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsgate_proto::v1::Payload;
+    use wsgate_proto::v1::{Payload, Ping};
 
     fn new_call(capacity: usize) -> (AuthorizeCall, mpsc::Receiver<Outgoing>, CancellationToken) {
         let (tx, rx) = mpsc::channel(capacity);
@@ -230,9 +227,11 @@ mod tests {
     }
 
     fn answer(outgoing: Outgoing) -> (u64, AuthorizeReply) {
-        assert!(outgoing.reply.is_none(), "an answer expects no reply");
-        match outgoing.envelope.body {
-            Some(Body::AuthorizeReply(reply)) => (outgoing.envelope.request_id, reply),
+        let OutgoingKind::AnswerTo(request_id) = outgoing.kind else {
+            panic!("an answer expects no reply, got {:?}", outgoing.kind);
+        };
+        match outgoing.body {
+            Body::AuthorizeReply(reply) => (request_id, reply),
             other => panic!("expected AuthorizeReply, got {other:?}"),
         }
     }
@@ -314,8 +313,8 @@ mod tests {
             .expect("unanswered")
             .commands
             .try_send(Outgoing {
-                envelope: Envelope::default(),
-                reply: None,
+                body: Body::Ping(Ping {}),
+                kind: OutgoingKind::Post,
             })
             .expect("room for one");
         assert!(matches!(call.allow("x").await, Err(Error::Timeout)));

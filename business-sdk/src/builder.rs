@@ -2,84 +2,31 @@
 //! timing. [`ClientBuilder::connect`] turns the description into a running link.
 //!
 //! Everything has a default, so `Client::builder(addr).connect()` is enough on a developer
-//! machine; durations left unset come from the gateway's `RegisterOk` limits.
+//! machine; durations left unset come from the gateway's `RegisterOk` limits. The settings
+//! themselves are a `Config` (a leaf module every link reads); this module makes a
+//! [`Client`] from them, so `Client::builder` lives here too and the client knows nothing of
+//! how it was made.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
 use wsgate_proto::v1::EventKind;
 
-use crate::backoff::{self, Backoff};
 use crate::client::Client;
+use crate::config::{Config, MIN_DURATION};
 use crate::error::Error;
 use crate::events::{EventSink, Events};
-use crate::link::{self, Link, LinkShared};
-use crate::tls::{Connector, TlsOptions};
+use crate::link::{FirstAttempt, FirstFailure, Link, LinkShared};
+use crate::tls::TlsOptions;
 
-/// The default name sent in `Register`.
-pub const DEFAULT_NAME: &str = "business";
-/// The default time a command waits for the gateway's answer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The settings of a client, fixed once connected.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) addr: String,
-    pub(crate) name: String,
-    pub(crate) token: String,
-    pub(crate) events: Vec<EventKind>,
-    pub(crate) authorize: bool,
-    pub(crate) heartbeat_interval: Option<Duration>,
-    pub(crate) heartbeat_timeout: Option<Duration>,
-    pub(crate) request_timeout: Duration,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) retry_initial_connect: bool,
-    /// TLS as asked for with `tls()`.
-    pub(crate) tls_options: Option<TlsOptions>,
-    /// The same, prepared by [`Config::prepare_tls`] before connecting.
-    pub(crate) tls: Option<Connector>,
-}
-
-// By hand, so the token never reaches a log line.
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("addr", &self.addr)
-            .field("name", &self.name)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "[redacted]"
-                },
-            )
-            .field("events", &self.events)
-            .field("authorize", &self.authorize)
-            .field("heartbeat_interval", &self.heartbeat_interval)
-            .field("heartbeat_timeout", &self.heartbeat_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("backoff", &(self.backoff_min, self.backoff_max))
-            .field("retry_initial_connect", &self.retry_initial_connect)
-            .field("tls", &self.tls_options)
-            .finish()
-    }
-}
-
-impl Config {
-    pub(crate) fn backoff(&self) -> Backoff {
-        Backoff::new(self.backoff_min, self.backoff_max)
-    }
-
-    /// Turns the TLS options into what links dial with; fails on unusable options.
-    pub(crate) fn prepare_tls(&mut self) -> Result<(), Error> {
-        self.tls = self.tls_options.as_ref().map(Connector::new).transpose()?;
-        Ok(())
+impl Client {
+    /// Starts describing a client of the gateway whose worker listener is at `addr`
+    /// (`"host:port"`, for example `"127.0.0.1:8081"`).
+    pub fn builder(addr: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(addr)
     }
 }
 
@@ -110,27 +57,8 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     pub(crate) fn new(addr: impl Into<String>) -> Self {
         Self {
-            config: Config {
-                addr: addr.into(),
-                name: DEFAULT_NAME.to_owned(),
-                token: String::new(),
-                events: Vec::new(),
-                authorize: false,
-                heartbeat_interval: None,
-                heartbeat_timeout: None,
-                request_timeout: DEFAULT_REQUEST_TIMEOUT,
-                backoff_min: backoff::DEFAULT_MIN,
-                backoff_max: backoff::DEFAULT_MAX,
-                retry_initial_connect: false,
-                tls_options: None,
-                tls: None,
-            },
+            config: Config::new(addr.into()),
         }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn config_for_tests(self) -> Config {
-        self.config
     }
 
     /// The settings, for a [`ClusterBuilder`](crate::ClusterBuilder) that shares these setters.
@@ -199,7 +127,7 @@ impl ClientBuilder {
     /// How often to ping the gateway. Default: the gateway's `heartbeat_interval_ms`.
     /// Values below 1 ms are raised to 1 ms.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
-        self.config.heartbeat_interval = Some(interval.max(link::MIN_DURATION));
+        self.config.heartbeat_interval = Some(interval.max(MIN_DURATION));
         self
     }
 
@@ -207,7 +135,7 @@ impl ClientBuilder {
     /// re-established. Default: the gateway's `heartbeat_timeout_ms`.
     /// Values below 1 ms are raised to 1 ms.
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
-        self.config.heartbeat_timeout = Some(timeout.max(link::MIN_DURATION));
+        self.config.heartbeat_timeout = Some(timeout.max(MIN_DURATION));
         self
     }
 
@@ -215,7 +143,7 @@ impl ClientBuilder {
     /// [`Error::Timeout`]; also bounds the register handshake. Default 10 s.
     /// Values below 1 ms are raised to 1 ms.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.config.request_timeout = timeout.max(link::MIN_DURATION);
+        self.config.request_timeout = timeout.max(MIN_DURATION);
         self
     }
 
@@ -260,22 +188,11 @@ impl ClientBuilder {
             config.addr.clone(),
             CancellationToken::new(),
         ));
-
-        let mut backoff = config.backoff();
-        let established = loop {
-            match link::establish(&config, &shared).await {
-                Ok(established) => break established,
-                Err(err) if config.retry_initial_connect && err.is_retryable() => {
-                    let delay = backoff.next_delay();
-                    warn!(addr = %config.addr, error = %err, retry_in = ?delay, "cannot register with the gateway yet; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(err) => return Err(err),
-            }
-        };
-
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let clients_gone = CancellationToken::new();
+        // Until there is a `Client` to do it, dropping this future (with the events receiver
+        // in it) must stop the driver.
+        let not_connected = clients_gone.clone().drop_guard();
         let tracker = TaskTracker::new();
         let link = Link::new(
             Arc::clone(&config),
@@ -283,9 +200,17 @@ impl ClientBuilder {
             EventSink::Client(event_tx),
             clients_gone.clone(),
         );
-        // Publishes the session and queues Event::Connected before connect() returns.
-        let session = link.activate(established);
-        tracker.spawn(link.run(session));
+        // The driver's reconnect policy makes the first registration too; it publishes the
+        // session and queues Event::Connected before reporting it.
+        let (report, first) = oneshot::channel();
+        let on_failure = if config.retry_initial_connect {
+            FirstFailure::RetryWhileRetryable
+        } else {
+            FirstFailure::GiveUp
+        };
+        tracker.spawn(link.run(FirstAttempt { report, on_failure }));
+        first.await.unwrap_or(Err(Error::Closed))?;
+        not_connected.disarm();
 
         let client = Client::new(config, shared, clients_gone, tracker);
         Ok((client, Events::new(event_rx)))

@@ -31,8 +31,8 @@ use tracing::debug;
 use wsgate_proto::v1::envelope::Body;
 use wsgate_proto::v1::{self, ConnInfo, CountsReply, ListKind, ListReply, OnlineReply, Payload};
 
-use crate::builder::{ClientBuilder, Config};
 use crate::command::{self, LIST_ALL_PAGE, next_cursor, strings};
+use crate::config::Config;
 use crate::error::Error;
 use crate::link::LinkShared;
 use crate::report::{self, Report};
@@ -98,12 +98,6 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Starts describing a client of the gateway whose worker listener is at `addr`
-    /// (`"host:port"`, for example `"127.0.0.1:8081"`).
-    pub fn builder(addr: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(addr)
-    }
-
     pub(crate) fn new(
         config: Arc<Config>,
         link: Arc<LinkShared>,

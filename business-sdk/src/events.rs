@@ -1,4 +1,6 @@
-//! The stream of things that happen: link state changes and client connection events.
+//! The stream of things that happen: link state changes and client connection events
+//! ([`Event`]), the same tagged with their gateway for a cluster ([`ClusterEvent`]), and the
+//! sink every link driver delivers them into ([`EventSink`]).
 //!
 //! The link driver pushes every event into an unbounded queue and never waits for the consumer,
 //! so a slow event loop cannot stall heartbeats or command replies, and awaiting a command's
@@ -13,7 +15,6 @@ use tokio::sync::mpsc;
 use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen};
 
 use crate::authorize::AuthorizeCall;
-use crate::cluster::ClusterEvent;
 
 /// One thing that happened on the link or on a client connection.
 ///
@@ -62,6 +63,19 @@ pub enum Event {
     /// Answer it with [`AuthorizeCall::allow`], [`AuthorizeCall::deny`] or
     /// [`AuthorizeCall::reply`], promptly: the gateway gives up after `--authorize-timeout`.
     Authorize(AuthorizeCall),
+}
+
+/// One event of one gateway of a cluster.
+#[derive(Debug)]
+pub struct ClusterEvent {
+    /// The node id of the gateway it came from (the registration's node id; the connection ids
+    /// in the event start with it). The address when the node id is not known yet.
+    pub node_id: String,
+    /// The worker address of that gateway, as discovery named it.
+    pub addr: String,
+    /// What happened. [`Event::Connected`] and [`Event::Disconnected`] are per gateway here;
+    /// [`Event::Draining`] announces that this gateway is shutting down.
+    pub event: Event,
 }
 
 /// Where a link driver delivers its events: the one [`Events`] queue of a

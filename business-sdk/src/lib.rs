@@ -62,28 +62,30 @@
 #![warn(missing_docs)]
 
 mod authorize;
-mod backoff;
 mod builder;
 mod client;
 pub mod cluster;
 mod command;
+mod config;
 mod discovery;
 mod dns;
 mod error;
 mod events;
 mod link;
+mod outgoing;
 mod report;
 mod session_change;
 mod targets;
 mod tls;
 
 pub use authorize::AuthorizeCall;
-pub use builder::{ClientBuilder, DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
+pub use builder::ClientBuilder;
 pub use client::Client;
 pub use cluster::{
     Cluster, ClusterBuilder, ClusterEvent, ClusterEvents, ClusterReport, GatewayFailure,
     GatewayState, GatewayStatus, Partial,
 };
+pub use config::{DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use discovery::{Discovery, StaticDiscovery};
 pub use dns::DnsDiscovery;
 pub use error::Error;

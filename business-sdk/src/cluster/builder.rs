@@ -14,12 +14,22 @@ use tracing::{info, warn};
 use wsgate_proto::v1::EventKind;
 
 use crate::builder::ClientBuilder;
-use crate::cluster::Cluster;
+use crate::cluster::client::Cluster;
 use crate::cluster::events::ClusterEvents;
 use crate::cluster::members::Members;
+use crate::config::MIN_DURATION;
 use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::tls::TlsOptions;
+
+impl Cluster {
+    /// Starts describing a cluster client of the gateways `discovery` names, for example
+    /// a [`StaticDiscovery`](crate::StaticDiscovery) list of worker addresses or
+    /// [`DnsDiscovery::new("wsgate", 8081)`](crate::DnsDiscovery::new).
+    pub fn builder(discovery: impl Discovery) -> ClusterBuilder {
+        ClusterBuilder::new(discovery)
+    }
+}
 
 /// How often a cluster asks discovery again, unless set.
 pub const DEFAULT_REDISCOVER_EVERY: Duration = Duration::from_secs(10);
@@ -131,7 +141,7 @@ impl ClusterBuilder {
     /// longer named are closed. A discovery that fails or names nothing keeps the current
     /// gateways. Default 10 s; values below 1 ms are raised to 1 ms.
     pub fn rediscover_every(mut self, every: Duration) -> Self {
-        self.rediscover_every = every.max(crate::link::MIN_DURATION);
+        self.rediscover_every = every.max(MIN_DURATION);
         self
     }
 

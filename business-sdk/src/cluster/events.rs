@@ -11,20 +11,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::events::Event;
-
-/// One event of one gateway of a cluster.
-#[derive(Debug)]
-pub struct ClusterEvent {
-    /// The node id of the gateway it came from (the registration's node id; the connection ids
-    /// in the event start with it). The address when the node id is not known yet.
-    pub node_id: String,
-    /// The worker address of that gateway, as discovery named it.
-    pub addr: String,
-    /// What happened. [`Event::Connected`] and [`Event::Disconnected`] are per gateway here;
-    /// [`Event::Draining`] announces that this gateway is shutting down.
-    pub event: Event,
-}
+use crate::events::ClusterEvent;
 
 /// The receiving end of a cluster's events, returned by
 /// [`ClusterBuilder::connect`](crate::ClusterBuilder::connect).

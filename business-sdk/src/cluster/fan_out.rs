@@ -17,10 +17,9 @@ use wsgate_proto::{conn_id, validate};
 use crate::cluster::members::Members;
 use crate::cluster::merge;
 use crate::cluster::report::{GatewayFailure, Partial};
-use crate::cluster::route::{self, ByNode, Route};
-use crate::cluster::status::GatewayState;
+use crate::cluster::route::{self, ByNode, Recipients};
 use crate::error::Error;
-use crate::link::{LinkShared, SessionHandle};
+use crate::link::{GatewayState, LinkShared, SessionHandle};
 
 /// A registered gateway to send to.
 struct Target {
@@ -175,7 +174,7 @@ impl Members {
         }
         self.check(&body)?;
         let timeout = self.config().request_timeout;
-        if let Route::Owner(conn_id) = route::route_of(&body) {
+        if let Recipients::Owner(conn_id) = route::recipients_of(&body) {
             let target = self.owner(&conn_id)?;
             let sent = target.link.post_on(&target.session, body, timeout).await;
             return self
@@ -203,10 +202,10 @@ impl Members {
 
     /// Which gateway gets which body.
     fn plan(&self, body: Body) -> Plan {
-        let (conn_ids, everyone) = match route::route_of(&body) {
-            Route::Everyone => (Vec::new(), true),
-            Route::Owner(conn_id) => (vec![conn_id], false),
-            Route::Split { conn_ids, everyone } => (conn_ids, everyone),
+        let (conn_ids, everyone) = match route::recipients_of(&body) {
+            Recipients::Everyone => (Vec::new(), true),
+            Recipients::Owner(conn_id) => (vec![conn_id], false),
+            Recipients::Split { conn_ids, everyone } => (conn_ids, everyone),
         };
         let ByNode {
             mut groups,

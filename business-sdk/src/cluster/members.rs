@@ -1,4 +1,4 @@
-//! The gateways of a cluster: one link (the single-gateway driver of `link.rs`) per discovered
+//! The gateways of a cluster: one link (the single-gateway driver of `link/`) per discovered
 //! address, kept in step with discovery.
 //!
 //! [`Members::sync`] starts a link for every new address and shuts down the links of vanished
@@ -17,16 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::builder::Config;
-use crate::cluster::events::ClusterEvent;
-use crate::cluster::status::{GatewayState, GatewayStatus};
+use crate::cluster::status::GatewayStatus;
+use crate::config::{Config, MIN_DURATION};
 use crate::discovery::Discovery;
 use crate::error::Error;
-use crate::events::EventSink;
-use crate::link::{Link, LinkShared};
+use crate::events::{ClusterEvent, EventSink};
+use crate::link::{FirstAttempt, FirstFailure, GatewayState, Link, LinkShared};
 
 /// The outcome of a new link's first registration attempt.
-pub(crate) type FirstAttempt = oneshot::Receiver<Result<(), Error>>;
+pub(crate) type FirstOutcome = oneshot::Receiver<Result<(), Error>>;
 
 /// The links of a cluster, by address.
 #[derive(Debug)]
@@ -72,7 +71,7 @@ impl Members {
     /// Makes the links match `addrs`: starts a link (dialling in the background) for every new
     /// address and shuts down the links of addresses no longer listed. Returns the first
     /// attempts of the new links. Addresses are trimmed; empty ones and repeats are ignored.
-    pub(crate) fn sync(&self, addrs: Vec<String>) -> Vec<(String, FirstAttempt)> {
+    pub(crate) fn sync(&self, addrs: Vec<String>) -> Vec<(String, FirstOutcome)> {
         let wanted: BTreeSet<String> = addrs
             .into_iter()
             .map(|a| a.trim().to_owned())
@@ -112,8 +111,11 @@ impl Members {
                     EventSink::Cluster(events.clone()),
                     self.handles_gone.clone(),
                 );
-                let (first_tx, first_rx) = oneshot::channel();
-                self.tracker.spawn(link.dial(first_tx));
+                let (report, first_rx) = oneshot::channel();
+                self.tracker.spawn(link.run(FirstAttempt {
+                    report,
+                    on_failure: FirstFailure::ReportAndRetry,
+                }));
                 info!(%addr, "cluster: new gateway, connecting");
                 state.links.insert(addr.clone(), shared);
                 started.push((addr, first_rx));
@@ -186,7 +188,7 @@ impl Members {
         };
         let members = Arc::clone(self);
         self.tracker.spawn(async move {
-            let every = every.max(crate::link::MIN_DURATION);
+            let every = every.max(MIN_DURATION);
             let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let stopped = async {

@@ -3,8 +3,8 @@
 //! A connection id embeds its gateway's node id (`<node_id>-<boot>-<seq>`,
 //! [`node_of`](wsgate_proto::conn_id::node_of)), so connection-id commands go to the owning
 //! gateway without a lookup: a body naming one connection goes to its owner
-//! ([`Route::Owner`]), a body naming several is split into one body per owner
-//! ([`Route::Split`], [`split_by_node`], [`restrict`]). A body that also names users goes to
+//! ([`Recipients::Owner`]), a body naming several is split into one body per owner
+//! ([`Recipients::Split`], [`split_by_node`], [`restrict`]). A body that also names users goes to
 //! every gateway (each gets the connection ids it owns, possibly none), since a user may be
 //! connected anywhere; so do bodies that name no connection (user, topic, broadcast commands,
 //! counts and lists). Pure functions, no I/O.
@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use wsgate_proto::conn_id;
 use wsgate_proto::v1::envelope::Body;
 
-/// Where a body goes.
+/// Which gateways receive a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Route {
+pub(crate) enum Recipients {
     /// To the owner of this one connection only.
     Owner(String),
     /// These connection ids to their owners; with `everyone`, every other gateway gets the
@@ -30,23 +30,23 @@ pub(crate) enum Route {
 }
 
 /// Where `body` goes.
-pub(crate) fn route_of(body: &Body) -> Route {
-    let split = |conn_ids: &[String], user_ids: &[String]| Route::Split {
+pub(crate) fn recipients_of(body: &Body) -> Recipients {
+    let split = |conn_ids: &[String], user_ids: &[String]| Recipients::Split {
         conn_ids: conn_ids.to_vec(),
         everyone: !user_ids.is_empty(),
     };
     match body {
-        Body::SingleCast(b) => Route::Owner(b.conn_id.clone()),
-        Body::BindUser(b) => Route::Owner(b.conn_id.clone()),
-        Body::UnbindUser(b) => Route::Owner(b.conn_id.clone()),
-        Body::SetSession(b) => Route::Owner(b.conn_id.clone()),
+        Body::SingleCast(b) => Recipients::Owner(b.conn_id.clone()),
+        Body::BindUser(b) => Recipients::Owner(b.conn_id.clone()),
+        Body::UnbindUser(b) => Recipients::Owner(b.conn_id.clone()),
+        Body::SetSession(b) => Recipients::Owner(b.conn_id.clone()),
         Body::Multicast(b) => split(&b.conn_ids, &[]),
         Body::QueryConnInfo(b) => split(&b.conn_ids, &[]),
         Body::ForceOffline(b) => split(&b.conn_ids, &b.user_ids),
         Body::Subscribe(b) => split(&b.conn_ids, &b.user_ids),
         Body::Unsubscribe(b) => split(&b.conn_ids, &b.user_ids),
         Body::QueryOnline(b) => split(&b.conn_ids, &b.user_ids),
-        _ => Route::Everyone,
+        _ => Recipients::Everyone,
     }
 }
 
@@ -159,24 +159,31 @@ mod tests {
             command::unbind_user(c.clone()),
             command::set_session(c.clone(), SessionChange::new().set("k", "v")),
         ] {
-            assert_eq!(route_of(&body), Route::Owner(c.clone()), "{body:?}");
+            assert_eq!(
+                recipients_of(&body),
+                Recipients::Owner(c.clone()),
+                "{body:?}"
+            );
         }
     }
 
     #[test]
     fn connection_lists_are_split_and_users_go_everywhere() {
         let conns = ids(&["gw1-1-1", "gw2-1-1"]);
-        let only_conns = Route::Split {
+        let only_conns = Recipients::Split {
             conn_ids: conns.clone(),
             everyone: false,
         };
         assert_eq!(
-            route_of(&command::multicast(conns.clone(), Payload::text("x"))),
+            recipients_of(&command::multicast(conns.clone(), Payload::text("x"))),
             only_conns
         );
-        assert_eq!(route_of(&command::conn_info(conns.clone())), only_conns);
         assert_eq!(
-            route_of(&command::force_offline(
+            recipients_of(&command::conn_info(conns.clone())),
+            only_conns
+        );
+        assert_eq!(
+            recipients_of(&command::force_offline(
                 conns.clone(),
                 vec![],
                 1000,
@@ -186,7 +193,7 @@ mod tests {
             only_conns
         );
         assert_eq!(
-            route_of(&command::subscribe(
+            recipients_of(&command::subscribe(
                 ids(&["t"]),
                 Targets::conns(conns.clone())
             )),
@@ -196,27 +203,27 @@ mod tests {
             conn_ids: conns.clone(),
             user_ids: ids(&["alice"]),
         };
-        let conns_and_everyone = Route::Split {
+        let conns_and_everyone = Recipients::Split {
             conn_ids: conns.clone(),
             everyone: true,
         };
         assert_eq!(
-            route_of(&command::unsubscribe(ids(&["t"]), with_users)),
+            recipients_of(&command::unsubscribe(ids(&["t"]), with_users)),
             conns_and_everyone
         );
         assert_eq!(
-            route_of(&command::online(conns.clone(), ids(&["alice"]))),
+            recipients_of(&command::online(conns.clone(), ids(&["alice"]))),
             conns_and_everyone
         );
         assert_eq!(
-            route_of(&command::force_offline(
+            recipients_of(&command::force_offline(
                 vec![],
                 ids(&["bob"]),
                 1000,
                 "",
                 None
             )),
-            Route::Split {
+            Recipients::Split {
                 conn_ids: vec![],
                 everyone: true
             }
@@ -233,12 +240,12 @@ mod tests {
             command::counts(vec![]),
             command::list(ListKind::Users, String::new(), String::new(), 10),
         ] {
-            assert_eq!(route_of(&body), Route::Everyone, "{body:?}");
+            assert_eq!(recipients_of(&body), Recipients::Everyone, "{body:?}");
         }
         // Topic membership by users only: every gateway, none of them gets connection ids.
         assert_eq!(
-            route_of(&command::subscribe(ids(&["t"]), Targets::user("alice"))),
-            Route::Split {
+            recipients_of(&command::subscribe(ids(&["t"]), Targets::user("alice"))),
+            Recipients::Split {
                 conn_ids: vec![],
                 everyone: true
             }

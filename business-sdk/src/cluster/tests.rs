@@ -24,7 +24,11 @@ use wsgate_proto::v1::{
 };
 
 use super::*;
+use crate::command;
+use crate::error::Error;
 use crate::events::Event;
+use crate::session_change::SessionChange;
+use crate::targets::Targets;
 
 const WAIT: Duration = Duration::from_secs(5);
 
