@@ -11,6 +11,29 @@ use std::io;
 
 use wsgate_proto::CodecError;
 use wsgate_proto::v1::ErrorCode;
+use wsgate_proto::validate::Refused;
+
+/// What kind of failure an [`Error`] is, for a caller that answers someone else in its own
+/// protocol (the gateway's HTTP and gRPC APIs map each class to one status, in one table
+/// each) or decides whether to retry. [`Error::class`] is the one place errors are sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The command is wrong (a missing field, a bad close code): fix it, do not retry.
+    Invalid,
+    /// The command does not fit in one worker-link frame: send less per command.
+    TooLarge,
+    /// The command names more than a limit allows, or would take something past one.
+    LimitExceeded,
+    /// A connection it names is not connected (closed, a typo, an unknown node).
+    UnknownConnection,
+    /// No gateway could take it now (not connected, down, shutting down): retry later.
+    Unavailable,
+    /// No answer within the request timeout: it may or may not have been done.
+    Timeout,
+    /// Anything else: a bug, or an answer this SDK cannot interpret.
+    Internal,
+}
 
 /// Why a connect or a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +163,36 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::UnknownConnection { .. } => ErrorClass::UnknownConnection,
+            Error::Gateway { code, .. } => match code {
+                ErrorCode::BadRequest => ErrorClass::Invalid,
+                ErrorCode::LimitExceeded => ErrorClass::LimitExceeded,
+                ErrorCode::UnknownConnection => ErrorClass::UnknownConnection,
+                ErrorCode::FrameTooLarge => ErrorClass::TooLarge,
+                ErrorCode::ShuttingDown => ErrorClass::Unavailable,
+                _ => ErrorClass::Internal,
+            },
+            Error::Codec(CodecError::FrameTooLarge { .. }) => ErrorClass::TooLarge,
+            Error::Timeout => ErrorClass::Timeout,
+            Error::Connect { .. }
+            | Error::NotConnected
+            | Error::Disconnected
+            | Error::Closed
+            | Error::Discovery { .. }
+            | Error::GatewayUnavailable { .. }
+            | Error::TlsHandshake { .. } => ErrorClass::Unavailable,
+            Error::Rejected { code, .. } if *code == ErrorCode::ShuttingDown => {
+                ErrorClass::Unavailable
+            }
+            Error::Rejected { .. } | Error::Codec(_) | Error::TlsConfig { .. } => {
+                ErrorClass::Internal
+            }
+        }
+    }
+
     /// Whether a failed registration attempt is worth retrying: everything but a refusal that
     /// will not change by itself (wrong token, unsupported version).
     pub(crate) fn is_retryable(&self) -> bool {
@@ -147,6 +200,17 @@ impl Error {
             Error::Rejected { code, .. } => *code == ErrorCode::ShuttingDown,
             Error::Closed | Error::TlsConfig { .. } => false,
             _ => true,
+        }
+    }
+}
+
+/// A body the rules every door shares refused, before it was sent: the same error a gateway
+/// would have answered.
+impl From<Refused> for Error {
+    fn from(refused: Refused) -> Self {
+        Error::Gateway {
+            code: refused.code,
+            message: refused.message,
         }
     }
 }
@@ -197,6 +261,47 @@ mod tests {
             Error::Gateway { code: ErrorCode::Unsupported, ref message } if message == "unknown body"
         ));
         assert!(err.to_string().contains("ERROR_CODE_UNSUPPORTED"));
+    }
+
+    #[test]
+    fn every_error_has_one_class() {
+        let gateway = |code| Error::Gateway {
+            code,
+            message: String::new(),
+        };
+        let cases = [
+            (gateway(ErrorCode::BadRequest), ErrorClass::Invalid),
+            (gateway(ErrorCode::LimitExceeded), ErrorClass::LimitExceeded),
+            (
+                gateway(ErrorCode::UnknownConnection),
+                ErrorClass::UnknownConnection,
+            ),
+            (gateway(ErrorCode::ShuttingDown), ErrorClass::Unavailable),
+            (gateway(ErrorCode::Unsupported), ErrorClass::Internal),
+            (
+                Error::UnknownConnection {
+                    conn_ids: vec!["gw-1-1".into()],
+                },
+                ErrorClass::UnknownConnection,
+            ),
+            (
+                Error::Codec(CodecError::FrameTooLarge { len: 2, max: 1 }),
+                ErrorClass::TooLarge,
+            ),
+            (Error::Timeout, ErrorClass::Timeout),
+            (Error::NotConnected, ErrorClass::Unavailable),
+            (
+                Error::GatewayUnavailable {
+                    node_id: "gw2".into(),
+                },
+                ErrorClass::Unavailable,
+            ),
+        ];
+        for (err, class) in cases {
+            assert_eq!(err.class(), class, "{err:?}");
+        }
+        let refused: Error = Refused::limit("too many").into();
+        assert_eq!(refused.class(), ErrorClass::LimitExceeded);
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub use cluster::{
 pub use config::{DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use discovery::{Discovery, StaticDiscovery};
 pub use dns::DnsDiscovery;
-pub use error::Error;
+pub use error::{Error, ErrorClass};
 pub use events::{Event, Events};
 pub use report::Report;
 pub use session_change::SessionChange;

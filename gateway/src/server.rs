@@ -297,7 +297,7 @@ impl Parts {
             crate::websocket::frame::TEXT,
             config.heartbeat_reply.as_bytes(),
         );
-        let limits = worker::commands::Limits::of(&config);
+        let limits = worker::limits::Limits::of(&config);
         let config = Arc::new(config);
         let client = Arc::new(client::context::Context {
             config: config.clone(),

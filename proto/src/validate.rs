@@ -5,11 +5,21 @@
 //! an unknown node) is refused exactly as a gateway would refuse it, and the HTTP and gRPC
 //! APIs, which go through that client, follow the same rules.
 //!
-//! Two kinds of refusal: [`ErrorCode::LimitExceeded`] when the body names more than the
-//! gateway's per-command limits allow ([`Limits`], sent in `RegisterOk`), checked first, and
-//! [`ErrorCode::BadRequest`] when a field is missing or invalid. Either way nothing is done.
-//! What depends on the state (is a connection connected, would a session grow past its limit,
-//! would a connection pass its topic limit) is the gateway's to answer.
+//! Two kinds of refusal, both a [`Refused`]: [`ErrorCode::LimitExceeded`] when the body names
+//! more than the gateway's per-command limits allow ([`Limits`], sent in `RegisterOk`), checked
+//! first, and [`ErrorCode::BadRequest`] when a field is missing or invalid. Either way nothing
+//! is done. What depends on the state (is a connection connected, would a session grow past
+//! its limit, would a connection pass its topic limit) is the gateway's to answer.
+//!
+//! A command that would do nothing is refused rather than answered with an empty success, so
+//! a caller's bug (an empty list built from a failed lookup) shows: a `Multicast` without
+//! connection ids, a `ForceOffline`, `Subscribe` or `Unsubscribe` naming no connection, a
+//! `SendToUsers`, `Publish` or `DeleteTopics` without a user or topic. A query of nothing
+//! (`QueryOnline`, `QueryConnInfo` or `QueryCounts` with empty lists) answers nothing: asking
+//! is harmless. An enum field with a value this version does not know (`Payload.kind` 7,
+//! `QueryList.kind` 99) is refused, never guessed.
+
+use std::fmt;
 
 use crate::v1::{self, ErrorCode, Payload, PayloadKind, envelope::Body};
 
@@ -22,27 +32,48 @@ pub const MAX_REASON_CHARS: usize = 123;
 /// Largest `QueryList.limit` (0 means 1000).
 pub const MAX_LIST_PAGE: u32 = 10_000;
 
-/// Why a body is refused, with the protocol's code for it.
+/// Why a command is refused, with the protocol's code for it: what every door (worker link,
+/// SDK, HTTP, gRPC) answers, each in its own words for the code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
+pub struct Refused {
     pub code: ErrorCode,
     pub message: String,
 }
 
-impl Invalid {
-    fn bad(message: impl Into<String>) -> Self {
+impl Refused {
+    /// A field is missing or invalid.
+    pub fn bad(message: impl Into<String>) -> Self {
         Self {
             code: ErrorCode::BadRequest,
             message: message.into(),
         }
     }
-}
 
-impl From<String> for Invalid {
-    fn from(message: String) -> Self {
-        Self::bad(message)
+    /// The command names more than a limit allows, or would take something past one.
+    pub fn limit(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::LimitExceeded,
+            message: message.into(),
+        }
+    }
+
+    /// The same refusal with where it happened in front, for example the target a
+    /// per-target check was about.
+    pub fn within(self, context: &str) -> Self {
+        Self {
+            code: self.code,
+            message: format!("{context}: {}", self.message),
+        }
     }
 }
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str_name())
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// What one command may name (0: not limited, for a peer that did not say).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,92 +113,120 @@ const TOPICS_FLAG: &str = "max-topics-per-command";
 const CONN_IDS_FLAG: &str = "max-conn-ids-per-command";
 const USER_IDS_FLAG: &str = "max-user-ids-per-command";
 
-fn at_most(field: &str, what: &str, n: usize, limit: usize, flag: &str) -> Result<(), Invalid> {
+fn at_most(field: &str, what: &str, n: usize, limit: usize, flag: &str) -> Result<(), Refused> {
     if limit == 0 || n <= limit {
         return Ok(());
     }
-    Err(Invalid {
-        code: ErrorCode::LimitExceeded,
-        message: format!(
-            "{field} names {n} {what}; one command may name at most {limit} (the gateway's --{flag}): split it into several commands"
-        ),
-    })
+    Err(Refused::limit(format!(
+        "{field} names {n} {what}; one command may name at most {limit} (the gateway's --{flag}): split it into several commands"
+    )))
 }
 
 /// Checks a user id or topic name: 1 to [`MAX_NAME_CHARS`] characters.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub fn check_name(what: &str, name: &str) -> Result<(), Refused> {
     if name.is_empty() {
-        return Err(format!("{what} is empty; give it a name"));
+        return Err(Refused::bad(format!("{what} is empty; give it a name")));
     }
     let chars = name.chars().count();
     if chars > MAX_NAME_CHARS {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "{what} {:?}… is {chars} characters; the limit is {MAX_NAME_CHARS}",
             name.chars().take(16).collect::<String>(),
-        ));
+        )));
     }
     Ok(())
 }
 
-fn names(what: &str, names: &[String]) -> Result<(), String> {
+fn names(what: &str, names: &[String]) -> Result<(), Refused> {
     names.iter().try_for_each(|n| check_name(what, n))
 }
 
-fn non_empty_names(what: &str, list: &[String]) -> Result<(), String> {
+/// A list that must name something: `field` is where it is, `what` one of its items.
+fn non_empty_names(field: &str, what: &str, list: &[String]) -> Result<(), Refused> {
     if list.is_empty() {
-        return Err(format!("no {what} given; name at least one"));
+        return Err(Refused::bad(format!(
+            "{field} is empty; name at least one {what}"
+        )));
     }
     names(what, list)
 }
 
-fn conn_id(field: &str, id: &str) -> Result<(), String> {
+/// A field naming one connection. An empty one is a bad request (the field is missing), an
+/// id that names no connected connection is the gateway's `UNKNOWN_CONNECTION`.
+fn conn_id(field: &str, id: &str) -> Result<(), Refused> {
     if id.is_empty() {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "{field} is empty; set it to a connection id from ConnOpen"
-        ));
+        )));
+    }
+    Ok(())
+}
+
+/// A list of connection ids that must name at least one.
+fn non_empty_conn_ids(field: &str, ids: &[String]) -> Result<(), Refused> {
+    if ids.is_empty() {
+        return Err(Refused::bad(format!(
+            "{field} is empty; name at least one connection id"
+        )));
+    }
+    Ok(())
+}
+
+/// A command aimed at connections by id, by user or both, which must name some.
+fn some_connections(
+    command: &str,
+    conn_ids: &[String],
+    user_ids: &[String],
+) -> Result<(), Refused> {
+    if conn_ids.is_empty() && user_ids.is_empty() {
+        return Err(Refused::bad(format!(
+            "{command} names no connection: set conn_ids, user_ids or both"
+        )));
     }
     Ok(())
 }
 
 /// A message to send: present, of a known kind, and valid UTF-8 when it is text.
-pub fn payload(payload: Option<&Payload>, field: &str) -> Result<(), String> {
-    let payload =
-        payload.ok_or_else(|| format!("{field} is missing; set it to the message to send"))?;
+pub fn payload(payload: Option<&Payload>, field: &str) -> Result<(), Refused> {
+    let payload = payload.ok_or_else(|| {
+        Refused::bad(format!("{field} is missing; set it to the message to send"))
+    })?;
     match PayloadKind::try_from(payload.kind) {
         Ok(PayloadKind::Text) => std::str::from_utf8(&payload.data).map(|_| ()).map_err(|_| {
-            format!("{field} is marked text but is not valid UTF-8; send it as binary or fix its encoding")
+            Refused::bad(format!("{field} is marked text but is not valid UTF-8; send it as binary or fix its encoding"))
         }),
         Ok(PayloadKind::Binary) => Ok(()),
-        Err(_) => Err(format!(
+        Err(_) => Err(Refused::bad(format!(
             "{field}.kind {} is not a PayloadKind; use PAYLOAD_KIND_TEXT (0) or PAYLOAD_KIND_BINARY (1)",
             payload.kind
-        )),
+        ))),
     }
 }
 
-/// A `ForceOffline` close code and reason: the code to send (0 means 1000).
-pub fn close(code: u32, reason: &str) -> Result<u16, String> {
+/// A `ForceOffline` close code and reason: the code to send (0 means 1000). The code is an
+/// `i64` so a door whose number is wider than the protocol's `uint32` (JSON) is checked by
+/// the same rule, with the same message, before it is narrowed.
+pub fn close(code: i64, reason: &str) -> Result<u16, Refused> {
     let code = match code {
-        0 => 1000,
-        1000 => 1000,
+        0 | 1000 => 1000,
         c @ 3000..=4999 => c as u16,
         other => {
-            return Err(format!(
-                "ForceOffline.code {other} is not allowed; use 1000 or an application code from 3000 to 4999"
-            ));
+            return Err(Refused::bad(format!(
+                "ForceOffline.code {other} is not a WebSocket close code a business process may send; use 1000 or an application code from 3000 to 4999"
+            )));
         }
     };
     let chars = reason.chars().count();
     if chars > MAX_REASON_CHARS {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "ForceOffline.reason is {chars} characters; a close reason is at most {MAX_REASON_CHARS}"
-        ));
+        )));
     }
     Ok(code)
 }
 
 /// Checks a command or query body. Bodies that are neither pass: they are not commands.
-pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
+pub fn command(body: &Body, limits: &Limits) -> Result<(), Refused> {
     let topics = |field: &str, list: &[String]| {
         at_most(field, "topics", list.len(), limits.topics, TOPICS_FLAG)
     };
@@ -196,6 +255,7 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
         }
         Body::Multicast(c) => {
             conn_ids("Multicast.conn_ids", &c.conn_ids)?;
+            non_empty_conn_ids("Multicast.conn_ids", &c.conn_ids)?;
             payload(c.payload.as_ref(), "Multicast.payload")?;
         }
         Body::Broadcast(c) => {
@@ -205,7 +265,8 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
         Body::ForceOffline(c) => {
             conn_ids("ForceOffline.conn_ids", &c.conn_ids)?;
             user_ids("ForceOffline.user_ids", &c.user_ids)?;
-            close(c.code, &c.reason)?;
+            some_connections("ForceOffline", &c.conn_ids, &c.user_ids)?;
+            close(i64::from(c.code), &c.reason)?;
             if let Some(last) = &c.last_message {
                 payload(Some(last), "ForceOffline.last_message")?;
             }
@@ -219,7 +280,7 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
         Body::SendToUsers(c) => {
             user_ids("SendToUsers.user_ids", &c.user_ids)?;
             conn_ids("SendToUsers.exclude_conn_ids", &c.exclude_conn_ids)?;
-            non_empty_names("user id", &c.user_ids)?;
+            non_empty_names("SendToUsers.user_ids", "user id", &c.user_ids)?;
             payload(c.payload.as_ref(), "SendToUsers.payload")?;
         }
         Body::Subscribe(v1::Subscribe {
@@ -240,23 +301,19 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
             topics(&format!("{command}.topics"), t)?;
             conn_ids(&format!("{command}.conn_ids"), c)?;
             user_ids(&format!("{command}.user_ids"), u)?;
-            non_empty_names("topic", t)?;
-            if c.is_empty() && u.is_empty() {
-                return Err(Invalid::bad(
-                    "no conn_ids or user_ids given; name the connections to (un)subscribe",
-                ));
-            }
+            non_empty_names(&format!("{command}.topics"), "topic", t)?;
+            some_connections(command, c, u)?;
             names("user id", u)?;
         }
         Body::Publish(c) => {
             topics("Publish.topics", &c.topics)?;
             conn_ids("Publish.exclude_conn_ids", &c.exclude_conn_ids)?;
-            non_empty_names("topic", &c.topics)?;
+            non_empty_names("Publish.topics", "topic", &c.topics)?;
             payload(c.payload.as_ref(), "Publish.payload")?;
         }
         Body::DeleteTopics(c) => {
             topics("DeleteTopics.topics", &c.topics)?;
-            non_empty_names("topic", &c.topics)?;
+            non_empty_names("DeleteTopics.topics", "topic", &c.topics)?;
         }
         Body::SetSession(c) => conn_id("SetSession.conn_id", &c.conn_id)?,
         Body::QueryOnline(q) => {
@@ -270,16 +327,17 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Invalid> {
         }
         Body::QueryList(q) => {
             if q.limit > MAX_LIST_PAGE {
-                return Err(Invalid::bad(format!(
+                return Err(Refused::bad(format!(
                     "QueryList.limit {} is over the maximum of {MAX_LIST_PAGE}",
                     q.limit
                 )));
             }
             match v1::ListKind::try_from(q.kind) {
                 Ok(v1::ListKind::Unspecified) | Err(_) => {
-                    return Err(Invalid::bad(
-                        "QueryList.kind is missing or unknown; set one of the LIST_KIND_* values",
-                    ));
+                    return Err(Refused::bad(format!(
+                        "QueryList.kind {} is not a list kind; use one of LIST_KIND_CONNECTIONS (1) to LIST_KIND_USER_CONNECTIONS (6)",
+                        q.kind
+                    )));
                 }
                 Ok(_) => {}
             }
@@ -342,6 +400,7 @@ mod tests {
         assert!(
             payload(Some(&bad_text), "p")
                 .expect_err("utf8")
+                .message
                 .contains("UTF-8")
         );
         let odd = Payload {
@@ -351,9 +410,15 @@ mod tests {
         assert!(
             payload(Some(&odd), "p")
                 .expect_err("kind")
+                .message
                 .contains("PayloadKind")
         );
-        assert!(payload(None, "p").expect_err("missing").contains("missing"));
+        assert!(
+            payload(None, "p")
+                .expect_err("missing")
+                .message
+                .contains("missing")
+        );
     }
 
     #[test]
@@ -361,6 +426,8 @@ mod tests {
         assert_eq!(close(0, ""), Ok(1000));
         assert_eq!(close(4321, "bye"), Ok(4321));
         assert!(close(2000, "").is_err());
+        assert!(close(-1, "").is_err());
+        assert!(close(70_000, "").is_err());
         assert!(close(1000, &"é".repeat(123)).is_ok());
         assert!(close(1000, &"a".repeat(124)).is_err());
     }

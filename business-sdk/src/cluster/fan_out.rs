@@ -92,10 +92,7 @@ impl Members {
             .iter()
             .filter_map(|link| link.session())
             .fold(validate::Limits::default(), |acc, s| acc.min(s.limits));
-        validate::command(body, &limits).map_err(|invalid| Error::Gateway {
-            code: invalid.code,
-            message: invalid.message,
-        })
+        validate::command(body, &limits).map_err(Error::from)
     }
 
     /// Sends `body` to the gateway owning `conn_id` and waits for its `Result`.

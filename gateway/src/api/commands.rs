@@ -1,5 +1,7 @@
-//! The command endpoints (POST, JSON bodies): each checks its body, calls the cluster client
-//! once and answers with a [`CommandReply`].
+//! The command endpoints (POST, JSON bodies): each reads its JSON, calls the cluster client
+//! once and answers with a [`CommandReply`]. What a command must hold is checked by the rules
+//! every door shares (`validate::command`, run by the cluster client), not here; here is only
+//! what is particular to JSON (`text` or `binary`, a wider `code`).
 //!
 //! Single-connection commands (send, bind, unbind, session) answer `delivered: 1`, or 404
 //! `unknown_connection` when the connection is gone. The others report how many connections
@@ -11,6 +13,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use wsgate_business::{ClusterReport, SessionChange, Targets};
+use wsgate_proto::v1::{ForceOffline, envelope::Body};
+use wsgate_proto::validate;
 
 use super::context::ApiContext;
 use super::errors::ApiError;
@@ -22,33 +26,11 @@ use crate::cluster::combine;
 
 type Reply = Result<Json<CommandReply>, ApiError>;
 
-/// A required id or name that must not be empty.
-fn required(value: &str, field: &str, what: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "{field} is empty; set it to {what}"
-        )));
-    }
-    Ok(())
-}
-
-/// A list that must name at least one item.
-fn non_empty(list: &[String], field: &str, what: &str) -> Result<(), ApiError> {
-    if list.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "{field} is empty; list at least one {what}"
-        )));
-    }
-    Ok(())
-}
-
 /// A cluster report as the reply, or 503 when no gateway answered.
 fn report(cluster: &wsgate_business::Cluster, report: ClusterReport) -> Reply {
     some_answered(cluster, &report.failed)?;
     Ok(Json(report.into()))
 }
-
-const CONN_ID: &str = "a connection id from a ConnOpen event";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +47,6 @@ pub(crate) async fn send(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<SendBody>,
 ) -> Reply {
-    required(&body.conn_id, "conn_id", CONN_ID)?;
     let payload = payload::required(body.text, body.binary)?;
     let cluster = cluster(&context).await?;
     cluster
@@ -90,7 +71,6 @@ pub(crate) async fn multicast(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<MulticastBody>,
 ) -> Reply {
-    non_empty(&body.conn_ids, "conn_ids", "connection id")?;
     let payload = payload::required(body.text, body.binary)?;
     let cluster = cluster(&context).await?;
     let r = cluster
@@ -142,7 +122,6 @@ pub(crate) async fn send_to_users(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<UsersSendBody>,
 ) -> Reply {
-    non_empty(&body.user_ids, "user_ids", "user id")?;
     let payload = payload::required(body.text, body.binary)?;
     let cluster = cluster(&context).await?;
     let r = cluster
@@ -169,7 +148,6 @@ pub(crate) async fn publish(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Reply {
-    non_empty(&body.topics, "topics", "topic")?;
     let payload = payload::required(body.text, body.binary)?;
     let cluster = cluster(&context).await?;
     let r = cluster
@@ -191,8 +169,6 @@ pub(crate) async fn bind_user(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<BindBody>,
 ) -> Reply {
-    required(&body.conn_id, "conn_id", CONN_ID)?;
-    required(&body.user_id, "user_id", "the user's id")?;
     let cluster = cluster(&context).await?;
     cluster
         .bind_user(body.conn_id, body.user_id)
@@ -212,7 +188,6 @@ pub(crate) async fn unbind_user(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<UnbindBody>,
 ) -> Reply {
-    required(&body.conn_id, "conn_id", CONN_ID)?;
     let cluster = cluster(&context).await?;
     cluster
         .unbind_user(body.conn_id)
@@ -232,18 +207,12 @@ pub(crate) struct TopicsBody {
 }
 
 impl TopicsBody {
-    fn checked(self) -> Result<(Vec<String>, Targets), ApiError> {
-        non_empty(&self.topics, "topics", "topic")?;
+    fn into_parts(self) -> (Vec<String>, Targets) {
         let targets = Targets {
             conn_ids: self.conn_ids,
             user_ids: self.user_ids,
         };
-        if targets.is_empty() {
-            return Err(ApiError::bad_request(
-                "conn_ids and user_ids are both empty; list the connections and/or the users (all their current connections) to act on",
-            ));
-        }
-        Ok((self.topics, targets))
+        (self.topics, targets)
     }
 }
 
@@ -252,7 +221,7 @@ pub(crate) async fn subscribe(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<TopicsBody>,
 ) -> Reply {
-    let (topics, targets) = body.checked()?;
+    let (topics, targets) = body.into_parts();
     let cluster = cluster(&context).await?;
     let r = cluster
         .subscribe(topics, targets)
@@ -266,7 +235,7 @@ pub(crate) async fn unsubscribe(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<TopicsBody>,
 ) -> Reply {
-    let (topics, targets) = body.checked()?;
+    let (topics, targets) = body.into_parts();
     let cluster = cluster(&context).await?;
     let r = cluster
         .unsubscribe(topics, targets)
@@ -286,7 +255,6 @@ pub(crate) async fn delete_topics(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<DeleteTopicsBody>,
 ) -> Reply {
-    non_empty(&body.topics, "topics", "topic")?;
     let cluster = cluster(&context).await?;
     let r = cluster
         .delete_topics(body.topics)
@@ -310,8 +278,7 @@ pub(crate) struct SessionBody {
 impl SessionBody {
     /// The change as the gateway applies it: `delete` first, then `set` (a key in both ends
     /// up set); with `replace` the session becomes exactly `set`, so `delete` changes nothing.
-    fn change(self) -> Result<(String, SessionChange), ApiError> {
-        required(&self.conn_id, "conn_id", CONN_ID)?;
+    fn change(self) -> (String, SessionChange) {
         let mut change = SessionChange::new();
         for key in self.delete {
             change = change.delete(key);
@@ -322,7 +289,7 @@ impl SessionBody {
         if self.replace {
             change = change.replace_all();
         }
-        Ok((self.conn_id, change))
+        (self.conn_id, change)
     }
 }
 
@@ -331,7 +298,7 @@ pub(crate) async fn set_session(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<SessionBody>,
 ) -> Reply {
-    let (conn_id, change) = body.change()?;
+    let (conn_id, change) = body.change();
     let cluster = cluster(&context).await?;
     cluster
         .set_session(conn_id, change)
@@ -347,7 +314,8 @@ pub(crate) struct ForceOfflineBody {
     conn_ids: Vec<String>,
     #[serde(default)]
     user_ids: Vec<String>,
-    /// Checked against u16 here, so an out-of-range code gets a message naming the field.
+    /// Wider than the protocol's `uint32`, so any JSON integer gets the one close-code rule
+    /// (`validate::close`) and its message.
     #[serde(default)]
     code: i64,
     #[serde(default)]
@@ -364,18 +332,18 @@ pub(crate) async fn force_offline(
     State(context): State<ApiContext>,
     JsonBody(body): JsonBody<ForceOfflineBody>,
 ) -> Reply {
-    if body.conn_ids.is_empty() && body.user_ids.is_empty() {
-        return Err(ApiError::bad_request(
-            "conn_ids and user_ids are both empty; list the connections and/or the users to close",
-        ));
-    }
-    let code = u16::try_from(body.code).map_err(|_| {
-        ApiError::bad_request(format!(
-            "code {} is not a WebSocket close code; use 1000 or an application code from 3000 to 4999 (or leave it out for 1000)",
-            body.code
-        ))
-    })?;
+    let code = validate::close(body.code, &body.reason).map_err(ApiError::refused)?;
     let last = payload::optional(body.last_text, body.last_binary, "last_text", "last_binary")?;
+    // It is sent as up to two commands (by user, by id): the rules apply to it as received,
+    // so a request naming no one is refused as the worker link refuses it.
+    let received = Body::ForceOffline(ForceOffline {
+        conn_ids: body.conn_ids.clone(),
+        user_ids: body.user_ids.clone(),
+        code: code.into(),
+        reason: body.reason.clone(),
+        last_message: None,
+    });
+    validate::command(&received, &validate::Limits::default()).map_err(ApiError::refused)?;
     let cluster = cluster(&context).await?;
     let mut merged = ClusterReport::default();
     if !body.user_ids.is_empty() {
@@ -400,9 +368,9 @@ mod tests {
     use super::*;
 
     fn session(json: &str) -> Result<(String, SessionChange), ApiError> {
-        serde_json::from_str::<SessionBody>(json)
+        Ok(serde_json::from_str::<SessionBody>(json)
             .map_err(|e| ApiError::bad_request(e.to_string()))?
-            .change()
+            .change())
     }
 
     #[test]
@@ -415,18 +383,11 @@ mod tests {
         // the schema says.
         assert!(session(r#"{"conn_id":"c","delete":["a"],"replace":true}"#).is_ok());
         assert!(session(r#"{"conn_id":"c","set":{"a":"1"},"delete":["a"]}"#).is_ok());
-        assert!(session(r#"{"conn_id":""}"#).is_err());
-    }
-
-    #[test]
-    fn topic_bodies_need_targets() {
-        let body: TopicsBody = serde_json::from_str(r#"{"topics":["t"]}"#).expect("json");
-        assert!(body.checked().is_err());
-        let body: TopicsBody =
-            serde_json::from_str(r#"{"topics":["t"],"user_ids":["u"]}"#).expect("json");
-        let (topics, targets) = body.checked().expect("valid");
-        assert_eq!(topics, ["t"]);
-        assert_eq!(targets, Targets::user("u"));
+        // An empty conn_id is the shared rules' to refuse (validate::command), at every door.
+        assert!(
+            session(r#"{"set":{"a":"1"}}"#).is_err(),
+            "conn_id is required"
+        );
     }
 
     #[test]

@@ -4,17 +4,23 @@
 //! Codes: `bad_request` (400), `unauthorized` (401), `forbidden` (403: without an API key, a
 //! request whose Host or Origin is not loopback or allowed), `not_found` (404, no such API
 //! route), `unknown_connection` (404, a single-target command or query named a connection
-//! that is not connected), `method_not_allowed` (405), `unsupported_media_type` (415: a body
-//! that is not `application/json`), `limit_exceeded` (422: the request names more than a
-//! limit allows, or would take a connection past one), `unavailable` (503: the cluster client
-//! is not connected yet, or no gateway answered), `internal` (500). SDK errors map onto them
-//! in [`ApiError::from_sdk`].
+//! that is not connected), `method_not_allowed` (405), `too_large` (413: the body, or the
+//! command it makes, does not fit in one worker-link frame), `unsupported_media_type` (415: a
+//! body that is not `application/json`), `limit_exceeded` (422: the request names more than a
+//! limit allows, or would take a connection past one), `internal` (500), `unavailable` (503:
+//! the cluster client is not connected yet, or no gateway answered), `timeout` (504: no
+//! answer within the request timeout; it may or may not have been done).
+//!
+//! SDK errors map onto them in [`ApiError::from_sdk`], one row per [`ErrorClass`]: the
+//! gRPC API has the same table in its own codes (`grpc/status.rs`), and both take their
+//! messages from [`explain`].
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use wsgate_business::{Error as SdkError, ErrorCode, GatewayFailure};
+use wsgate_business::{Error as SdkError, ErrorClass, ErrorCode, GatewayFailure};
+use wsgate_proto::validate::Refused;
 
 /// An API call that failed, ready to become a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,21 +73,14 @@ impl ApiError {
         )
     }
 
-    /// A limit refused the request (or some of its targets).
-    pub fn limit_exceeded(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+    /// The body does not fit in one worker-link frame.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 
-    /// The named connection is not connected.
-    pub fn unknown_connection(conn_ids: &[String]) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "unknown_connection",
-            format!(
-                "connection {} is not connected: it has closed or the id is wrong; use an id from a ConnOpen event or GET /api/v1/list/connections",
-                conn_ids.join(", ")
-            ),
-        )
+    /// A command the shared rules (`validate`) refused, as the SDK would report it.
+    pub fn refused(refused: Refused) -> Self {
+        Self::from_sdk(refused.into())
     }
 
     /// The cluster cannot be asked right now.
@@ -122,41 +121,39 @@ impl ApiError {
         error
     }
 
-    /// A bug or an answer this gateway cannot interpret.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-
-    /// The response for an error of the SDK's cluster client.
+    /// The response for an error of the SDK's cluster client: one row per class.
     pub fn from_sdk(err: SdkError) -> Self {
-        match err {
-            SdkError::UnknownConnection { conn_ids } => Self::unknown_connection(&conn_ids),
-            SdkError::Gateway {
-                code: ErrorCode::BadRequest,
-                message,
-            } => Self::bad_request(message),
-            SdkError::Gateway {
-                code: ErrorCode::UnknownConnection,
-                message,
-            } => Self::new(StatusCode::NOT_FOUND, "unknown_connection", message),
-            SdkError::Gateway {
-                code: ErrorCode::LimitExceeded,
-                message,
-            } => Self::limit_exceeded(message),
-            SdkError::Gateway {
-                code: ErrorCode::ShuttingDown,
-                message,
-            } => Self::unavailable(format!(
-                "the gateway is shutting down ({message}); retry against another gateway"
-            )),
-            SdkError::Codec(e) => Self::bad_request(format!(
-                "the command does not fit in one worker-link frame: {e}"
-            )),
-            e @ (SdkError::Gateway { .. } | SdkError::Rejected { .. }) => {
-                Self::internal(e.to_string())
-            }
-            other => Self::unavailable(other.to_string()),
-        }
+        let (status, code) = match err.class() {
+            ErrorClass::Invalid => (StatusCode::BAD_REQUEST, "bad_request"),
+            ErrorClass::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ErrorClass::LimitExceeded => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+            ErrorClass::UnknownConnection => (StatusCode::NOT_FOUND, "unknown_connection"),
+            ErrorClass::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ErrorClass::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, explain(&err, "GET /api/v1/list/connections"))
+    }
+}
+
+/// The message for an SDK error, the same at the HTTP and the gRPC door: the gateway's own
+/// words where it refused, otherwise the SDK's, which say what to do. `list` names where
+/// that door lists connections, for an unknown connection.
+pub(crate) fn explain(err: &SdkError, list: &str) -> String {
+    match err {
+        SdkError::UnknownConnection { conn_ids } => format!(
+            "connection {} is not connected: it has closed or the id is wrong; use an id from a ConnOpen event or {list}",
+            conn_ids.join(", ")
+        ),
+        SdkError::Gateway {
+            code: ErrorCode::ShuttingDown,
+            message,
+        } => format!("the gateway is shutting down ({message}); retry against another gateway"),
+        SdkError::Gateway { message, .. } if err.class() != ErrorClass::Internal => message.clone(),
+        SdkError::Codec(e) => format!(
+            "the command does not fit in one worker-link frame: {e}; send less per request (the limit is the gateway's --max-frame-bytes)"
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -214,7 +211,19 @@ mod tests {
         });
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(down.code, "unavailable");
-        assert_eq!(ApiError::from_sdk(SdkError::Timeout).code, "unavailable");
+        let timeout = ApiError::from_sdk(SdkError::Timeout);
+        assert_eq!(
+            (timeout.status, timeout.code),
+            (StatusCode::GATEWAY_TIMEOUT, "timeout")
+        );
+        let big = ApiError::from_sdk(SdkError::Codec(wsgate_proto::CodecError::FrameTooLarge {
+            len: 2,
+            max: 1,
+        }));
+        assert_eq!(
+            (big.status, big.code),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+        );
         let odd = ApiError::from_sdk(SdkError::Gateway {
             code: ErrorCode::Unsupported,
             message: "x".into(),

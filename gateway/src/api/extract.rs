@@ -26,7 +26,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         check_json(req.headers().get(header::CONTENT_TYPE))?;
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::bad_request(format!(
+                ApiError::too_large(format!(
                     "the request body is too large ({}); send a smaller message (the limit follows the worker link's frame limit, --max-frame-bytes)",
                     e.body_text()
                 ))

@@ -16,7 +16,7 @@ mod auth;
 mod commands;
 mod console;
 pub(crate) mod context;
-mod errors;
+pub(crate) mod errors;
 mod extract;
 mod health;
 mod metrics;

@@ -63,6 +63,7 @@ fn error_responses() -> serde_json::Map<String, Value> {
         ("422", "LimitExceeded"),
         ("500", "Internal"),
         ("503", "Unavailable"),
+        ("504", "Timeout"),
     ] {
         map.insert(status.into(), response_ref(name));
     }
@@ -72,6 +73,7 @@ fn error_responses() -> serde_json::Map<String, Value> {
 /// A POST command taking the `body` schema and answering a `CommandReply`.
 fn command(id: &str, summary: &str, description: &str, body: &str) -> Value {
     let mut responses = error_responses();
+    responses.insert("413".into(), response_ref("TooLarge"));
     responses.insert(
         "200".into(),
         json!({
@@ -236,7 +238,7 @@ fn schemas(limits: &Limits) -> Value {
             "properties": {
                 "error": {
                     "type": "string",
-                    "enum": ["bad_request", "unauthorized", "forbidden", "unknown_connection", "not_found", "method_not_allowed", "unsupported_media_type", "limit_exceeded", "unavailable", "internal"],
+                    "enum": ["bad_request", "unauthorized", "forbidden", "unknown_connection", "not_found", "method_not_allowed", "too_large", "unsupported_media_type", "limit_exceeded", "internal", "unavailable", "timeout"],
                     "description": "A stable code to match on."
                 },
                 "message": { "type": "string", "description": "What went wrong and what to do about it." }
@@ -491,7 +493,9 @@ pub(crate) fn build(limits: &Limits) -> Value {
                 "NotFound": error_response("The connection is not connected, or the route does not exist.", "unknown_connection"),
                 "UnsupportedMediaType": error_response("The body is not declared application/json.", "unsupported_media_type"),
                 "LimitExceeded": error_response("The request names more than a per-command limit allows, or would take a connection past one.", "limit_exceeded"),
+                "TooLarge": error_response("The body, or the command it makes, does not fit in one worker-link frame (--max-frame-bytes); send less per request.", "too_large"),
                 "Unavailable": error_response("The cluster client is not connected yet, or no gateway answered.", "unavailable"),
+                "Timeout": error_response("No gateway answered within the request timeout; the command may or may not have been carried out.", "timeout"),
                 "Internal": error_response("A bug or an answer the gateway cannot interpret.", "internal")
             }
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use wsgate_business::ListKind;
+use wsgate_business::{Error as SdkError, ListKind};
 
 use super::context::ApiContext;
 use super::errors::ApiError;
@@ -83,7 +83,9 @@ pub(crate) async fn connection(
         .map_err(ApiError::from_sdk)?;
     let Some(info) = answer.value.into_iter().find(|c| c.conn_id == conn_id) else {
         if answer.failed.is_empty() {
-            return Err(ApiError::unknown_connection(&[conn_id]));
+            return Err(ApiError::from_sdk(SdkError::UnknownConnection {
+                conn_ids: vec![conn_id],
+            }));
         }
         return Err(ApiError::none_answered(&answer.failed));
     };

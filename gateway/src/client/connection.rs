@@ -31,7 +31,6 @@ use crate::stats::{CloseReason, Stats};
 use crate::websocket::close_code;
 use crate::websocket::frame::{self, Decoder, Incoming};
 use crate::websocket::io::{read_into, write_frame, write_frames};
-use crate::worker::commands::evicted_request;
 
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -86,7 +85,7 @@ pub(crate) async fn serve<S: ClientStream>(
     let (attached, refused) = match ctx.conns.indexes.admit(&conn.state, admitted, limits) {
         Ok((attached, evicted)) => {
             for id in &evicted {
-                ctx.conns.registry.close(id, None, evicted_request());
+                ctx.conns.registry.close(id, None, CloseRequest::replaced());
             }
             (attached, None)
         }

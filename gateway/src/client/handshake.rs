@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wsgate_proto::v1::Authorize;
+use wsgate_proto::validate::Refused;
 
 use super::ClientStream;
 use super::context::Context;
@@ -359,16 +360,17 @@ async fn decide(
             .ask(&ctx.links, ask, config.authorize_timeout)
             .await
         {
-            Decision::Allow(reply) => match admitted(reply) {
-                Ok((user_id, topics, session, first_message)) => {
-                    if user_id.is_some() {
-                        admission.user_id = user_id;
+            Decision::Allow(reply) => match allowed(reply) {
+                Ok(allowed) => {
+                    if allowed.user_id.is_some() {
+                        admission.user_id = allowed.user_id;
                     }
-                    admission.topics = topics;
-                    admission.session = session;
-                    admission.first_message = first_message;
+                    admission.topics = allowed.topics;
+                    admission.session = allowed.session;
+                    admission.first_message = allowed.first_message;
                 }
                 Err(why) => {
+                    let why = why.message;
                     tracing::warn!(%peer, %why, "authorize hook answered with invalid values; treating it as no answer");
                     return fallback(config, peer, why)
                         .map(|()| (admission, subprotocol, key, seat));
@@ -453,16 +455,17 @@ fn fallback(config: &crate::config::Config, peer: SocketAddr, why: String) -> Re
     }
 }
 
-type Admitted = (
-    Option<String>,
-    Vec<String>,
-    HashMap<String, String>,
-    Option<Bytes>,
-);
+/// What an allowing hook's answer attaches to the connection, checked.
+struct Allowed {
+    user_id: Option<String>,
+    topics: Vec<String>,
+    session: HashMap<String, String>,
+    first_message: Option<Bytes>,
+}
 
 /// Checks an allowing AuthorizeReply: an invalid user id, topic or first message is the
 /// business process's bug, and must not let the client in as something else.
-fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String> {
+fn allowed(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Allowed, Refused> {
     let user_id = if reply.user_id.is_empty() {
         None
     } else {
@@ -477,7 +480,12 @@ fn admitted(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Admitted, String>
         Some(p) => Some(frame::outgoing(Some(p), "AuthorizeReply.first_message")?),
         None => None,
     };
-    Ok((user_id, reply.topics, reply.session, first_message))
+    Ok(Allowed {
+        user_id,
+        topics: reply.topics,
+        session: reply.session,
+        first_message,
+    })
 }
 
 async fn refuse<S: ClientStream, T>(

@@ -34,6 +34,18 @@ pub struct CloseRequest {
     pub closed_by: ClosedBy,
 }
 
+impl CloseRequest {
+    /// For connections a user's new connection pushed past the per-user limit (the
+    /// `replace_oldest` policy), whether the new one came by handshake or by `BindUser`.
+    pub(crate) fn replaced() -> Self {
+        Self {
+            code: close_code::REPLACED,
+            reason: "replaced by a newer connection of the same user".into(),
+            closed_by: ClosedBy::Gateway,
+        }
+    }
+}
+
 /// What the connection's task receives, in order.
 #[derive(Debug)]
 pub enum Outbound {

@@ -20,7 +20,7 @@ use dashmap::DashMap;
 
 use crate::connections::users::{UserConnectionPolicy, UserLimit, oldest};
 
-pub use wsgate_proto::validate::{MAX_NAME_CHARS, check_name};
+pub use wsgate_proto::validate::{MAX_NAME_CHARS, Refused, check_name};
 /// What such a name takes at most in bytes: four per character in UTF-8.
 pub const MAX_NAME_BYTES: usize = 4 * MAX_NAME_CHARS;
 /// Session limits.
@@ -394,7 +394,7 @@ impl Indexes {
         set: HashMap<String, String>,
         delete: &[String],
         replace: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Refused> {
         if l.is_closed() {
             return Ok(false);
         }
@@ -527,27 +527,27 @@ impl Indexes {
     }
 }
 
-fn check_session(session: &HashMap<String, String>) -> Result<(), String> {
+fn check_session(session: &HashMap<String, String>) -> Result<(), Refused> {
     if session.len() > MAX_SESSION_KEYS {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "the session would hold {} keys; the limit is {MAX_SESSION_KEYS}",
             session.len()
-        ));
+        )));
     }
     if let Some(key) = session
         .keys()
         .find(|k| k.is_empty() || k.chars().count() > MAX_NAME_CHARS)
     {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "session key of {} characters; keys must be 1 to {MAX_NAME_CHARS} characters",
             key.chars().count()
-        ));
+        )));
     }
     let bytes: usize = session.iter().map(|(k, v)| k.len() + v.len()).sum();
     if bytes > MAX_SESSION_BYTES {
-        return Err(format!(
+        return Err(Refused::bad(format!(
             "the session would take {bytes} bytes; the limit is {MAX_SESSION_BYTES} (keys and values)"
-        ));
+        )));
     }
     Ok(())
 }

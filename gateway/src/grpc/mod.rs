@@ -14,10 +14,13 @@ mod status;
 
 use std::time::Duration;
 
+use axum::http::{HeaderValue, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tower::util::MapResponseLayer;
 use wsgate_proto::v1::push_api_server::PushApiServer;
 
 use self::auth::ApiKey;
@@ -33,6 +36,29 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a keepalive ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// tonic refuses a request over `max_decoding_message_size` with OUT_OF_RANGE; gRPC's
+/// convention for a message too large to take is RESOURCE_EXHAUSTED, which is also what this
+/// API answers when a command does not fit in a frame (`status`). No RPC of this service
+/// answers OUT_OF_RANGE itself, so every one is that refusal.
+fn too_large<B>(mut response: Response<B>) -> Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: &str = "8";
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|s| s == OUT_OF_RANGE)
+    {
+        headers.insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static(
+                "the request does not fit in one worker-link frame; send less per request (the limit is the gateway's --max-frame-bytes)",
+            ),
+        );
+    }
+    response
+}
+
 /// Serves the gRPC API (over TLS with ALPN `h2` with `tls`, `--api-tls`) until `stop` fires,
 /// then lets the calls in flight finish (the events streams end at once, see `events`).
 pub(crate) async fn serve(
@@ -43,11 +69,15 @@ pub(crate) async fn serve(
 ) {
     let auth = ApiKey::new(context.config.api_key.as_deref());
     let handshake_timeout = context.config.handshake_timeout;
-    let service = PushApiServer::with_interceptor(PushService::new(context, stop.clone()), auth);
+    // A request that cannot fit in one worker-link frame is refused while it is read.
+    let max_request = context.config.max_frame_bytes;
+    let service = PushApiServer::new(PushService::new(context, stop.clone()))
+        .max_decoding_message_size(max_request);
     let router = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(service);
+        .layer(MapResponseLayer::new(too_large))
+        .add_service(InterceptedService::new(service, auth));
     let served = match tls {
         None => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

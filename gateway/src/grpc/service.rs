@@ -1,12 +1,13 @@
 //! The `wsgate.v1.PushApi` service: every RPC is a thin adapter over the gateway's cluster
 //! client, so it acts on the whole cluster (peers configured) or on this gateway alone.
 //!
-//! Each unary RPC checks what the cluster client cannot check for it (a missing connection id
-//! or payload, a list naming nothing: those would otherwise reach no gateway and quietly do
-//! nothing), waits for the cluster client at most `status::READY_WAIT`, runs the matching
+//! Each unary RPC waits for the cluster client at most `status::READY_WAIT`, runs the matching
 //! [`Cluster`] method, and turns the report into the reply (`replies`) or the error into a
-//! status (`status`). The gateways check the rest (names, limits, close codes) and their
-//! refusals come back as INVALID_ARGUMENT with their message.
+//! status (`status`). What a command must hold is checked by the rules every door shares
+//! (`validate::command`, run by the cluster client before it routes), so a refusal here reads
+//! as it does on the worker link and the HTTP API. Only what the cluster client's typed
+//! methods cannot take is checked here, by the same rules: a missing payload, a close code wider
+//! than `u16`, an unknown list kind.
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -14,12 +15,15 @@ use wsgate_business::{Cluster, SessionChange, Targets};
 use wsgate_proto::v1::push_api_server::PushApi;
 use wsgate_proto::v1::{
     BindUser, Broadcast, CommandResponse, ConnInfoResponse, CountsResponse, DeleteTopics,
-    EventsRequest, ForceOffline, ListKind, ListResponse, Multicast, OnlineResponse, Payload,
-    Publish, QueryConnInfo, QueryCounts, QueryList, QueryOnline, SendToUsers, SetSession,
-    SingleCast, Subscribe, UnbindUser, Unsubscribe,
+    EventsRequest, ForceOffline, ListKind, ListResponse, Multicast, OnlineResponse, Publish,
+    QueryConnInfo, QueryCounts, QueryList, QueryOnline, SendToUsers, SetSession, SingleCast,
+    Subscribe, UnbindUser, Unsubscribe,
 };
 
-use super::status::{self, from_sdk, invalid, some_answered};
+use wsgate_proto::v1::envelope::Body;
+use wsgate_proto::validate::{self, Refused};
+
+use super::status::{self, from_sdk, some_answered};
 use super::{events, replies};
 use crate::api::context::ApiContext;
 
@@ -43,43 +47,24 @@ impl PushService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// A required connection id.
-fn conn_id(field: &str, conn_id: String) -> Result<String, Status> {
-    if conn_id.is_empty() {
-        return Err(invalid(format!(
-            "{field} is empty; set it to a connection id from a ConnOpen event or the List RPC"
-        )));
-    }
-    Ok(conn_id)
+/// A command refused by the shared rules, as the cluster client would report it.
+fn refused(refused: Refused) -> Status {
+    from_sdk(refused.into())
 }
 
-/// A required list of connection ids.
-fn conn_ids(field: &str, conn_ids: Vec<String>) -> Result<Vec<String>, Status> {
-    if conn_ids.is_empty() {
-        return Err(invalid(format!(
-            "{field} is empty; name at least one connection id"
-        )));
+/// The refusal of a command whose payload is missing (the cluster client's methods take a
+/// payload, so it cannot be passed on): the shared rules name the first thing wrong with the
+/// body as received, which may be another field, as on the worker link.
+fn missing_payload(body: Body) -> Status {
+    match validate::command(&body, &validate::Limits::default()) {
+        Err(refusal) => refused(refusal),
+        Ok(()) => Status::invalid_argument("the payload is missing; set it to the message to send"),
     }
-    Ok(conn_ids)
 }
 
-/// A required payload.
-fn payload(field: &str, payload: Option<Payload>) -> Result<Payload, Status> {
-    payload.ok_or_else(|| {
-        invalid(format!(
-            "{field} is missing; set it to the message to send ({{data, kind: PAYLOAD_KIND_TEXT or PAYLOAD_KIND_BINARY}})"
-        ))
-    })
-}
-
-/// The connections a topic command names: at least one connection or user.
-fn targets(what: &str, conn_ids: Vec<String>, user_ids: Vec<String>) -> Result<Targets, Status> {
-    if conn_ids.is_empty() && user_ids.is_empty() {
-        return Err(invalid(format!(
-            "{what} names no connection: set conn_ids, user_ids or both"
-        )));
-    }
-    Ok(Targets { conn_ids, user_ids })
+/// The connections a topic command names.
+fn targets(conn_ids: Vec<String>, user_ids: Vec<String>) -> Targets {
+    Targets { conn_ids, user_ids }
 }
 
 /// A multi-gateway command's reply, UNAVAILABLE when no gateway answered.
@@ -92,25 +77,44 @@ fn command(cluster: &Cluster, report: wsgate_business::ClusterReport) -> Reply<C
 impl PushApi for PushService {
     async fn single_cast(&self, request: Request<SingleCast>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let id = conn_id("SingleCast.conn_id", c.conn_id)?;
-        let payload = payload("SingleCast.payload", c.payload)?;
+        let Some(payload) = c.payload else {
+            return Err(missing_payload(Body::SingleCast(SingleCast {
+                payload: None,
+                ..c
+            })));
+        };
         let cluster = self.cluster().await?;
-        cluster.single_cast(id, payload).await.map_err(from_sdk)?;
+        cluster
+            .single_cast(c.conn_id, payload)
+            .await
+            .map_err(from_sdk)?;
         Ok(Response::new(replies::single()))
     }
 
     async fn multicast(&self, request: Request<Multicast>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let ids = conn_ids("Multicast.conn_ids", c.conn_ids)?;
-        let payload = payload("Multicast.payload", c.payload)?;
+        let Some(payload) = c.payload else {
+            return Err(missing_payload(Body::Multicast(Multicast {
+                payload: None,
+                ..c
+            })));
+        };
         let cluster = self.cluster().await?;
-        let report = cluster.multicast(ids, payload).await.map_err(from_sdk)?;
+        let report = cluster
+            .multicast(c.conn_ids, payload)
+            .await
+            .map_err(from_sdk)?;
         command(&cluster, report)
     }
 
     async fn broadcast(&self, request: Request<Broadcast>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let payload = payload("Broadcast.payload", c.payload)?;
+        let Some(payload) = c.payload else {
+            return Err(missing_payload(Body::Broadcast(Broadcast {
+                payload: None,
+                ..c
+            })));
+        };
         let cluster = self.cluster().await?;
         let report = cluster
             .broadcast(payload, c.exclude)
@@ -121,7 +125,12 @@ impl PushApi for PushService {
 
     async fn send_to_users(&self, request: Request<SendToUsers>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let payload = payload("SendToUsers.payload", c.payload)?;
+        let Some(payload) = c.payload else {
+            return Err(missing_payload(Body::SendToUsers(SendToUsers {
+                payload: None,
+                ..c
+            })));
+        };
         let cluster = self.cluster().await?;
         let report = cluster
             .send_to_users(c.user_ids, payload, c.exclude_conn_ids)
@@ -132,7 +141,12 @@ impl PushApi for PushService {
 
     async fn publish(&self, request: Request<Publish>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let payload = payload("Publish.payload", c.payload)?;
+        let Some(payload) = c.payload else {
+            return Err(missing_payload(Body::Publish(Publish {
+                payload: None,
+                ..c
+            })));
+        };
         let cluster = self.cluster().await?;
         let report = cluster
             .publish(c.topics, payload, c.exclude_conn_ids)
@@ -143,23 +157,24 @@ impl PushApi for PushService {
 
     async fn bind_user(&self, request: Request<BindUser>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let id = conn_id("BindUser.conn_id", c.conn_id)?;
         let cluster = self.cluster().await?;
-        cluster.bind_user(id, c.user_id).await.map_err(from_sdk)?;
+        cluster
+            .bind_user(c.conn_id, c.user_id)
+            .await
+            .map_err(from_sdk)?;
         Ok(Response::new(replies::single()))
     }
 
     async fn unbind_user(&self, request: Request<UnbindUser>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let id = conn_id("UnbindUser.conn_id", c.conn_id)?;
         let cluster = self.cluster().await?;
-        cluster.unbind_user(id).await.map_err(from_sdk)?;
+        cluster.unbind_user(c.conn_id).await.map_err(from_sdk)?;
         Ok(Response::new(replies::single()))
     }
 
     async fn subscribe(&self, request: Request<Subscribe>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let targets = targets("Subscribe", c.conn_ids, c.user_ids)?;
+        let targets = targets(c.conn_ids, c.user_ids);
         let cluster = self.cluster().await?;
         let report = cluster
             .subscribe(c.topics, targets)
@@ -170,7 +185,7 @@ impl PushApi for PushService {
 
     async fn unsubscribe(&self, request: Request<Unsubscribe>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let targets = targets("Unsubscribe", c.conn_ids, c.user_ids)?;
+        let targets = targets(c.conn_ids, c.user_ids);
         let cluster = self.cluster().await?;
         let report = cluster
             .unsubscribe(c.topics, targets)
@@ -188,7 +203,7 @@ impl PushApi for PushService {
 
     async fn set_session(&self, request: Request<SetSession>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let id = conn_id("SetSession.conn_id", c.conn_id)?;
+        let id = c.conn_id;
         let mut change = SessionChange::new();
         for (key, value) in c.set {
             change = change.set(key, value);
@@ -207,17 +222,11 @@ impl PushApi for PushService {
 
     async fn force_offline(&self, request: Request<ForceOffline>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        if c.conn_ids.is_empty() && c.user_ids.is_empty() {
-            return Err(invalid(
-                "ForceOffline names no connection: set conn_ids, user_ids or both",
-            ));
-        }
-        let code = u16::try_from(c.code).map_err(|_| {
-            invalid(format!(
-                "ForceOffline.code {} is not a WebSocket close code; use 0 (meaning 1000), 1000 or 3000-4999",
-                c.code
-            ))
-        })?;
+        // Sent as up to two commands (by id, by user): the rules apply to it as received, so
+        // one naming no one is refused as the worker link refuses it.
+        validate::command(&Body::ForceOffline(c.clone()), &validate::Limits::default())
+            .map_err(refused)?;
+        let code = validate::close(i64::from(c.code), &c.reason).map_err(refused)?;
         let cluster = self.cluster().await?;
         let last = c.last_message;
         let by_conn = async {
@@ -260,7 +269,8 @@ impl PushApi for PushService {
 
     async fn conn_info(&self, request: Request<QueryConnInfo>) -> Reply<ConnInfoResponse> {
         let q = request.into_inner();
-        let asked = conn_ids("QueryConnInfo.conn_ids", q.conn_ids)?;
+        // Asking about no connection answers nothing, as on the worker link.
+        let asked = q.conn_ids;
         let cluster = self.cluster().await?;
         let answer = cluster
             .conn_info(asked.iter().cloned())
@@ -280,15 +290,10 @@ impl PushApi for PushService {
 
     async fn list(&self, request: Request<QueryList>) -> Reply<ListResponse> {
         let q = request.into_inner();
-        let kind = match ListKind::try_from(q.kind) {
-            Ok(ListKind::Unspecified) | Err(_) => {
-                return Err(invalid(format!(
-                    "QueryList.kind {} is not a list kind; use LIST_KIND_CONNECTIONS (1), LIST_KIND_USERS (2), LIST_KIND_TOPICS (3), LIST_KIND_TOPIC_CONNECTIONS (4), LIST_KIND_TOPIC_USERS (5) or LIST_KIND_USER_CONNECTIONS (6)",
-                    q.kind
-                )));
-            }
-            Ok(kind) => kind,
-        };
+        validate::command(&Body::QueryList(q.clone()), &validate::Limits::default())
+            .map_err(refused)?;
+        // A known kind: validate::command refused the others.
+        let kind = ListKind::try_from(q.kind).unwrap_or(ListKind::Connections);
         let cluster = self.cluster().await?;
         let answer = cluster
             .list(kind, q.key, q.cursor, q.limit)

@@ -3,16 +3,21 @@
 //!
 //! Codes: INVALID_ARGUMENT (a field is missing or wrong; nothing was done), NOT_FOUND (the one
 //! connection a single-connection command names is not connected), RESOURCE_EXHAUSTED (a limit:
-//! the request names too many items, or would take a connection past one), UNAUTHENTICATED (API key,
-//! see `auth`), UNAVAILABLE (the cluster client is not connected yet, the owning gateway is not
-//! reachable, no gateway answered, or the gateway is shutting down), DEADLINE_EXCEEDED (a
-//! gateway did not answer in time) and INTERNAL (anything this gateway cannot interpret).
+//! the request names too many items, would take a connection past one, or does not fit in one
+//! worker-link frame), UNAUTHENTICATED (API key, see `auth`), UNAVAILABLE (the cluster client
+//! is not connected yet, the owning gateway is not reachable, no gateway answered, or the
+//! gateway is shutting down), DEADLINE_EXCEEDED (a gateway did not answer in time) and
+//! INTERNAL (anything this gateway cannot interpret).
+//!
+//! [`from_sdk`] is one row per [`ErrorClass`], the HTTP API's table (`api/errors.rs`) in gRPC
+//! codes, with the same messages ([`explain`]).
 
 use std::time::Duration;
 
 use tonic::Status;
-use wsgate_business::{Cluster, Error as SdkError, ErrorCode, GatewayFailure};
+use wsgate_business::{Cluster, Error as SdkError, ErrorClass, GatewayFailure};
 
+use crate::api::errors::explain;
 use crate::cluster::{ClusterSlot, none_answered};
 
 /// How long a call waits for the cluster client to connect (at startup) before UNAVAILABLE.
@@ -37,44 +42,22 @@ pub(crate) fn some_answered(cluster: &Cluster, failed: &[GatewayFailure]) -> Res
     )))
 }
 
-/// INVALID_ARGUMENT for a request field that is missing or wrong.
+/// INVALID_ARGUMENT for a request field that is missing or wrong (the events stream's own
+/// fields; commands are checked by the shared rules).
 pub(crate) fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message)
 }
 
-/// The status for an error of the SDK's cluster client.
+/// The status for an error of the SDK's cluster client: one row per class.
 pub(crate) fn from_sdk(err: SdkError) -> Status {
-    match err {
-        SdkError::UnknownConnection { conn_ids } => Status::not_found(format!(
-            "connection {} is not connected: it has closed or the id is wrong; use an id from a ConnOpen event or the List RPC (LIST_KIND_CONNECTIONS)",
-            conn_ids.join(", ")
-        )),
-        SdkError::Gateway {
-            code: ErrorCode::BadRequest,
-            message,
-        } => Status::invalid_argument(message),
-        SdkError::Gateway {
-            code: ErrorCode::UnknownConnection,
-            message,
-        } => Status::not_found(message),
-        SdkError::Gateway {
-            code: ErrorCode::LimitExceeded,
-            message,
-        } => Status::resource_exhausted(message),
-        SdkError::Gateway {
-            code: ErrorCode::ShuttingDown,
-            message,
-        } => Status::unavailable(format!(
-            "the gateway is shutting down ({message}); retry against another gateway"
-        )),
-        SdkError::Codec(e) => Status::invalid_argument(format!(
-            "the command does not fit in one worker-link frame: {e}; send a smaller payload"
-        )),
-        e @ SdkError::Timeout => Status::deadline_exceeded(e.to_string()),
-        e @ (SdkError::Gateway { .. } | SdkError::Rejected { .. }) => {
-            Status::internal(e.to_string())
-        }
-        other => Status::unavailable(other.to_string()),
+    let message = explain(&err, "the List RPC (LIST_KIND_CONNECTIONS)");
+    match err.class() {
+        ErrorClass::Invalid => Status::invalid_argument(message),
+        ErrorClass::TooLarge | ErrorClass::LimitExceeded => Status::resource_exhausted(message),
+        ErrorClass::UnknownConnection => Status::not_found(message),
+        ErrorClass::Unavailable => Status::unavailable(message),
+        ErrorClass::Timeout => Status::deadline_exceeded(message),
+        _ => Status::internal(message),
     }
 }
 
@@ -82,6 +65,7 @@ pub(crate) fn from_sdk(err: SdkError) -> Status {
 mod tests {
     use super::*;
     use tonic::Code;
+    use wsgate_business::ErrorCode;
 
     #[test]
     fn sdk_errors_map_to_codes() {

@@ -9,7 +9,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use wsgate_proto::v1::Payload;
-use wsgate_proto::validate;
+use wsgate_proto::validate::{self, Refused};
 
 pub(crate) const CONTINUATION: u8 = 0x0;
 pub(crate) const TEXT: u8 = 0x1;
@@ -45,9 +45,9 @@ pub(crate) fn encode(opcode: u8, payload: &[u8]) -> Bytes {
 }
 
 /// The WebSocket frame for a payload, encoded once per command and shared by every recipient.
-pub(crate) fn outgoing(payload: Option<Payload>, field: &str) -> Result<Bytes, String> {
+pub(crate) fn outgoing(payload: Option<Payload>, field: &str) -> Result<Bytes, Refused> {
     validate::payload(payload.as_ref(), field)?;
-    let payload = payload.ok_or_else(|| format!("{field} is missing"))?;
+    let payload = payload.ok_or_else(|| Refused::bad(format!("{field} is missing")))?;
     let opcode = if payload.is_text() { TEXT } else { BINARY };
     Ok(encode(opcode, &payload.data))
 }

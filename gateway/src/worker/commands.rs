@@ -5,12 +5,9 @@
 //! state go through [`Indexes`](crate::connections::state::Indexes), which keeps the connection and the user
 //! and topic indexes consistent.
 //!
-//! Every command is bounded twice. What it may name is limited (topics, connection ids and user
-//! ids per command: [`Limits`]), checked before anything is done, so a refused command changes
-//! nothing and no answer can outgrow a frame. And what it costs is paid in slices: a command
-//! whose work grows with the connections it reaches gives its thread back to the runtime every
-//! [`WORK_SLICE`] steps ([`Budget`]), so one large command never stalls other connections,
-//! links or the APIs.
+//! Every body is checked by `validate::command` first, the rules every door shares; a
+//! handler then only meets what depends on the state. Every command is bounded twice (see
+//! [`limits`](super::limits)): what it may name, and how long it holds a thread.
 
 use std::collections::HashSet;
 
@@ -20,111 +17,20 @@ use wsgate_proto::v1::{
     Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser, envelope::Body,
 };
 
+use wsgate_proto::validate::{self, Refused};
+
+use super::limits::{Budget, Limits, WORK_SLICE};
 use super::queries;
+use super::report::{Outcome, one_conn, refused, report, report_users};
 use crate::connections::Connections;
 use crate::connections::registry::{CloseRequest, Registry, SendOutcome};
-use crate::connections::users::UserLimit;
-use crate::websocket::close_code;
-use crate::websocket::frame;
-use wsgate_proto::validate;
-
 use crate::connections::state::{Locked, TopicLimit};
-
-/// Steps (a connection reached, a membership changed) a command takes before it lets other
-/// tasks run.
-pub(crate) const WORK_SLICE: usize = 2048;
-
-/// Counts a command's steps and yields to the runtime after every [`WORK_SLICE`].
-#[derive(Debug, Default)]
-pub(crate) struct Budget(usize);
-
-impl Budget {
-    pub(crate) async fn spend(&mut self, steps: usize) {
-        self.0 += steps;
-        if self.0 >= WORK_SLICE {
-            self.0 = 0;
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
-/// Why a command was refused as a whole, with the protocol's code for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CommandError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl CommandError {
-    pub(crate) fn limit(message: String) -> Self {
-        Self {
-            code: ErrorCode::LimitExceeded,
-            message,
-        }
-    }
-
-    fn into_result(self) -> CmdResult {
-        CmdResult {
-            code: self.code as i32,
-            message: self.message,
-            ..Default::default()
-        }
-    }
-}
-
-impl From<String> for CommandError {
-    fn from(message: String) -> Self {
-        Self {
-            code: ErrorCode::BadRequest,
-            message,
-        }
-    }
-}
-
-impl From<validate::Invalid> for CommandError {
-    fn from(invalid: validate::Invalid) -> Self {
-        Self {
-            code: invalid.code,
-            message: invalid.message,
-        }
-    }
-}
-
-type Outcome = Result<CmdResult, CommandError>;
-
-/// The limits commands run under, from the gateway's settings.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// What one command may name (checked by [`validate::command`] before it runs).
-    pub per_command: validate::Limits,
-    pub topics_per_conn: usize,
-    pub user: UserLimit,
-    /// No answer may be larger (`--max-frame-bytes`).
-    pub max_frame_bytes: usize,
-}
-
-impl Limits {
-    pub(crate) fn of(config: &crate::Config) -> Self {
-        Self {
-            per_command: validate::Limits {
-                topics: config.max_topics_per_command,
-                conn_ids: config.max_conn_ids_per_command,
-                user_ids: config.max_user_ids_per_command,
-            },
-            topics_per_conn: config.max_topics_per_conn,
-            user: UserLimit::new(
-                config.max_connections_per_user,
-                config.user_connection_policy,
-            ),
-            max_frame_bytes: config.max_frame_bytes,
-        }
-    }
-}
+use crate::websocket::frame;
 
 /// Runs one command or query body. `None` when `body` is neither.
 pub(crate) async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {
-    if let Err(invalid) = validate::command(&body, &limits.per_command) {
-        return Some(CommandError::from(invalid).into_result());
+    if let Err(refusal) = validate::command(&body, &limits.per_command) {
+        return Some(refused(refusal));
     }
     let mut budget = Budget::default();
     let registry = &conns.registry;
@@ -153,51 +59,11 @@ pub(crate) async fn execute(conns: &Connections, limits: &Limits, body: Body) ->
         Body::QueryList(q) => queries::list(conns, limits, q, &mut budget).await,
         _ => return None,
     };
-    Some(result.unwrap_or_else(CommandError::into_result))
-}
-
-pub(crate) fn report(delivered: u32, unknown: Vec<String>) -> CmdResult {
-    report_users(delivered, unknown, Vec::new())
-}
-
-pub(crate) fn report_users(
-    delivered: u32,
-    unknown: Vec<String>,
-    unknown_users: Vec<String>,
-) -> CmdResult {
-    if unknown.is_empty() {
-        return CmdResult {
-            delivered,
-            unknown_user_ids: unknown_users,
-            ..Default::default()
-        };
-    }
-    let message = match unknown.as_slice() {
-        [one] => format!(
-            "connection {one} is not connected to this gateway (it has closed, or belongs to another gateway)"
-        ),
-        many => format!(
-            "{} connections are not connected to this gateway (they have closed, or belong to another gateway)",
-            many.len()
-        ),
-    };
-    CmdResult {
-        code: ErrorCode::UnknownConnection as i32,
-        message,
-        delivered,
-        unknown_conn_ids: unknown,
-        unknown_user_ids: unknown_users,
-        ..Default::default()
-    }
+    Some(result.unwrap_or_else(refused))
 }
 
 fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
-    if c.conn_id.is_empty() {
-        return Err(String::from(
-            "SingleCast.conn_id is empty; set it to a connection id from ConnOpen",
-        )
-        .into());
-    }
+    // An empty conn_id was refused by validate::command.
     let msg = frame::outgoing(c.payload, "SingleCast.payload")?;
     Ok(match registry.send(&c.conn_id, &msg) {
         SendOutcome::Queued => report(1, Vec::new()),
@@ -228,7 +94,7 @@ fn broadcast(registry: &Registry, c: Broadcast) -> Outcome {
 
 async fn force_offline(conns: &Connections, c: ForceOffline, budget: &mut Budget) -> Outcome {
     // Checked by validate::command: a valid code and reason.
-    let code = validate::close(c.code, &c.reason)?;
+    let code = validate::close(i64::from(c.code), &c.reason)?;
     let last = match c.last_message {
         Some(p) => Some(frame::outgoing(Some(p), "ForceOffline.last_message")?),
         None => None,
@@ -290,43 +156,26 @@ fn with_conn<T>(
         .map(|conn| change(&mut conn.state.lock()))
 }
 
-fn one_conn_result(conn_id: String, done: bool) -> CmdResult {
-    if done {
-        report(1, Vec::new())
-    } else {
-        report(0, vec![conn_id])
-    }
-}
-
-/// The close request for connections a user's new connection pushed past the per-user limit.
-pub(crate) fn evicted_request() -> CloseRequest {
-    CloseRequest {
-        code: close_code::REPLACED,
-        reason: "replaced by a newer connection of the same user".into(),
-        closed_by: ClosedBy::Gateway,
-    }
-}
-
 fn bind_user(conns: &Connections, limits: &Limits, c: BindUser) -> Outcome {
     let bound = with_conn(conns, &c.conn_id, |l| {
         conns.indexes.bind(l, &c.user_id, limits.user)
     });
     let bound = match bound {
-        None => return Ok(one_conn_result(c.conn_id, false)),
+        None => return Ok(one_conn(c.conn_id, false)),
         Some(Err(refused)) => {
-            return Err(CommandError::limit(format!("BindUser refused: {refused}")));
+            return Err(Refused::limit(format!("BindUser refused: {refused}")));
         }
         Some(Ok(bound)) => bound,
     };
     for id in &bound.evicted {
-        conns.registry.close(id, None, evicted_request());
+        conns.registry.close(id, None, CloseRequest::replaced());
     }
-    Ok(one_conn_result(c.conn_id, bound.bound))
+    Ok(one_conn(c.conn_id, bound.bound))
 }
 
 fn unbind_user(conns: &Connections, c: UnbindUser) -> Outcome {
     let done = with_conn(conns, &c.conn_id, |l| conns.indexes.unbind(l)).unwrap_or(false);
-    Ok(one_conn_result(c.conn_id, done))
+    Ok(one_conn(c.conn_id, done))
 }
 
 async fn send_to_users(conns: &Connections, c: SendToUsers, budget: &mut Budget) -> Outcome {
@@ -506,11 +355,11 @@ async fn delete_topics(conns: &Connections, c: DeleteTopics, budget: &mut Budget
 
 fn set_session(conns: &Connections, c: SetSession) -> Outcome {
     let Some(conn) = conns.registry.get(&c.conn_id) else {
-        return Ok(one_conn_result(c.conn_id, false));
+        return Ok(one_conn(c.conn_id, false));
     };
     let done = conns
         .indexes
         .set_session(&mut conn.state.lock(), c.set, &c.delete, c.replace)
-        .map_err(|e| format!("SetSession refused: {e}"))?;
-    Ok(one_conn_result(c.conn_id, done))
+        .map_err(|e| e.within("SetSession refused"))?;
+    Ok(one_conn(c.conn_id, done))
 }

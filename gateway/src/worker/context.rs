@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::commands::Limits;
+use super::limits::Limits;
 use crate::auth::AuthHook;
 use crate::config::Config;
 use crate::connections::Connections;

@@ -4,5 +4,7 @@
 pub(crate) mod accept;
 pub(crate) mod commands;
 pub(crate) mod context;
+pub(crate) mod limits;
 pub(crate) mod queries;
+pub(crate) mod report;
 pub(crate) mod session;

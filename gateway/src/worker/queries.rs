@@ -14,7 +14,8 @@ use wsgate_proto::v1::{
     QueryCounts, QueryList, QueryOnline, Result as CmdResult, TopicCount, result::Reply,
 };
 
-use super::commands::{Budget, CommandError, Limits, report};
+use super::limits::{Budget, Limits};
+use super::report::{Outcome, report};
 use crate::connections::Connections;
 
 /// The page when QueryList.limit is 0.
@@ -22,8 +23,6 @@ const DEFAULT_PAGE: usize = 1000;
 
 /// Room kept in a frame for the envelope and the Result's own fields around a reply.
 const ENVELOPE_ROOM: usize = 64;
-
-type Outcome = Result<CmdResult, CommandError>;
 
 fn with_reply(mut result: CmdResult, reply: Reply) -> CmdResult {
     result.reply = Some(reply);

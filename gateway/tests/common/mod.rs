@@ -154,6 +154,18 @@ impl TestGateway {
     pub async fn client(&self) -> Ws {
         connect(&self.url()).await
     }
+
+    /// A gRPC channel to this gateway's API.
+    pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        within(
+            "the gRPC connection",
+            tonic::transport::Channel::from_shared(format!("http://{}", self.grpc_addr))
+                .expect("valid URI")
+                .connect(),
+        )
+        .await
+        .expect("the gRPC port accepts")
+    }
 }
 
 /// The HTTP response a handshake was refused with; being let in fails the test.
@@ -375,6 +387,19 @@ pub async fn raw_next(link: &mut RawLink) -> Option<Envelope> {
     within("a worker frame", link.next())
         .await
         .map(|r| r.expect("a valid frame"))
+}
+
+/// The next frame on a raw link that is not a Ping; None at EOF.
+pub async fn raw_next_not_ping(link: &mut RawLink) -> Option<Envelope> {
+    loop {
+        match raw_next(link).await {
+            Some(Envelope {
+                body: Some(Body::Ping(_)),
+                ..
+            }) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// Reads frames (skipping pings) until an Error frame, then expects EOF.

@@ -164,15 +164,7 @@ async fn an_id_of_a_node_that_does_not_exist_is_404() {
 }
 
 async fn grpc(gw: &TestGateway) -> PushApiClient<Channel> {
-    let channel = within(
-        "the gRPC connection",
-        Channel::from_shared(format!("http://{}", gw.grpc_addr))
-            .expect("uri")
-            .connect(),
-    )
-    .await
-    .expect("connects");
-    PushApiClient::new(channel)
+    PushApiClient::new(gw.grpc_channel().await)
 }
 
 /// The limits hold on every door: HTTP answers 422 limit_exceeded, gRPC RESOURCE_EXHAUSTED.
