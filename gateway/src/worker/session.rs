@@ -1,7 +1,9 @@
 //! One worker link, from Register to close.
 //!
 //! A single task owns the socket: it reads commands, writes queued events in bursts with one
-//! flush, and keeps the heartbeat. When the link fails, the events still queued for it are
+//! flush, and keeps the heartbeat. The protocol's rules for the first frame and the heartbeat
+//! are the state machines of `wsgate_proto::link` (the SDK's link uses the same ones); this
+//! file owns the socket and the timers. When the link fails, the events still queued for it are
 //! handed to the remaining business processes instead of being lost; on gateway shutdown they
 //! are written out first.
 
@@ -14,12 +16,12 @@ use prost::Message;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use wsgate_proto::link::{AwaitRegister, Beat, FirstFrame, Heartbeat, SilenceCheck, frames};
 use wsgate_proto::v1::{
-    Envelope, Error as ErrorMsg, ErrorCode, EventKind, Limits, Ping, Pong, Register, RegisterOk,
-    envelope::Body,
+    Envelope, ErrorCode, EventKind, Limits, Register, RegisterOk, envelope::Body,
 };
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
@@ -45,24 +47,6 @@ const BURST_BYTES: usize = 256 * 1024;
 /// How long a closing link waits for its peer to read the last frames.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-fn error(request_id: u64, code: ErrorCode, message: impl Into<String>) -> Envelope {
-    Envelope {
-        request_id,
-        body: Some(Body::Error(ErrorMsg {
-            code: code as i32,
-            message: message.into(),
-        })),
-    }
-}
-
-fn codec_error(e: &CodecError) -> Envelope {
-    let code = match e {
-        CodecError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-        _ => ErrorCode::DecodeFailed,
-    };
-    error(0, code, format!("{e}; closing this link"))
-}
-
 pub(crate) async fn serve<S: LinkStream>(
     stream: S,
     peer: SocketAddr,
@@ -72,37 +56,38 @@ pub(crate) async fn serve<S: LinkStream>(
     let config = &ctx.config;
     let mut io = Framed::new(stream, WorkerCodec::new(config.max_frame_bytes));
 
+    // The protocol's rules for the first frame (wsgate_proto::link); this task owns the
+    // socket and the clock.
+    let admission = AwaitRegister::new(std::time::Instant::now(), config.register_timeout);
+    let deadline = Instant::from_std(admission.poll_timeout());
     let first = tokio::select! {
         _ = shutdown.cancelled() => return,
-        r = tokio::time::timeout(config.register_timeout, io.next()) => r,
+        r = tokio::time::timeout_at(deadline, io.next()) => r,
     };
     let (request_id, register) = match first {
-        Ok(Some(Ok(Envelope {
-            request_id,
-            body: Some(Body::Register(r)),
-        }))) => (request_id, r),
+        Ok(Some(Ok(env))) => match admission.handle_frame(env) {
+            FirstFrame::Register {
+                request_id,
+                register,
+            } => (request_id, register),
+            FirstFrame::Reject(refusal) => {
+                tracing::warn!(%peer, "worker link sent a command before Register; closed");
+                return reject(io, *refusal).await;
+            }
+        },
         Ok(None) | Ok(Some(Err(CodecError::Io(_)))) => return,
         Ok(Some(Err(e))) => {
             tracing::warn!(%peer, error = %e, "worker link sent an unreadable first frame; closed");
-            return reject(io, codec_error(&e)).await;
-        }
-        Ok(Some(Ok(env))) => {
-            tracing::warn!(%peer, "worker link sent a command before Register; closed");
-            let msg = "the first frame on a worker link must be Register; closing this link";
-            return reject(io, error(env.request_id, ErrorCode::NotRegistered, msg)).await;
+            return reject(io, frames::unreadable(&e)).await;
         }
         Err(_) => {
             tracing::warn!(%peer, "worker link sent no Register in time; closed");
-            let msg = format!(
-                "no Register within {:?}; send Register as the first frame",
-                config.register_timeout
-            );
-            return reject(io, error(0, ErrorCode::NotRegistered, msg)).await;
+            return reject(io, admission.timed_out()).await;
         }
     };
     if let Err((code, message)) = check_register(&ctx, &register) {
         tracing::warn!(%peer, name = %register.name, %message, "worker link registration refused");
-        return reject(io, error(request_id, code, message)).await;
+        return reject(io, frames::error(request_id, code, message)).await;
     }
 
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
@@ -226,12 +211,18 @@ async fn run<S: LinkStream>(
     shutdown: &CancellationToken,
 ) -> (Ended, Option<Envelope>) {
     let config = &ctx.config;
-    let mut heartbeat = tokio::time::interval_at(
-        Instant::now() + config.worker_heartbeat_interval,
+    // The gateway looks at the silence when a ping is due (docs/protocol.md section 8).
+    let mut heartbeat = Heartbeat::new(
         config.worker_heartbeat_interval,
+        config.worker_heartbeat_timeout,
+        SilenceCheck::AtPing,
+        std::time::Instant::now(),
     );
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_seen = Instant::now();
+    // One timer, reset only when the heartbeat's deadline moves (after each ping), so the
+    // per-frame path does not register a new one.
+    let wake = |hb: &Heartbeat| hb.poll_timeout().map(Instant::from_std);
+    let tick = tokio::time::sleep_until(wake(&heartbeat).unwrap_or_else(Instant::now));
+    tokio::pin!(tick);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return (Ended::Shutdown, None),
@@ -254,7 +245,7 @@ async fn run<S: LinkStream>(
                 }
             }
             frame = io.next() => {
-                last_seen = Instant::now();
+                heartbeat.handle_frame(std::time::Instant::now());
                 let mut frame = frame;
                 let mut handled = 0;
                 loop {
@@ -269,7 +260,7 @@ async fn run<S: LinkStream>(
                         }
                         Some(Err(e)) => {
                             tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link sent a bad frame; closing it");
-                            return (Ended::Failed, Some(codec_error(&e)));
+                            return (Ended::Failed, Some(frames::unreadable(&e)));
                         }
                         Some(Ok(env)) => {
                             if let Some(reply) = handle(env, link, ctx).await
@@ -293,18 +284,23 @@ async fn run<S: LinkStream>(
                     return (Ended::Failed, None);
                 }
             }
-            _ = heartbeat.tick() => {
-                if last_seen.elapsed() >= config.worker_heartbeat_timeout {
-                    tracing::warn!(name = %link.name, link = link.id, "worker link silent past the heartbeat timeout; closing it");
-                    let msg = format!(
-                        "nothing received for {:?}; send Ping at least every {:?}",
-                        config.worker_heartbeat_timeout, config.worker_heartbeat_interval
-                    );
-                    return (Ended::Failed, Some(error(0, ErrorCode::HeartbeatTimeout, msg)));
+            () = &mut tick => {
+                match heartbeat.handle_timeout(std::time::Instant::now()) {
+                    Some(Beat::Dead { .. }) => {
+                        tracing::warn!(name = %link.name, link = link.id, "worker link silent past the heartbeat timeout; closing it");
+                        let msg = format!(
+                            "nothing received for {:?}; send Ping at least every {:?}",
+                            heartbeat.timeout(), heartbeat.interval()
+                        );
+                        return (Ended::Failed, Some(frames::error(0, ErrorCode::HeartbeatTimeout, msg)));
+                    }
+                    Some(Beat::Ping) if io.send(frames::ping()).await.is_err() => {
+                        return (Ended::Failed, None);
+                    }
+                    Some(Beat::Ping) | None => {}
                 }
-                let ping = Envelope { request_id: 0, body: Some(Body::Ping(Ping {})) };
-                if io.send(ping).await.is_err() {
-                    return (Ended::Failed, None);
+                if let Some(at) = wake(&heartbeat) {
+                    tick.as_mut().reset(at);
                 }
             }
         }
@@ -348,15 +344,10 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
     let Some(body) = env.body else {
         let msg =
             "envelope has no body, or one this gateway does not know; check the protocol version";
-        return Some(error(request_id, ErrorCode::Unsupported, msg));
+        return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     };
     let kind = match &body {
-        Body::Ping(_) => {
-            return Some(Envelope {
-                request_id,
-                body: Some(Body::Pong(Pong {})),
-            });
-        }
+        Body::Ping(_) => return Some(frames::pong(request_id)),
         Body::Pong(_) => return None,
         Body::Error(e) => {
             // An error in answer to an Authorize question: no decision, the fallback applies now.
@@ -368,7 +359,7 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
         }
         Body::Register(_) => {
             let msg = "this link is already registered; open a new link to register again";
-            return Some(error(request_id, ErrorCode::BadRequest, msg));
+            return Some(frames::error(request_id, ErrorCode::BadRequest, msg));
         }
         Body::AuthorizeReply(reply) => {
             if !ctx.hook.answer(request_id, Ok(reply.clone())) {
@@ -384,7 +375,7 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
     };
     if !kind.is_empty() {
         let msg = format!("{kind} is sent by the gateway, not to it");
-        return Some(error(request_id, ErrorCode::Unsupported, msg));
+        return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     }
     let kind = CommandKind::of(&body);
     let result = commands::execute(&ctx.conns, &ctx.limits, body).await;
