@@ -38,6 +38,7 @@ mod links;
 mod listen;
 mod server;
 mod stats;
+mod throttle;
 mod tls;
 mod websocket;
 mod worker;

@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use wsgate_proto::v1::{Envelope, EventKind, envelope::Body};
 
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 
 /// The name gateways' cluster clients register with; reserved for them.
 pub const PEER_LINK_NAME: &str = "wsgate-peer";
@@ -152,13 +153,7 @@ pub struct Links {
     next_id: AtomicU64,
     next_authorizer: AtomicU64,
     stats: Arc<Stats>,
-    drop_log: Mutex<DropLog>,
-}
-
-#[derive(Debug)]
-struct DropLog {
-    last: Option<Instant>,
-    since: u64,
+    drop_log: Mutex<Throttle>,
 }
 
 /// At most one "no business process" warning per this interval.
@@ -171,10 +166,7 @@ impl Links {
             next_id: AtomicU64::new(1),
             next_authorizer: AtomicU64::new(0),
             stats,
-            drop_log: Mutex::new(DropLog {
-                last: None,
-                since: 0,
-            }),
+            drop_log: Mutex::new(Throttle::new(DROP_LOG_EVERY)),
         }
     }
 
@@ -312,16 +304,16 @@ impl Links {
             return;
         }
         Stats::incr(&self.stats.dropped_no_business);
-        let mut log = self.drop_log.lock().unwrap_or_else(|p| p.into_inner());
-        log.since += 1;
-        if log.last.is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY) {
+        let due = {
+            let mut log = self.drop_log.lock().unwrap_or_else(|p| p.into_inner());
+            log.tick(Instant::now())
+        };
+        if let Some(dropped) = due {
             tracing::warn!(
-                dropped = log.since,
+                dropped,
                 "client messages dropped: no business process is registered for message events; \
                  start one (for example `cargo run -p wsgate-examples --bin echo`)"
             );
-            log.last = Some(Instant::now());
-            log.since = 0;
         }
     }
 }

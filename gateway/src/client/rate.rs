@@ -12,6 +12,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::throttle::Throttle;
+
 /// What a client past its message rate gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RateLimitAction {
@@ -96,10 +98,11 @@ pub(crate) struct HandshakeRate {
     table: Mutex<Table>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Table {
     buckets: HashMap<IpAddr, TokenBucket>,
-    warned: Option<Instant>,
+    /// At most one warning per WARN_EVERY that the table is full.
+    warned: Throttle,
 }
 
 /// The key an address is counted under: an IPv4 address, or an IPv6 address's /64 (one
@@ -118,7 +121,10 @@ impl HandshakeRate {
     pub(crate) fn new(rate: Rate) -> Self {
         Self {
             rate,
-            table: Mutex::default(),
+            table: Mutex::new(Table {
+                buckets: HashMap::new(),
+                warned: Throttle::new(WARN_EVERY),
+            }),
         }
     }
 
@@ -137,13 +143,10 @@ impl HandshakeRate {
             let rate = self.rate;
             table.buckets.retain(|_, b| !b.is_full(&rate, now));
             if table.buckets.len() >= MAX_TRACKED {
-                if table
-                    .warned
-                    .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
-                {
-                    table.warned = Some(now);
+                if let Some(passed) = table.warned.tick(now) {
                     tracing::warn!(
                         tracked = MAX_TRACKED,
+                        passed,
                         "the per-address handshake limit tracks its maximum of busy addresses; new addresses pass unlimited until some go quiet"
                     );
                 }

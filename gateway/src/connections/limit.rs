@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::throttle::Throttle;
+
 /// How often a gateway that keeps refusing says so again.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -20,8 +22,8 @@ pub(crate) struct ConnectionLimit {
     max: usize,
     held: AtomicUsize,
     refused: AtomicU64,
-    /// When the last warning about refusals went out, and the refusal count then.
-    warned: Mutex<Option<(Instant, u64)>>,
+    /// At most one warning about refusals per WARN_EVERY.
+    warned: Mutex<Throttle>,
 }
 
 impl ConnectionLimit {
@@ -31,7 +33,7 @@ impl ConnectionLimit {
             max,
             held: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
-            warned: Mutex::new(None),
+            warned: Mutex::new(Throttle::new(WARN_EVERY)),
         })
     }
 
@@ -55,22 +57,19 @@ impl ConnectionLimit {
         if taken.is_ok() {
             return Some(Seat(self.clone()));
         }
-        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        self.warn(refused);
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.warn();
         None
     }
 
-    fn warn(&self, refused: u64) {
-        let Ok(mut warned) = self.warned.lock() else {
+    fn warn(&self) {
+        let due = {
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            warned.tick(Instant::now())
+        };
+        let Some(since) = due else {
             return;
         };
-        let now = Instant::now();
-        let since = match *warned {
-            Some((at, _)) if now.duration_since(at) < WARN_EVERY => return,
-            Some((_, before)) => refused - before,
-            None => refused,
-        };
-        *warned = Some((now, refused));
         tracing::warn!(
             max_connections = self.max,
             refused = since,
