@@ -16,6 +16,7 @@ use wsgate_business::{
     Cluster, ClusterReport, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery,
     TlsOptions,
 };
+use wsgate_proto::backoff::{Backoff, DEFAULT_MAX, DEFAULT_MIN, Jitter};
 
 use crate::config::Config;
 
@@ -126,7 +127,8 @@ pub(crate) async fn run(
     tx: watch::Sender<Option<Cluster>>,
     stop: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(100);
+    // The SDK's first and largest waits, without jitter: one gateway, one retry sequence.
+    let mut backoff = Backoff::new(DEFAULT_MIN, DEFAULT_MAX).with_jitter(Jitter::None);
     let cluster = loop {
         let mut builder = Cluster::builder(discovery(&config, own_worker))
             .name(PEER_LINK_NAME)
@@ -149,12 +151,12 @@ pub(crate) async fn run(
                 break cluster;
             }
             Err(e) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot reach the cluster peers yet");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     };

@@ -14,6 +14,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Alpn, TlsReloader};
+use crate::accept::Retry;
 
 /// Finished handshakes waiting for the server to take them.
 const QUEUE: usize = 64;
@@ -88,7 +89,7 @@ async fn accept_loop(
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
     what: &'static str,
 ) {
-    let mut backoff = Duration::ZERO;
+    let mut retry = Retry::new(what);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -97,7 +98,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                backoff = Duration::ZERO;
+                retry.accepted();
                 let _ = stream.set_nodelay(true);
                 let acceptor = tls.acceptor_for(alpn);
                 let tx = tx.clone();
@@ -122,11 +123,10 @@ async fn accept_loop(
                 });
             }
             Err(e) => {
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tracing::warn!(error = %e, retry_in = ?backoff, "{what}: accepting a connection failed");
+                let wait = retry.failed(&e);
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }
