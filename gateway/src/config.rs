@@ -236,6 +236,12 @@ pub struct Config {
     #[serde(serialize_with = "render::duration")]
     pub client_idle_timeout: Duration,
 
+    /// How long a closing client connection waits for the client's answer to its close frame
+    /// (the WebSocket closing handshake) before the socket is dropped.
+    #[arg(long, env = "WSGATE_CLIENT_CLOSE_LINGER", default_value = "2s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
+    pub client_close_linger: Duration,
+
     /// A client text message equal to this is a heartbeat: answered, never forwarded. Empty
     /// disables text heartbeats.
     #[arg(long, env = "WSGATE_HEARTBEAT_TEXT", default_value = "ping")]

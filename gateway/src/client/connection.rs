@@ -32,12 +32,11 @@ use crate::websocket::close_code;
 use crate::websocket::frame::{self, Decoder, Incoming};
 use crate::websocket::io::{read_into, write_frame, write_frames};
 
-/// How long to wait for the client's half of the closing handshake.
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
+/// Serves one admitted client until it closes: [`open`] (registry, indexes, `ConnOpen`),
+/// [`run`] (the loop), [`close`] (`ConnClose`, the closing handshake).
 pub(crate) async fn serve<S: ClientStream>(
     mut stream: S,
-    mut input: BytesMut,
+    input: BytesMut,
     peer: SocketAddr,
     admission: Admission,
     // Held until the socket is done with, closing handshake included.
@@ -45,6 +44,36 @@ pub(crate) async fn serve<S: ClientStream>(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
+    let mut route = Route::default();
+    let conn = open(&ctx, peer, admission, &mut route).await;
+    let mut inbound = Inbound::new(&ctx.config, input);
+    let end = run(
+        &mut stream,
+        &mut inbound,
+        &conn,
+        &ctx,
+        &shutdown,
+        &mut route,
+        peer,
+    )
+    .await;
+    let goodbye = close(&ctx, &conn, end, peer, &mut route).await;
+    say_goodbye(
+        &mut stream,
+        goodbye,
+        inbound,
+        ctx.config.client_close_linger,
+    )
+    .await;
+}
+
+/// Registers the connection, attaches what authentication gave it, and tells the business.
+async fn open(
+    ctx: &Context,
+    peer: SocketAddr,
+    admission: Admission,
+    route: &mut Route,
+) -> Arc<Conn> {
     let config = &ctx.config;
     let conn_id = ctx.conns.ids.next_id();
     let Admission {
@@ -96,7 +125,6 @@ pub(crate) async fn serve<S: ClientStream>(
     Stats::incr(&ctx.stats.connections_total);
     tracing::debug!(%conn_id, %peer, "client connected");
 
-    let mut route = Route::default();
     let open = ConnOpen {
         conn_id: conn_id.clone(),
         remote_addr: peer.to_string(),
@@ -112,7 +140,7 @@ pub(crate) async fn serve<S: ClientStream>(
     };
     // Events are dispatched from boxed futures: an event is large, and anything held across
     // an await here would be part of every idle connection's task.
-    Box::pin(ctx.links.dispatch(&mut route, Body::ConnOpen(open))).await;
+    Box::pin(ctx.links.dispatch(route, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
         ctx.conns.registry.offer(&conn, &first);
     }
@@ -125,10 +153,42 @@ pub(crate) async fn serve<S: ClientStream>(
             closed_by: ClosedBy::Gateway,
         });
     }
-    let rate = Rate::new(config.client_message_rate, config.client_message_burst);
-    let mut bucket = rate.map(|r| TokenBucket::full(&r, std::time::Instant::now()));
+    conn
+}
 
-    let mut decoder = Decoder::new(config.max_message_bytes);
+/// What comes from the client: the bytes read and not yet decoded, the decoder, and the
+/// message rate it is held to.
+struct Inbound {
+    input: BytesMut,
+    decoder: Decoder,
+    rate: Option<Rate>,
+    bucket: Option<TokenBucket>,
+}
+
+impl Inbound {
+    fn new(config: &crate::config::Config, input: BytesMut) -> Self {
+        let rate = Rate::new(config.client_message_rate, config.client_message_burst);
+        Self {
+            input,
+            decoder: Decoder::new(config.max_message_bytes),
+            bucket: rate.map(|r| TokenBucket::full(&r, std::time::Instant::now())),
+            rate,
+        }
+    }
+}
+
+/// The connection's loop: writes what is queued for it, reads and forwards what it sends,
+/// pings it, and ends on a close (asked for, by the client, or on shutdown) or a lost socket.
+async fn run<S: ClientStream>(
+    stream: &mut S,
+    inbound: &mut Inbound,
+    conn: &Conn,
+    ctx: &Context,
+    shutdown: &CancellationToken,
+    route: &mut Route,
+    peer: SocketAddr,
+) -> End {
+    let config = &ctx.config;
     // Guests (no user bound) may be given a deadline.
     let guest_deadline =
         (!config.guest_timeout.is_zero()).then(|| tokio::time::sleep(config.guest_timeout));
@@ -136,7 +196,6 @@ pub(crate) async fn serve<S: ClientStream>(
     let ping = tokio::time::sleep(config.client_ping_interval);
     tokio::pin!(ping);
     let mut last_seen = Instant::now();
-    let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
 
     // Waiting futures made once and polled again on every turn, not made anew each time: a
     // busy connection turns the loop for every message, and registering a waiter is a lock.
@@ -144,25 +203,25 @@ pub(crate) async fn serve<S: ClientStream>(
     tokio::pin!(cancelled);
     let woken = conn.woken();
     tokio::pin!(woken);
-    let end: End = 'conn: loop {
+    loop {
         match conn.take() {
-            Some(Next::Close(req)) => break End::Close(req),
+            Some(Next::Close(req)) => return End::Close(req),
             Some(Next::Send(queue)) => {
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
                 let written = tokio::select! {
                     biased;
-                    r = write_queue(&mut stream, &conn, queue, &ctx.stats) => r,
-                    req = conn.closed() => break End::Close(req),
+                    r = write_queue(stream, conn, queue, &ctx.stats) => r,
+                    req = conn.closed() => return End::Close(req),
                     _ = &mut cancelled => {
                         let (code, reason) = config.shutdown_close();
-                        break End::gateway(code, reason);
+                        return End::gateway(code, reason);
                     }
                 };
                 match written {
                     Ok(None) => {}
-                    Ok(Some(req)) => break End::Close(req),
-                    Err(e) => break End::Lost(e.to_string()),
+                    Ok(Some(req)) => return End::Close(req),
+                    Err(e) => return End::Lost(e.to_string()),
                 }
             }
             None => {}
@@ -171,61 +230,18 @@ pub(crate) async fn serve<S: ClientStream>(
             biased;
             _ = &mut cancelled => {
                 let (code, reason) = config.shutdown_close();
-                break End::gateway(code, reason);
+                return End::gateway(code, reason);
             }
             // Something was queued or a close requested: `take` above looks next turn.
             _ = woken.as_mut() => woken.set(conn.woken()),
-            read = read_into(&mut stream, &mut input) => {
+            read = read_into(stream, &mut inbound.input) => {
                 match read {
-                    Ok(0) => break End::Lost("connection dropped".into()),
+                    Ok(0) => return End::Lost("connection dropped".into()),
                     Ok(_) => last_seen = Instant::now(),
-                    Err(e) => break End::Lost(e.to_string()),
+                    Err(e) => return End::Lost(e.to_string()),
                 }
-                loop {
-                    let incoming = match decoder.decode(&mut input) {
-                        Ok(None) => break,
-                        Ok(Some(incoming)) => incoming,
-                        Err(e @ frame::FrameError::TooBig { .. }) => {
-                            Stats::incr(&ctx.stats.closed_too_big);
-                            tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
-                            break 'conn End::gateway(e.close_code(), &e.to_string());
-                        }
-                        Err(e) => break 'conn End::gateway(e.close_code(), &e.to_string()),
-                    };
-                    // Every message and ping makes work, so each takes a token.
-                    let costs = matches!(incoming, Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_));
-                    if costs && !within_rate(&mut bucket, rate.as_ref()) {
-                        match over_rate(config, &ctx.stats, &conn_id, peer) {
-                            Some(end) => break 'conn end,
-                            None => continue,
-                        }
-                    }
-                    let payload = match incoming {
-                        Incoming::Text(text) if heartbeat == Some(&text[..]) => {
-                            // Through the queue: a client that never reads the answers fills
-                            // it and is closed like any slow consumer.
-                            ctx.conns.registry.offer(&conn, &ctx.heartbeat_reply);
-                            continue;
-                        }
-                        Incoming::Text(text) => Payload { data: text, kind: PayloadKind::Text as i32 },
-                        Incoming::Binary(data) => Payload::binary(data),
-                        Incoming::Ping(data) => {
-                            ctx.conns.registry.offer(&conn, &frame::encode(frame::PONG, &data));
-                            continue;
-                        }
-                        // Pongs only prove liveness.
-                        Incoming::Pong => continue,
-                        Incoming::Close(frame) => break 'conn End::ByClient(frame),
-                    };
-                    Stats::incr(&ctx.stats.messages_in);
-                    Stats::add(&ctx.stats.bytes_in, payload.data.len() as u64);
-                    let (user_id, session) = conn.state.user_and_session();
-                    let event = ConnMessage { conn_id: conn_id.clone(), payload: Some(payload), user_id, session };
-                    Box::pin(ctx.links.dispatch(&mut route, Body::ConnMessage(event))).await;
-                }
-                // Nothing half received: hold no buffer while idle.
-                if input.is_empty() && input.capacity() > 0 {
-                    input = BytesMut::new();
+                if let Some(end) = forward(inbound, conn, ctx, route, peer).await {
+                    return end;
                 }
             }
             _ = async {
@@ -235,26 +251,111 @@ pub(crate) async fn serve<S: ClientStream>(
             }, if guest_deadline.is_some() =>
             {
                 if !conn.state.has_user() {
-                    break End::gateway(close_code::GUEST_TIMEOUT, "guest timeout: no user bound");
+                    return End::gateway(close_code::GUEST_TIMEOUT, "guest timeout: no user bound");
                 }
                 guest_deadline.set(None);
             }
             _ = &mut ping => {
                 if last_seen.elapsed() >= config.client_idle_timeout {
                     Stats::incr(&ctx.stats.closed_idle);
-                    break End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
+                    return End::gateway(close_code::IDLE_TIMEOUT, "idle timeout");
                 }
                 ping.as_mut().reset(Instant::now() + config.client_ping_interval);
-                ctx.conns.registry.offer(&conn, &frame::ping());
+                ctx.conns.registry.offer(conn, &frame::ping());
             }
         }
-    };
+    }
+}
 
+/// Decodes what the client sent and forwards each message to the business; answers pings and
+/// text heartbeats. `Some` when the connection ends (a close frame, a bad frame, the rate).
+async fn forward(
+    inbound: &mut Inbound,
+    conn: &Conn,
+    ctx: &Context,
+    route: &mut Route,
+    peer: SocketAddr,
+) -> Option<End> {
+    let config = &ctx.config;
+    let conn_id = conn.id();
+    let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
+    loop {
+        let incoming = match inbound.decoder.decode(&mut inbound.input) {
+            Ok(None) => break,
+            Ok(Some(incoming)) => incoming,
+            Err(e @ frame::FrameError::TooBig { .. }) => {
+                Stats::incr(&ctx.stats.closed_too_big);
+                tracing::info!(%conn_id, %peer, error = %e, "client message too big; closing with 1009");
+                return Some(End::gateway(e.close_code(), &e.to_string()));
+            }
+            Err(e) => return Some(End::gateway(e.close_code(), &e.to_string())),
+        };
+        // Every message and ping makes work, so each takes a token.
+        let costs = matches!(
+            incoming,
+            Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_)
+        );
+        if costs && !within_rate(&mut inbound.bucket, inbound.rate.as_ref()) {
+            match over_rate(config, &ctx.stats, conn_id, peer) {
+                Some(end) => return Some(end),
+                None => continue,
+            }
+        }
+        let payload = match incoming {
+            Incoming::Text(text) if heartbeat == Some(&text[..]) => {
+                // Through the queue: a client that never reads the answers fills it and is
+                // closed like any slow consumer.
+                ctx.conns.registry.offer(conn, &ctx.heartbeat_reply);
+                continue;
+            }
+            Incoming::Text(text) => Payload {
+                data: text,
+                kind: PayloadKind::Text as i32,
+            },
+            Incoming::Binary(data) => Payload::binary(data),
+            Incoming::Ping(data) => {
+                ctx.conns
+                    .registry
+                    .offer(conn, &frame::encode(frame::PONG, &data));
+                continue;
+            }
+            // Pongs only prove liveness.
+            Incoming::Pong => continue,
+            Incoming::Close(frame) => return Some(End::ByClient(frame)),
+        };
+        Stats::incr(&ctx.stats.messages_in);
+        Stats::add(&ctx.stats.bytes_in, payload.data.len() as u64);
+        let (user_id, session) = conn.state.user_and_session();
+        let event = ConnMessage {
+            conn_id: conn_id.to_string(),
+            payload: Some(payload),
+            user_id,
+            session,
+        };
+        Box::pin(ctx.links.dispatch(route, Body::ConnMessage(event))).await;
+    }
+    // Nothing half received: hold no buffer while idle.
+    if inbound.input.is_empty() && inbound.input.capacity() > 0 {
+        inbound.input = BytesMut::new();
+    }
+    None
+}
+
+/// Takes the connection out of the registry and the indexes, counts how it ended, and tells
+/// the business (`ConnClose`). The closing handshake is the caller's, after this.
+async fn close(
+    ctx: &Context,
+    conn: &Conn,
+    end: End,
+    peer: SocketAddr,
+    route: &mut Route,
+) -> Goodbye {
+    let conn_id = conn.id();
     // Stop new sends first, so nothing is queued for a connection that is going away.
-    ctx.conns.registry.remove(&conn_id);
+    ctx.conns.registry.remove(conn_id);
     conn.end(&ctx.stats);
     let attached = ctx.conns.indexes.close(&conn.state);
-    let (mut close, goodbye) = conclude(conn_id, end);
+    let (mut close, goodbye) = conclude(conn_id.to_string(), end);
     ctx.stats
         .closed(CloseReason::of(close.code, close.closed_by()));
     close.user_id = attached.user_id.unwrap_or_default();
@@ -269,9 +370,9 @@ pub(crate) async fn serve<S: ClientStream>(
     }
     tracing::debug!(conn_id = %close.conn_id, code = close.code, reason = %close.reason, "client closed");
     Stats::decr(&ctx.stats.connections_current);
-    // The event first: the closing handshake below may wait on a client that does not read.
-    Box::pin(ctx.links.dispatch(&mut route, Body::ConnClose(close))).await;
-    say_goodbye(&mut stream, goodbye, decoder, input).await;
+    // The event first: the closing handshake may wait on a client that does not read.
+    Box::pin(ctx.links.dispatch(route, Body::ConnClose(close))).await;
+    goodbye
 }
 
 /// Takes a token from the connection's message bucket; true without a limit.
@@ -408,14 +509,15 @@ fn conclude(conn_id: String, end: End) -> (ConnClose, Goodbye) {
     (event, goodbye)
 }
 
-/// Completes the closing handshake, bounded in time: sends our close frame and waits briefly
-/// for the client's answer, or answers the client's.
+/// Completes the closing handshake, bounded in time (`--client-close-linger`): sends our
+/// close frame and waits for the client's answer, or answers the client's.
 async fn say_goodbye<S: ClientStream>(
     stream: &mut S,
     goodbye: Goodbye,
-    decoder: Decoder,
-    input: BytesMut,
+    inbound: Inbound,
+    linger_for: Duration,
 ) {
+    let Inbound { decoder, input, .. } = inbound;
     let linger = async {
         match goodbye {
             Goodbye::Close(frame) => {
@@ -429,7 +531,7 @@ async fn say_goodbye<S: ClientStream>(
             Goodbye::Nothing => {}
         }
     };
-    let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
+    let _ = tokio::time::timeout(linger_for, linger).await;
 }
 
 /// Reads until the client answers the close frame or the stream ends, so unread input does not

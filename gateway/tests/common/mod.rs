@@ -77,6 +77,9 @@ pub fn test_config() -> Config {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         node_id: "test-gw".into(),
         drain_timeout: Duration::from_secs(5),
+        // Test clients that never answer the close frame would otherwise hold each gateway
+        // task (and a test waiting on ConnClose or shutdown) for the default 2 s.
+        client_close_linger: Duration::from_millis(300),
         ..Config::default()
     }
 }
