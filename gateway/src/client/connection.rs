@@ -9,28 +9,27 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wsgate_proto::v1::{
-    ClosedBy, ConnClose, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body,
-};
+use wsgate_proto::v1::{ClosedBy, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body};
 
 use super::ClientStream;
+use super::close::{End, Goodbye, conclude, say_goodbye};
 use super::context::Context;
 use super::handshake::Admission;
 use super::rate::{Rate, RateLimitAction, TokenBucket};
 use crate::connections::limit::Seat;
-use crate::connections::registry::{CloseRequest, Conn, ConnInfo, Next, Outbound};
+use crate::connections::registry::{CloseRequest, Conn, Next, Outbound, PeerInfo};
 use crate::connections::state::{AdmitLimits, Admitted};
 use crate::connections::users::UserLimit;
-use crate::links::Route;
+use crate::links::Pinned;
 use crate::stats::{CloseReason, Stats};
 use crate::websocket::close_code;
 use crate::websocket::frame::{self, Decoder, Incoming};
-use crate::websocket::io::{read_into, write_frame, write_frames};
+use crate::websocket::io::{read_into, write_frames};
 
 /// Serves one admitted client until it closes: [`open`] (registry, indexes, `ConnOpen`),
 /// [`run`] (the loop), [`close`] (`ConnClose`, the closing handshake).
@@ -44,8 +43,8 @@ pub(crate) async fn serve<S: ClientStream>(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    let mut route = Route::default();
-    let conn = open(&ctx, peer, admission, &mut route).await;
+    let mut pinned = Pinned::default();
+    let conn = open(&ctx, peer, admission, &mut pinned).await;
     let mut inbound = Inbound::new(&ctx.config, input);
     let end = run(
         &mut stream,
@@ -53,18 +52,14 @@ pub(crate) async fn serve<S: ClientStream>(
         &conn,
         &ctx,
         &shutdown,
-        &mut route,
+        &mut pinned,
         peer,
     )
     .await;
-    let goodbye = close(&ctx, &conn, end, peer, &mut route).await;
-    say_goodbye(
-        &mut stream,
-        goodbye,
-        inbound,
-        ctx.config.client_close_linger,
-    )
-    .await;
+    let goodbye = close(&ctx, &conn, end, peer, &mut pinned).await;
+    let Inbound { decoder, input, .. } = inbound;
+    let linger = ctx.config.client_close_linger;
+    say_goodbye(&mut stream, goodbye, decoder, input, linger).await;
 }
 
 /// Registers the connection, attaches what authentication gave it, and tells the business.
@@ -72,7 +67,7 @@ async fn open(
     ctx: &Context,
     peer: SocketAddr,
     admission: Admission,
-    route: &mut Route,
+    pinned: &mut Pinned,
 ) -> Arc<Conn> {
     let config = &ctx.config;
     let conn_id = ctx.conns.ids.next_id();
@@ -90,7 +85,7 @@ async fn open(
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.into());
     let conn = Arc::new(Conn::new(
         conn_id.as_str().into(),
-        ConnInfo {
+        PeerInfo {
             remote_addr: peer,
             forwarded_for: non_empty(&info.forwarded_for),
             real_ip: non_empty(&info.real_ip),
@@ -140,7 +135,7 @@ async fn open(
     };
     // Events are dispatched from boxed futures: an event is large, and anything held across
     // an await here would be part of every idle connection's task.
-    Box::pin(ctx.links.dispatch(route, Body::ConnOpen(open))).await;
+    Box::pin(ctx.links.dispatch(pinned, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
         ctx.conns.registry.offer(&conn, &first);
     }
@@ -185,7 +180,7 @@ async fn run<S: ClientStream>(
     conn: &Conn,
     ctx: &Context,
     shutdown: &CancellationToken,
-    route: &mut Route,
+    pinned: &mut Pinned,
     peer: SocketAddr,
 ) -> End {
     let config = &ctx.config;
@@ -240,7 +235,7 @@ async fn run<S: ClientStream>(
                     Ok(_) => last_seen = Instant::now(),
                     Err(e) => return End::Lost(e.to_string()),
                 }
-                if let Some(end) = forward(inbound, conn, ctx, route, peer).await {
+                if let Some(end) = forward(inbound, conn, ctx, pinned, peer).await {
                     return end;
                 }
             }
@@ -273,7 +268,7 @@ async fn forward(
     inbound: &mut Inbound,
     conn: &Conn,
     ctx: &Context,
-    route: &mut Route,
+    pinned: &mut Pinned,
     peer: SocketAddr,
 ) -> Option<End> {
     let config = &ctx.config;
@@ -332,7 +327,7 @@ async fn forward(
             user_id,
             session,
         };
-        Box::pin(ctx.links.dispatch(route, Body::ConnMessage(event))).await;
+        Box::pin(ctx.links.dispatch(pinned, Body::ConnMessage(event))).await;
     }
     // Nothing half received: hold no buffer while idle.
     if inbound.input.is_empty() && inbound.input.capacity() > 0 {
@@ -348,7 +343,7 @@ async fn close(
     conn: &Conn,
     end: End,
     peer: SocketAddr,
-    route: &mut Route,
+    pinned: &mut Pinned,
 ) -> Goodbye {
     let conn_id = conn.id();
     // Stop new sends first, so nothing is queued for a connection that is going away.
@@ -371,7 +366,7 @@ async fn close(
     tracing::debug!(conn_id = %close.conn_id, code = close.code, reason = %close.reason, "client closed");
     Stats::decr(&ctx.stats.connections_current);
     // The event first: the closing handshake may wait on a client that does not read.
-    Box::pin(ctx.links.dispatch(route, Body::ConnClose(close))).await;
+    Box::pin(ctx.links.dispatch(pinned, Body::ConnClose(close))).await;
     goodbye
 }
 
@@ -412,36 +407,6 @@ fn over_rate(
     }
 }
 
-/// Why the loop ended.
-enum End {
-    /// The gateway or a business process closes the connection.
-    Close(CloseRequest),
-    /// The client sent a close frame, with its code and reason if any.
-    ByClient(Option<(u16, String)>),
-    /// The socket failed or the client vanished.
-    Lost(String),
-}
-
-impl End {
-    fn gateway(code: u16, reason: &str) -> Self {
-        End::Close(CloseRequest {
-            code,
-            reason: reason.into(),
-            closed_by: ClosedBy::Gateway,
-        })
-    }
-}
-
-/// What the gateway still owes the client when the loop ends.
-enum Goodbye {
-    /// Our close frame; then wait for the client's answer.
-    Close(Bytes),
-    /// The answer to the client's close frame.
-    Answer(Bytes),
-    /// Nothing: the client vanished.
-    Nothing,
-}
-
 /// Writes the queued frames up to a close request, which it returns; the emptied queue goes
 /// back to the connection for the next burst.
 async fn write_queue<S: ClientStream>(
@@ -473,88 +438,4 @@ async fn write_queue<S: ClientStream>(
     Stats::add(&stats.messages_out, written);
     Stats::add(&stats.bytes_out, bytes);
     Ok(close)
-}
-
-/// The ConnClose event for how the loop ended, and what the gateway still owes the client.
-fn conclude(conn_id: String, end: End) -> (ConnClose, Goodbye) {
-    let (code, reason, closed_by, goodbye) = match end {
-        End::Close(req) => {
-            let frame = frame::close(req.code, &req.reason);
-            (req.code, req.reason, req.closed_by, Goodbye::Close(frame))
-        }
-        End::ByClient(frame) => {
-            let (code, reason) = frame.unwrap_or((1005, String::new()));
-            // Echo the client's code (RFC 6455 5.5.1); a close without one gets an empty close.
-            let answer = if code == 1005 {
-                frame::encode(frame::CLOSE, &[])
-            } else {
-                frame::close(code, "")
-            };
-            (code, reason, ClosedBy::Client, Goodbye::Answer(answer))
-        }
-        End::Lost(reason) => (
-            close_code::ABNORMAL,
-            reason,
-            ClosedBy::Client,
-            Goodbye::Nothing,
-        ),
-    };
-    let event = ConnClose {
-        conn_id,
-        code: code as u32,
-        reason,
-        closed_by: closed_by as i32,
-        ..ConnClose::default()
-    };
-    (event, goodbye)
-}
-
-/// Completes the closing handshake, bounded in time (`--client-close-linger`): sends our
-/// close frame and waits for the client's answer, or answers the client's.
-async fn say_goodbye<S: ClientStream>(
-    stream: &mut S,
-    goodbye: Goodbye,
-    inbound: Inbound,
-    linger_for: Duration,
-) {
-    let Inbound { decoder, input, .. } = inbound;
-    let linger = async {
-        match goodbye {
-            Goodbye::Close(frame) => {
-                if write_frame(stream, &frame).await.is_ok() {
-                    drain(stream, decoder, input).await;
-                }
-            }
-            Goodbye::Answer(frame) => {
-                let _ = write_frame(stream, &frame).await;
-            }
-            Goodbye::Nothing => {}
-        }
-    };
-    let _ = tokio::time::timeout(linger_for, linger).await;
-}
-
-/// Reads until the client answers the close frame or the stream ends, so unread input does not
-/// turn our close into a TCP reset that would destroy the close frame in flight.
-async fn drain<S: ClientStream>(stream: &mut S, mut decoder: Decoder, mut input: BytesMut) {
-    let mut parsing = true;
-    loop {
-        while parsing {
-            match decoder.decode(&mut input) {
-                Ok(Some(Incoming::Close(_))) => return,
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                // The frame stream is unusable (for example after an oversized frame): from
-                // here on, raw bytes are discarded.
-                Err(_) => parsing = false,
-            }
-        }
-        if !parsing {
-            input.clear();
-        }
-        match read_into(stream, &mut input).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
 }

@@ -10,7 +10,7 @@
 //! handshake.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use bytes::BytesMut;
@@ -21,9 +21,9 @@ use wsgate_proto::validate::Refused;
 
 use super::ClientStream;
 use super::context::Context;
+use super::request::{Request, client_addr, parse_head};
 use crate::auth::jwt::{self, JwtError};
 use crate::auth::{Decision, Fallback};
-use crate::cidr::CidrList;
 use crate::connections::limit::Seat;
 use crate::connections::state::{UserLimitExceeded, check_name};
 use crate::connections::users::UserConnectionPolicy;
@@ -45,6 +45,25 @@ pub(crate) struct RequestInfo {
     pub headers: HashMap<String, String>,
 }
 
+impl RequestInfo {
+    fn of(req: &Request, config: &crate::config::Config) -> Self {
+        Self {
+            path: req.path.clone(),
+            query: req.query.clone(),
+            forwarded_for: req.header("x-forwarded-for").unwrap_or_default().to_owned(),
+            real_ip: req.header("x-real-ip").unwrap_or_default().to_owned(),
+            headers: config
+                .forward_headers
+                .iter()
+                .filter_map(|name| {
+                    let name = name.to_ascii_lowercase();
+                    req.headers.get(&name).map(|v| (name, v.clone()))
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An accepted client: the request and what authentication attached to it.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
@@ -57,13 +76,13 @@ pub(crate) struct Admission {
 }
 
 /// A refusal, as the HTTP response the client gets.
-struct Refusal {
+struct Rejection {
     status: u16,
     body: String,
     extra_headers: &'static str,
 }
 
-impl Refusal {
+impl Rejection {
     fn new(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
@@ -99,12 +118,12 @@ pub(crate) async fn accept<S: ClientStream>(
         match parse_head(&buf) {
             Ok(Some(n)) => break n,
             Ok(None) if buf.len() >= MAX_HEAD_BYTES => {
-                let refusal = Refusal::new(431, "request headers are larger than 16 KiB\n");
+                let refusal = Rejection::new(431, "request headers are larger than 16 KiB\n");
                 return refuse(stream, peer, refusal).await;
             }
             Ok(None) => {}
             Err(e) => {
-                let refusal = Refusal::new(400, format!("malformed HTTP request: {e}\n"));
+                let refusal = Rejection::new(400, format!("malformed HTTP request: {e}\n"));
                 return refuse(stream, peer, refusal).await;
             }
         }
@@ -116,13 +135,25 @@ pub(crate) async fn accept<S: ClientStream>(
     let head = buf.split_to(head_len);
     let request = match Request::parse(&head) {
         Some(r) => r,
-        None => return refuse(stream, peer, Refusal::new(400, "malformed HTTP request\n")).await,
+        None => {
+            return refuse(
+                stream,
+                peer,
+                Rejection::new(400, "malformed HTTP request\n"),
+            )
+            .await;
+        }
     };
     match decide(&request, peer, ctx).await {
-        Ok((admission, subprotocol, key, seat)) => {
+        Ok(Decided {
+            admission,
+            accept_key,
+            subprotocol,
+            seat,
+        }) => {
             let mut response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-                derive_accept_key(key.as_bytes())
+                derive_accept_key(accept_key.as_bytes())
             );
             if let Some(p) = subprotocol {
                 response.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
@@ -141,68 +172,11 @@ pub(crate) async fn accept<S: ClientStream>(
     }
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<usize>, httparse::Error> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The parts of the request the gateway uses.
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    /// Lower-cased names; repeated headers joined with ", ".
-    headers: HashMap<String, String>,
-}
-
-impl Request {
-    fn parse(head: &[u8]) -> Option<Self> {
-        let mut raw = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut raw);
-        req.parse(head).ok()?;
-        let target = req.path?;
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mut headers: HashMap<String, String> = HashMap::new();
-        for h in req.headers.iter() {
-            let Ok(value) = std::str::from_utf8(h.value) else {
-                continue;
-            };
-            headers
-                .entry(h.name.to_ascii_lowercase())
-                .and_modify(|v| {
-                    v.push_str(", ");
-                    v.push_str(value);
-                })
-                .or_insert_with(|| value.to_owned());
-        }
-        Some(Self {
-            method: req.method?.to_owned(),
-            path: path.to_owned(),
-            query: query.to_owned(),
-            headers,
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    }
-}
-
 /// The checks that need only the request and the settings: the path, that it is a WebSocket
 /// upgrade of version 13, and its origin. Returns the client's key.
-fn check_request(req: &Request, config: &crate::config::Config) -> Result<String, Refusal> {
+fn check_request(req: &Request, config: &crate::config::Config) -> Result<String, Rejection> {
     if req.path != config.ws_path {
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             404,
             format!(
                 "no WebSocket endpoint at {}; connect to {}\n",
@@ -220,7 +194,7 @@ fn check_request(req: &Request, config: &crate::config::Config) -> Result<String
         && req.header_has_token("connection", "upgrade")
         && !key.is_empty();
     if !is_upgrade {
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             400,
             format!(
                 "{} is a WebSocket endpoint: open it with a WebSocket client (for example `new WebSocket(\"ws://host{}\")`)\n",
@@ -229,7 +203,7 @@ fn check_request(req: &Request, config: &crate::config::Config) -> Result<String
         ));
     }
     if req.header("sec-websocket-version").map(str::trim) != Some("13") {
-        return Err(Refusal {
+        return Err(Rejection {
             status: 400,
             body: "unsupported WebSocket version; this gateway speaks version 13 (RFC 6455)\n"
                 .into(),
@@ -239,7 +213,7 @@ fn check_request(req: &Request, config: &crate::config::Config) -> Result<String
     let origin = req.header("origin");
     if !super::origin::is_allowed(&config.allowed_origins, origin) {
         let origin = origin.unwrap_or_default().trim();
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             403,
             format!(
                 "origin {origin:?} may not open WebSockets on this gateway; to allow it, add it to \
@@ -271,172 +245,183 @@ pub(crate) fn inspect(
     }
 }
 
-/// Decides on a parsed request: the admission, the subprotocol to answer, the client's key
-/// and its seat under the connection limit.
-async fn decide(
-    req: &Request,
-    peer: SocketAddr,
-    ctx: &Context,
-) -> Result<(Admission, Option<&'static str>, String, Seat), Refusal> {
-    let config = &ctx.config;
-    let key = check_request(req, config)?;
-    if let Some(limit) = &ctx.handshake_rate {
-        let client = client_addr(req, peer.ip(), &ctx.trusted_proxies);
-        if !ctx.rate_exempt.contains(client) && !limit.take(client, std::time::Instant::now()) {
-            Stats::incr(&ctx.stats.handshakes_rate_limited);
-            let retry = limit.rate().retry_after_secs();
-            return Err(Refusal {
-                status: 429,
-                body: format!(
-                    "too many handshakes from {client}: at most {} a second (burst {}) per address (--handshake-rate-per-ip); retry in {retry} s\n",
-                    config.handshake_rate_per_ip, config.handshake_burst_per_ip
-                ),
-                extra_headers: RETRY_AFTER_1,
-            });
-        }
-    }
-    // Before authentication: a full gateway need not ask the hook about a client it refuses.
-    let Some(seat) = ctx.conns.limit.take() else {
-        return Err(Refusal {
-            status: 503,
-            body: format!(
-                "this gateway holds its maximum of {} clients; retry later or connect to another gateway\n",
-                ctx.conns.limit.max()
-            ),
-            extra_headers: "Retry-After: 5\r\n",
-        });
-    };
+/// A handshake that passed every step: what to answer (`101`, the accept key, the
+/// subprotocol) and what the connection starts with.
+struct Decided {
+    admission: Admission,
+    accept_key: String,
+    subprotocol: Option<&'static str>,
+    seat: Seat,
+}
 
+/// Decides a handshake, one step after the other; the first that refuses answers.
+async fn decide(req: &Request, peer: SocketAddr, ctx: &Context) -> Result<Decided, Rejection> {
+    let config = &ctx.config;
+    let accept_key = check_request(req, config)?;
+    check_rate(req, peer, ctx)?;
+    // Before authentication: a full gateway need not ask the hook about a client it refuses.
+    let seat = take_seat(ctx)?;
     let mut admission = Admission {
-        info: RequestInfo {
-            path: req.path.clone(),
-            query: req.query.clone(),
-            forwarded_for: req.header("x-forwarded-for").unwrap_or_default().to_owned(),
-            real_ip: req.header("x-real-ip").unwrap_or_default().to_owned(),
-            headers: config
-                .forward_headers
-                .iter()
-                .filter_map(|name| {
-                    let name = name.to_ascii_lowercase();
-                    req.headers.get(&name).map(|v| (name, v.clone()))
-                })
-                .collect(),
-        },
+        info: RequestInfo::of(req, config),
         ..Admission::default()
     };
     let mut subprotocol = None;
-
     if let Some(verifier) = &ctx.jwt {
-        let found = jwt::find_token(
-            &req.query,
-            req.header("authorization"),
-            req.header("sec-websocket-protocol"),
-        );
-        let Some(found) = found else {
-            return Err(Refusal::new(401, format!("{}\n", JwtError::Missing)));
-        };
-        match verifier.verify(&found.token) {
-            Ok(sub) => admission.user_id = Some(sub),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "JWT refused");
-                return Err(Refusal::new(401, format!("{e}\n")));
-            }
-        }
-        subprotocol = found.subprotocol;
+        subprotocol = check_jwt(req, peer, verifier, &mut admission)?;
     }
-
     if config.authorize_hook {
-        let ask = Authorize {
-            remote_addr: peer.to_string(),
-            forwarded_for: admission.info.forwarded_for.clone(),
-            real_ip: admission.info.real_ip.clone(),
-            path: req.path.clone(),
-            query: req.query.clone(),
-            headers: req.headers.clone(),
-            jwt_user_id: admission.user_id.clone().unwrap_or_default(),
-        };
-        match ctx
-            .hook
-            .ask(&ctx.links, ask, config.authorize_timeout)
-            .await
-        {
-            Decision::Allow(reply) => match allowed(reply) {
-                Ok(allowed) => {
-                    if allowed.user_id.is_some() {
-                        admission.user_id = allowed.user_id;
-                    }
-                    admission.topics = allowed.topics;
-                    admission.session = allowed.session;
-                    admission.first_message = allowed.first_message;
-                }
-                Err(why) => {
-                    let why = why.message;
-                    tracing::warn!(%peer, %why, "authorize hook answered with invalid values; treating it as no answer");
-                    return fallback(config, peer, why)
-                        .map(|()| (admission, subprotocol, key, seat));
-                }
-            },
-            Decision::Deny { status, reason } => {
-                return Err(Refusal::new(status, format!("{reason}\n")));
-            }
-            Decision::NoAnswer(why) => fallback(config, peer, why)?,
-        }
+        ask_hook(req, peer, ctx, &mut admission).await?;
     }
-    // A user at its connection limit, with refuse-new: told now, before the upgrade. (The
-    // bind itself checks again under the index lock; a race lost there closes with 1008.)
-    if let Some(user) = &admission.user_id
-        && config.max_connections_per_user > 0
-        && config.user_connection_policy == UserConnectionPolicy::RefuseNew
-    {
-        let held = ctx.conns.indexes.user_conn_count(user);
-        if held >= config.max_connections_per_user {
-            Stats::incr(&ctx.stats.handshakes_user_limited);
-            let over = UserLimitExceeded {
-                user_id: user.clone(),
-                held,
-                limit: config.max_connections_per_user,
-            };
-            return Err(Refusal::new(429, format!("{over}\n")));
-        }
-    }
+    check_user_limit(&admission, ctx)?;
     // A client that offered our subprotocol gets it back even without JWT checks.
     if subprotocol.is_none()
         && req.header_has_token("sec-websocket-protocol", crate::auth::SUBPROTOCOL)
     {
         subprotocol = Some(crate::auth::SUBPROTOCOL);
     }
-    Ok((admission, subprotocol, key, seat))
+    Ok(Decided {
+        admission,
+        accept_key,
+        subprotocol,
+        seat,
+    })
 }
 
-/// The address a handshake is counted under: the TCP peer, or, when the peer is a trusted
-/// proxy, the client it names (the rightmost `X-Forwarded-For` entry that is not itself a
-/// trusted proxy, else `X-Real-IP`).
-fn client_addr(req: &Request, peer: IpAddr, trusted: &CidrList) -> IpAddr {
-    if !trusted.contains(peer) {
-        return peer;
+/// `--handshake-rate-per-ip`: 429 past the client address's rate.
+fn check_rate(req: &Request, peer: SocketAddr, ctx: &Context) -> Result<(), Rejection> {
+    let Some(limit) = &ctx.handshake_rate else {
+        return Ok(());
+    };
+    let client = client_addr(req, peer.ip(), &ctx.trusted_proxies);
+    if ctx.rate_exempt.contains(client) || limit.take(client, std::time::Instant::now()) {
+        return Ok(());
     }
-    if let Some(forwarded) = req.header("x-forwarded-for") {
-        let mut last = None;
-        for entry in forwarded.rsplit(',') {
-            let Ok(ip) = entry.trim().parse::<IpAddr>() else {
-                break;
-            };
-            last = Some(ip);
-            if !trusted.contains(ip) {
-                return ip;
+    Stats::incr(&ctx.stats.handshakes_rate_limited);
+    let retry = limit.rate().retry_after_secs();
+    let config = &ctx.config;
+    Err(Rejection {
+        status: 429,
+        body: format!(
+            "too many handshakes from {client}: at most {} a second (burst {}) per address (--handshake-rate-per-ip); retry in {retry} s\n",
+            config.handshake_rate_per_ip, config.handshake_burst_per_ip
+        ),
+        extra_headers: RETRY_AFTER_1,
+    })
+}
+
+/// A seat under `--max-connections`: 503 when the gateway is full.
+fn take_seat(ctx: &Context) -> Result<Seat, Rejection> {
+    ctx.conns.limit.take().ok_or_else(|| Rejection {
+        status: 503,
+        body: format!(
+            "this gateway holds its maximum of {} clients; retry later or connect to another gateway\n",
+            ctx.conns.limit.max()
+        ),
+        extra_headers: "Retry-After: 5\r\n",
+    })
+}
+
+/// The client's JWT: 401 without a valid one; its subject becomes the user. Returns the
+/// subprotocol to answer with when the token came in one.
+fn check_jwt(
+    req: &Request,
+    peer: SocketAddr,
+    verifier: &jwt::JwtVerifier,
+    admission: &mut Admission,
+) -> Result<Option<&'static str>, Rejection> {
+    let found = jwt::find_token(
+        &req.query,
+        req.header("authorization"),
+        req.header("sec-websocket-protocol"),
+    );
+    let Some(found) = found else {
+        return Err(Rejection::new(401, format!("{}\n", JwtError::Missing)));
+    };
+    match verifier.verify(&found.token) {
+        Ok(sub) => admission.user_id = Some(sub),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "JWT refused");
+            return Err(Rejection::new(401, format!("{e}\n")));
+        }
+    }
+    Ok(found.subprotocol)
+}
+
+/// The authorize hook (`--authorize-hook`): its answer attaches a user, topics, a session and
+/// a first message, or refuses with its status; no (valid) answer is `--authorize-fallback`'s.
+async fn ask_hook(
+    req: &Request,
+    peer: SocketAddr,
+    ctx: &Context,
+    admission: &mut Admission,
+) -> Result<(), Rejection> {
+    let config = &ctx.config;
+    let ask = Authorize {
+        remote_addr: peer.to_string(),
+        forwarded_for: admission.info.forwarded_for.clone(),
+        real_ip: admission.info.real_ip.clone(),
+        path: req.path.clone(),
+        query: req.query.clone(),
+        headers: req.headers.clone(),
+        jwt_user_id: admission.user_id.clone().unwrap_or_default(),
+    };
+    match ctx
+        .hook
+        .ask(&ctx.links, ask, config.authorize_timeout)
+        .await
+    {
+        Decision::Allow(reply) => match allowed(reply) {
+            Ok(allowed) => {
+                if allowed.user_id.is_some() {
+                    admission.user_id = allowed.user_id;
+                }
+                admission.topics = allowed.topics;
+                admission.session = allowed.session;
+                admission.first_message = allowed.first_message;
+                Ok(())
             }
-        }
-        if let Some(ip) = last {
-            return ip;
-        }
+            Err(why) => {
+                let why = why.message;
+                tracing::warn!(%peer, %why, "authorize hook answered with invalid values; treating it as no answer");
+                fallback(config, peer, why)
+            }
+        },
+        Decision::Deny { status, reason } => Err(Rejection::new(status, format!("{reason}\n"))),
+        Decision::NoAnswer(why) => fallback(config, peer, why),
     }
-    req.header("x-real-ip")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(peer)
+}
+
+/// A user at its connection limit, with refuse-new: told now, before the upgrade (429). The
+/// bind itself checks again under the index lock; a race lost there closes with 1008.
+fn check_user_limit(admission: &Admission, ctx: &Context) -> Result<(), Rejection> {
+    let config = &ctx.config;
+    let Some(user) = &admission.user_id else {
+        return Ok(());
+    };
+    if config.max_connections_per_user == 0
+        || config.user_connection_policy != UserConnectionPolicy::RefuseNew
+    {
+        return Ok(());
+    }
+    let held = ctx.conns.indexes.user_conn_count(user);
+    if held < config.max_connections_per_user {
+        return Ok(());
+    }
+    Stats::incr(&ctx.stats.handshakes_user_limited);
+    let over = UserLimitExceeded {
+        user_id: user.clone(),
+        held,
+        limit: config.max_connections_per_user,
+    };
+    Err(Rejection::new(429, format!("{over}\n")))
 }
 
 /// Applies --authorize-fallback when the hook gave no usable answer.
-fn fallback(config: &crate::config::Config, peer: SocketAddr, why: String) -> Result<(), Refusal> {
+fn fallback(
+    config: &crate::config::Config,
+    peer: SocketAddr,
+    why: String,
+) -> Result<(), Rejection> {
     match config.authorize_fallback {
         Fallback::Allow => {
             tracing::warn!(%peer, %why, "authorize hook gave no answer; allowing by --authorize-fallback allow");
@@ -444,7 +429,7 @@ fn fallback(config: &crate::config::Config, peer: SocketAddr, why: String) -> Re
         }
         Fallback::Deny => {
             tracing::warn!(%peer, %why, "authorize hook gave no answer; refusing by --authorize-fallback deny");
-            Err(Refusal {
+            Err(Rejection {
                 status: 503,
                 body: format!(
                     "cannot authorize this connection right now ({why}); retry shortly\n"
@@ -491,7 +476,7 @@ fn allowed(reply: wsgate_proto::v1::AuthorizeReply) -> Result<Allowed, Refused> 
 async fn refuse<S: ClientStream, T>(
     mut stream: S,
     peer: SocketAddr,
-    refusal: Refusal,
+    refusal: Rejection,
 ) -> Option<T> {
     tracing::debug!(%peer, status = refusal.status, reason = %refusal.body.trim_end(), "handshake refused");
     let response = format!(

@@ -2,11 +2,13 @@
 //! connection.
 
 pub(crate) mod accept;
+pub(crate) mod close;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod handshake;
 pub(crate) mod origin;
 pub(crate) mod rate;
+pub(crate) mod request;
 
 /// What a client connection runs over: plain TCP, or TLS over TCP with `--tls-cert`. The
 /// connection code is generic over it, so each kind gets its own code with no indirection on
