@@ -142,8 +142,8 @@ impl Link {
 
 /// A connection's pinned business process.
 #[derive(Debug, Default)]
-pub struct Route {
-    pinned: Option<Arc<Link>>,
+pub struct Pinned {
+    link: Option<Arc<Link>>,
 }
 
 /// All registered business processes.
@@ -249,7 +249,7 @@ impl Links {
     /// Delivers one event for a connection to its business process. Returns false when no
     /// business process wants it (the event is dropped). The time until the event is in a
     /// link's queue (waiting while it is full) goes to the dispatch latency histogram.
-    pub async fn dispatch(&self, route: &mut Route, body: Body) -> bool {
+    pub async fn dispatch(&self, pin: &mut Pinned, body: Body) -> bool {
         let (Some(kind), Some(conn_id)) = (event_kind(&body), event_conn_id(&body)) else {
             return false;
         };
@@ -260,8 +260,8 @@ impl Links {
             body: Some(body),
         };
         loop {
-            let pinned = route
-                .pinned
+            let pinned = pin
+                .link
                 .as_ref()
                 .filter(|l| !l.is_closed() && l.wants(kind))
                 .cloned();
@@ -269,8 +269,8 @@ impl Links {
                 self.dropped(kind, &conn_id);
                 return false;
             };
-            if route.pinned.as_ref().is_none_or(|p| p.is_closed()) {
-                route.pinned = Some(link.clone());
+            if pin.link.as_ref().is_none_or(|p| p.is_closed()) {
+                pin.link = Some(link.clone());
             }
             match link.send(env).await {
                 Ok(()) => {
@@ -289,7 +289,7 @@ impl Links {
     /// Re-routes an event that was queued for a link that has gone away.
     pub async fn redispatch(&self, env: Envelope) -> bool {
         match env.body {
-            Some(body) => self.dispatch(&mut Route::default(), body).await,
+            Some(body) => self.dispatch(&mut Pinned::default(), body).await,
             None => false,
         }
     }

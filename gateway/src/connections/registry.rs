@@ -56,7 +56,7 @@ pub enum Outbound {
 
 /// What the connection's handshake told us; fixed for its lifetime.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub struct PeerInfo {
     pub remote_addr: SocketAddr,
     /// `X-Forwarded-For` and `X-Real-IP` as received; usually absent, then not allocated.
     pub forwarded_for: Option<Box<str>>,
@@ -72,7 +72,7 @@ pub struct Conn {
     slot: Mutex<Slot>,
     notify: Notify,
     pub state: ConnState,
-    pub info: ConnInfo,
+    pub info: PeerInfo,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +101,7 @@ pub enum Next {
 }
 
 impl Conn {
-    pub fn new(id: Arc<str>, info: ConnInfo) -> Self {
+    pub fn new(id: Arc<str>, info: PeerInfo) -> Self {
         Self {
             slot: Mutex::default(),
             notify: Notify::new(),
