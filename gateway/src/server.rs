@@ -145,6 +145,22 @@ impl Gateway {
 
     /// Serves until `shutdown` completes, then drains and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (parts, running) = self.start();
+        parts.lifecycle.serve();
+        shutdown.await;
+        drain::run(
+            &parts.config,
+            &parts.conns,
+            &parts.links,
+            &parts.lifecycle,
+            running,
+        )
+        .await;
+    }
+
+    /// Spawns the tasks of a serving gateway: the client and worker accept loops, the
+    /// cluster client and the APIs, each with what it uses and the signal that stops it.
+    fn start(self) -> (Parts, drain::Running) {
         let Gateway {
             parts,
             listeners,
@@ -195,35 +211,27 @@ impl Gateway {
             running.stop_cluster.clone(),
         )));
         let context = ApiContext {
-            config: config.clone(),
+            config,
             conns: parts.conns.clone(),
             stats: parts.stats.clone(),
             lifecycle: parts.lifecycle.clone(),
             cluster: slot,
         };
-        running.apis.push(tokio::spawn(api::serve(
-            api,
-            api_tls.clone(),
-            context.clone(),
-            running.stop_apis.clone(),
-        )));
-        running.apis.push(tokio::spawn(grpc::serve(
-            grpc,
-            api_tls,
-            context,
-            running.stop_apis.clone(),
-        )));
-        parts.lifecycle.serve();
-
-        shutdown.await;
-        drain::run(
-            &config,
-            &parts.conns,
-            &parts.links,
-            &parts.lifecycle,
-            running,
-        )
-        .await;
+        running.apis.extend([
+            tokio::spawn(api::serve(
+                api,
+                api_tls.clone(),
+                context.clone(),
+                running.stop_apis.clone(),
+            )),
+            tokio::spawn(grpc::serve(
+                grpc,
+                api_tls,
+                context,
+                running.stop_apis.clone(),
+            )),
+        ]);
+        (parts, running)
     }
 }
 

@@ -69,10 +69,18 @@ fn escape(value: &str) -> String {
 
 /// The whole exposition for one gateway.
 pub(crate) fn render(context: &ApiContext) -> String {
-    let stats = &context.stats;
-    let get = Stats::get;
     let mut out = Exposition(String::with_capacity(8 * 1024));
+    gateway(&mut out, context);
+    connections(&mut out, context);
+    traffic(&mut out, &context.stats);
+    links(&mut out, &context.stats);
+    indexes(&mut out, context);
+    dispatch_latency(&mut out, &context.stats);
+    out.0
+}
 
+/// This gateway: who it is and whether it is ready.
+fn gateway(out: &mut Exposition, context: &ApiContext) {
     out.family(
         "wsgate_info",
         "gauge",
@@ -92,6 +100,12 @@ pub(crate) fn render(context: &ApiContext) -> String {
         "1 while the gateway accepts clients and is not draining (what /readyz reports).",
         u64::from(context.lifecycle.ready()),
     );
+}
+
+/// Client connections: open, accepted, the limit, and how they closed.
+fn connections(out: &mut Exposition, context: &ApiContext) {
+    let stats = &context.stats;
+    let get = Stats::get;
     out.single(
         "wsgate_connections",
         "gauge",
@@ -134,7 +148,11 @@ pub(crate) fn render(context: &ApiContext) -> String {
             stats.closes(reason),
         );
     }
+}
 
+/// Messages and bytes in and out, what was dropped or refused, and why.
+fn traffic(out: &mut Exposition, stats: &Stats) {
+    let get = Stats::get;
     out.single(
         "wsgate_messages_in_total",
         "counter",
@@ -206,7 +224,11 @@ pub(crate) fn render(context: &ApiContext) -> String {
          configuration.",
         get(&stats.frames_too_large),
     );
+}
 
+/// Business links and the commands they send.
+fn links(out: &mut Exposition, stats: &Stats) {
+    let get = Stats::get;
     out.single(
         "wsgate_business_links",
         "gauge",
@@ -245,7 +267,10 @@ pub(crate) fn render(context: &ApiContext) -> String {
             stats.command_errors_of(kind),
         );
     }
+}
 
+/// Users and topics held now.
+fn indexes(out: &mut Exposition, context: &ApiContext) {
     out.single(
         "wsgate_users",
         "gauge",
@@ -258,7 +283,10 @@ pub(crate) fn render(context: &ApiContext) -> String {
         "Topics with at least one subscribed connection on this gateway now.",
         context.conns.indexes.topic_count() as u64,
     );
+}
 
+/// The event dispatch latency histogram.
+fn dispatch_latency(out: &mut Exposition, stats: &Stats) {
     let name = "wsgate_event_dispatch_seconds";
     out.family(
         name,
@@ -282,7 +310,6 @@ pub(crate) fn render(context: &ApiContext) -> String {
         histogram.sum_nanos as f64 / 1e9,
     );
     out.sample(&format!("{name}_count"), &[], histogram.count);
-    out.0
 }
 
 #[cfg(test)]
