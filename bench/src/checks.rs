@@ -5,11 +5,10 @@
 //! 1,000,000 deliveries/s fixed rate); a run with other settings is still checked, with a note
 //! saying under which conditions, so a smoke run's table is never mistaken for the real one.
 
-use serde::Serialize;
-
 use crate::publisher::Route;
 use crate::results::{LoadRow, Phase, Results};
 use crate::target::TargetKind;
+use crate::verdict::{Check, Verdict};
 
 /// The idle memory target, bytes per connection.
 const IDLE_MAX_BYTES: f64 = 4.0 * 1024.0;
@@ -27,41 +26,6 @@ const ECHO_MIN: f64 = 150_000.0;
 const SOAK_MAX_DRIFT_PCT: f64 = 5.0;
 /// Open files the churn workers may hold at a sample beyond the warm-up's (sockets mid-cycle).
 const SOAK_FD_SLACK: u64 = 64;
-
-/// PASS, FAIL or not measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Verdict {
-    #[serde(rename = "PASS")]
-    Pass,
-    #[serde(rename = "FAIL")]
-    Fail,
-    #[serde(rename = "n/a")]
-    NotMeasured,
-}
-
-impl Verdict {
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::NotMeasured => "n/a",
-        }
-    }
-
-    fn of(ok: bool) -> Verdict {
-        if ok { Verdict::Pass } else { Verdict::Fail }
-    }
-}
-
-/// One target and how the run did against it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub target: String,
-    pub measured: String,
-    pub verdict: Verdict,
-    /// Conditions that differ from the target's, or why it was not measured.
-    pub note: String,
-}
 
 fn check(target: &str, measured: String, verdict: Verdict, note: String) -> Check {
     Check {

@@ -30,6 +30,7 @@ mod smoke;
 mod stamp;
 mod svg;
 mod target;
+mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

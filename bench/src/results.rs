@@ -9,12 +9,12 @@
 
 use serde::Serialize;
 
-use crate::checks::Check;
 use crate::cli::{Plan, Scenario};
 use crate::machine::Machine;
 use crate::publisher::Route;
 use crate::recorder::Percentiles;
 use crate::target::TargetKind;
+use crate::verdict::Check;
 
 /// idle: memory and connect rate at one connection count.
 #[derive(Debug, Clone, Serialize)]
