@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
-use wsgate_proto::link::{AwaitRegister, Beat, FirstFrame, Heartbeat, SilenceCheck, frames};
+use wsgate_proto::link::{
+    AwaitRegister, Beat, BodyKind, FirstFrame, Heartbeat, Sender, SilenceCheck, frames,
+};
 use wsgate_proto::v1::{
     Envelope, ErrorCode, EventKind, Limits, Register, RegisterOk, envelope::Body,
 };
@@ -346,7 +348,7 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
             "envelope has no body, or one this gateway does not know; check the protocol version";
         return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     };
-    let kind = match &body {
+    match &body {
         Body::Ping(_) => return Some(frames::pong(request_id)),
         Body::Pong(_) => return None,
         Body::Error(e) => {
@@ -367,14 +369,16 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
             }
             return None;
         }
-        Body::RegisterOk(_) | Body::Result(_) | Body::Authorize(_) | Body::Draining(_) => {
-            "a gateway message"
-        }
-        b if event_kind(b).is_some() => "an event",
-        _ => "",
-    };
-    if !kind.is_empty() {
-        let msg = format!("{kind} is sent by the gateway, not to it");
+        _ => {}
+    }
+    // What is left is a command or a query, or a body only the gateway sends (the protocol's
+    // table, wsgate_proto::link::body).
+    let what = BodyKind::of(&body);
+    if what.sender() == Sender::Gateway {
+        let msg = match what {
+            BodyKind::Event => "an event is sent by the gateway, not to it".to_owned(),
+            other => format!("{other:?} is sent by the gateway, not to it"),
+        };
         return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     }
     let kind = CommandKind::of(&body);
