@@ -148,6 +148,55 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         }
     }
 
+    // What a backend sees: the backend phase against the plain hub's max throughput, and the
+    // publish round trip through the HTTP API.
+    let plain_max = load_row(rows, TargetKind::Plain, Route::PeerHttp, Phase::Max);
+    for (route, factor, name) in [
+        (
+            Route::WsgateHttp,
+            1.0,
+            "backend broadcast via HTTP API ≥ 1.0× plain's max",
+        ),
+        (
+            Route::Sdk,
+            1.2,
+            "backend broadcast via SDK ≥ 1.2× plain's max",
+        ),
+    ] {
+        match (
+            load_row(rows, TargetKind::Wsgate, route, Phase::Backend),
+            plain_max,
+        ) {
+            (Some(w), Some(p)) if p.deliveries_per_s > 0.0 => {
+                let x = w.deliveries_per_s / p.deliveries_per_s;
+                out.push(check(
+                    name,
+                    format!("{x:.2}× ({:.0}/s)", w.deliveries_per_s),
+                    Verdict::of(x >= factor),
+                    format!("{} publishers; {}", w.publishers, clients_note(w)),
+                ));
+            }
+            _ => out.push(missing(name, "wsgate or plain not measured")),
+        }
+    }
+    let name = "backend publish round trip via HTTP API p50 ≤ 10 ms";
+    match load_row(rows, TargetKind::Wsgate, Route::WsgateHttp, Phase::Backend) {
+        Some(r) => out.push(check(
+            name,
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms",
+                r.round_trip.p50_us as f64 / 1000.0,
+                r.round_trip.p99_us as f64 / 1000.0
+            ),
+            Verdict::of(r.round_trip.samples > 0 && r.round_trip.p50_us <= 10_000),
+            format!(
+                "during the backend phase's fan-out ({:.0} deliveries/s)",
+                r.deliveries_per_s
+            ),
+        )),
+        None => out.push(missing(name, "not measured")),
+    }
+
     // Latency at the fixed rate.
     let name = "broadcast p99 at 1,000,000 deliveries/s ≤ plain's";
     match (

@@ -97,6 +97,11 @@ pub struct Args {
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub in_flight: usize,
 
+    /// broadcast, backend phase: publishers, each sending its next request only once the last
+    /// is answered (PHP-FPM workers, a Laravel queue worker, a Java consumer thread).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub publishers: usize,
+
     /// topics: publish requests in flight at once. Higher than --in-flight because a publish
     /// to one topic is small work and eight round trips at a time would measure the
     /// publisher's latency, not the target.
@@ -225,6 +230,7 @@ pub struct Plan {
     pub window: u64,
     pub in_flight: usize,
     pub topic_in_flight: usize,
+    pub publishers: usize,
     pub topics: usize,
     pub subscribers: usize,
     pub echo_clients: usize,
@@ -300,6 +306,7 @@ impl Plan {
             window: args.window.max(1),
             in_flight: args.in_flight.max(1),
             topic_in_flight: args.topic_in_flight.max(1),
+            publishers: args.publishers.max(1),
             topics: pick(args.topics, 1000, 20),
             subscribers: pick(args.subscribers, 10, 5),
             echo_clients: pick(args.echo_clients, 1000, 50),

@@ -23,6 +23,8 @@ pub enum Pace {
     Window { in_flight: u64 },
     /// `per_sec` messages per second.
     Rate { per_sec: f64 },
+    /// No pacing: each publisher sends again as soon as its last request is answered.
+    Answers,
 }
 
 /// Shared by the publisher tasks of one phase.
@@ -71,6 +73,7 @@ impl Gate {
                         Some(WINDOW_POLL)
                     }
                 }
+                Pace::Answers => None,
                 Pace::Rate { per_sec } => {
                     let due = self.start + Duration::from_secs_f64(published as f64 / per_sec);
                     let now = Instant::now();

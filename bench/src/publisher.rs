@@ -8,8 +8,11 @@
 //! every message, so `--in-flight` tasks make `--in-flight` requests in flight.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -17,6 +20,7 @@ use wsgate_business::{Client, Payload};
 
 use crate::gate::Gate;
 use crate::http::HttpClient;
+use crate::recorder::{Percentiles, new_histogram};
 use crate::stamp;
 
 /// A publisher that failed this often stops: the target is gone or refuses.
@@ -138,16 +142,59 @@ fn topic(topics: usize) -> String {
 }
 
 /// What the publishers achieved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PublishStats {
     ok: AtomicU64,
     errors: AtomicU64,
     /// Recipients the target reported, summed.
     reported: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Round trips of successful publishes (µs), while `measuring`.
+    round_trips: Mutex<Histogram<u64>>,
+    measuring: AtomicBool,
+}
+
+impl Default for PublishStats {
+    fn default() -> Self {
+        Self {
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            round_trips: Mutex::new(new_histogram()),
+            measuring: AtomicBool::new(false),
+        }
+    }
 }
 
 impl PublishStats {
+    /// Round trips are recorded only while on (the measured part of a phase).
+    pub fn set_measuring(&self, on: bool) {
+        self.measuring.store(on, Ordering::Relaxed);
+    }
+
+    /// The publish round trips recorded.
+    pub fn round_trips(&self) -> Percentiles {
+        Percentiles::of(
+            &self
+                .round_trips
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn round_trip(&self, since: Instant) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut h = self
+            .round_trips
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.saturating_record(micros.max(1));
+    }
+
     pub fn ok(&self) -> u64 {
         self.ok.load(Ordering::Relaxed)
     }
@@ -179,8 +226,10 @@ pub fn spawn(
             let (gate, stats) = (gate.clone(), stats.clone());
             runtime.spawn(async move {
                 while let Some(seq) = gate.next().await {
+                    let sent = Instant::now();
                     match sender.send(action, stamp::message(seq)).await {
                         Ok(n) => {
+                            stats.round_trip(sent);
                             stats.ok.fetch_add(1, Ordering::Relaxed);
                             stats.reported.fetch_add(n, Ordering::Relaxed);
                         }

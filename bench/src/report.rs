@@ -437,6 +437,12 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         let _ = writeln!(md, "\n![broadcast]({charts}broadcast.svg)\n");
         let _ = writeln!(
             md,
+            "### What a backend sees: {} publishers\n\nEach publisher sends its next broadcast only once the last one is answered, with no other flow control: a PHP-FPM worker, a Laravel job, a Java consumer thread. The round trip is the time from sending a request to reading its answer.\n",
+            plan.publishers
+        );
+        load_table(&mut md, &results.broadcast, Phase::Backend, "broadcasts/s");
+        let _ = writeln!(
+            md,
             "### Fixed rate: {} deliveries/s\n\nOpen loop at {} broadcasts/s. Ratios here are of p99 latency (lower is better).\n",
             plan.rate,
             si(plan.rate as f64 / clients.max(1) as f64)
@@ -655,6 +661,8 @@ fn load_table(md: &mut String, rows: &[LoadRow], phase: Phase, per: &str) {
             "p50",
             "p99",
             "p99.9",
+            "publish round trip p50",
+            "p99",
             "drops",
             "server drops",
             "× plain",
@@ -675,6 +683,8 @@ fn load_table(md: &mut String, rows: &[LoadRow], phase: Phase, per: &str) {
                 micros(r.latency.p50_us),
                 micros(r.latency.p99_us),
                 micros(r.latency.p999_us),
+                micros(r.round_trip.p50_us),
+                micros(r.round_trip.p99_us),
                 r.drops.to_string(),
                 r.server_drops.to_string(),
                 times(r.vs_plain),

@@ -40,6 +40,9 @@ pub struct IdleRow {
 pub enum Phase {
     /// Closed-loop, as fast as the target sustains without dropping.
     Max,
+    /// What a backend sees: `--publishers` publishers, each sending its next request as soon
+    /// as the last one is answered, with no other flow control.
+    Backend,
     /// Open-loop at --rate deliveries per second.
     Fixed,
 }
@@ -48,6 +51,7 @@ impl Phase {
     pub fn label(self) -> &'static str {
         match self {
             Phase::Max => "max",
+            Phase::Backend => "backend",
             Phase::Fixed => "fixed",
         }
     }
@@ -70,6 +74,10 @@ pub struct LoadRow {
     pub deliveries: u64,
     pub deliveries_per_s: f64,
     pub latency: Percentiles,
+    /// Publisher tasks, each with one request in flight.
+    pub publishers: usize,
+    /// Publish round trips (request sent to answer read) while measuring.
+    pub round_trip: Percentiles,
     /// Expected minus received after the drain.
     pub drops: u64,
     /// What the target counted as dropped (slow consumers, skipped sockets).
@@ -300,7 +308,7 @@ impl Results {
             let all = rows.clone();
             for row in rows.iter_mut() {
                 let figure = |r: &LoadRow| match r.phase {
-                    Phase::Max => r.deliveries_per_s,
+                    Phase::Max | Phase::Backend => r.deliveries_per_s,
                     Phase::Fixed => r.latency.p99_us as f64,
                 };
                 let peer = |t: TargetKind| {

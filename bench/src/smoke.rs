@@ -40,7 +40,7 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                         &[Route::PeerHttp]
                     };
                     for &route in routes {
-                        for phase in [Phase::Max, Phase::Fixed] {
+                        for phase in [Phase::Max, Phase::Backend, Phase::Fixed] {
                             let row = results
                                 .broadcast
                                 .iter()

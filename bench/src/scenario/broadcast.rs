@@ -1,9 +1,11 @@
 //! Scenario 2, broadcast: M clients, one publisher sending 100-byte messages to all of them.
 //!
 //! Routes: wsgate through the SDK and through the HTTP API, each peer through its own
-//! `POST /broadcast`. Each route gets a fresh target and fresh clients, then two phases: max
-//! throughput (closed loop, nobody needs to drop) and a fixed rate (latency under a known
-//! load). Deliveries are counted at the clients; latency comes from the stamp in each message.
+//! `POST /broadcast`. Each route gets a fresh target and fresh clients, then three phases: max
+//! throughput (closed loop, nobody needs to drop), backend (a few publishers, each sending as
+//! soon as its last request is answered: what a PHP or Java backend gets) and a fixed rate
+//! (latency under a known load). Deliveries are counted at the clients; latency comes from the
+//! stamp in each message, the publish round trip from each request.
 
 use std::sync::Arc;
 
@@ -76,7 +78,7 @@ async fn one(
             Route::WsgateHttp | Route::PeerHttp => None,
         };
         let mut rows = Vec::new();
-        for phase in [Phase::Max, Phase::Fixed] {
+        for phase in [Phase::Max, Phase::Backend, Phase::Fixed] {
             let row = LoadPhase {
                 ctx,
                 target,

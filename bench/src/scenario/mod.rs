@@ -189,6 +189,7 @@ impl LoadPhase<'_> {
             Phase::Max => Pace::Window {
                 in_flight: plan.window * clients as u64,
             },
+            Phase::Backend => Pace::Answers,
             Phase::Fixed => Pace::Rate {
                 per_sec: plan.rate as f64 / fanout.max(1) as f64,
             },
@@ -198,9 +199,10 @@ impl LoadPhase<'_> {
         let drops_before = target.server_drops().await?;
         let gate = Arc::new(Gate::new(pace, fanout_u64, recorder.clone()));
         let stats = Arc::new(PublishStats::default());
-        let in_flight = match action {
-            Action::Broadcast => plan.in_flight,
-            Action::Publish { .. } => plan.topic_in_flight,
+        let in_flight = match (action, phase) {
+            (_, Phase::Backend) => plan.publishers,
+            (Action::Broadcast, _) => plan.in_flight,
+            (Action::Publish { .. }, _) => plan.topic_in_flight,
         };
         let senders = Sender::many(route, in_flight, sdk, target.http);
         let publishers =
@@ -228,9 +230,11 @@ impl LoadPhase<'_> {
         tokio::time::sleep(plan.warmup).await;
         recorder.reset_latencies();
         recorder.set_recording(true);
+        stats.set_measuring(true);
         let (d0, p0, t0) = (gate.delivered(), stats.ok(), Instant::now());
         tokio::time::sleep(plan.duration).await;
         let (d1, p1, seconds) = (gate.delivered(), stats.ok(), t0.elapsed().as_secs_f64());
+        stats.set_measuring(false);
         gate.stop();
         for p in publishers {
             if tokio::time::timeout(PUBLISHER_STOP, p).await.is_err() {
@@ -274,6 +278,8 @@ impl LoadPhase<'_> {
             deliveries: d1 - d0,
             deliveries_per_s: (d1 - d0) as f64 / seconds,
             latency: recorder.latencies(),
+            publishers: in_flight,
+            round_trip: stats.round_trips(),
             drops: expected.saturating_sub(delivered),
             server_drops,
             publish_errors: stats.errors(),
@@ -285,12 +291,14 @@ impl LoadPhase<'_> {
             vs_node: None,
         };
         ctx.progress.say(format!(
-            "  {label}: {} deliveries/s, {} publishes/s, p50 {} µs, p99 {} µs, p99.9 {} µs, drops {}{}",
+            "  {label}: {} deliveries/s, {} publishes/s, p50 {} µs, p99 {} µs, p99.9 {} µs, publish round trip p50 {} µs p99 {} µs, drops {}{}",
             si(row.deliveries_per_s),
             si(row.publishes_per_s),
             row.latency.p50_us,
             row.latency.p99_us,
             row.latency.p999_us,
+            row.round_trip.p50_us,
+            row.round_trip.p99_us,
             row.drops,
             if row.clients_lost > 0 {
                 format!(", {} clients lost ({})", row.clients_lost, recorder.first_end().unwrap_or_default())
