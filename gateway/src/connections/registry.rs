@@ -163,22 +163,22 @@ impl Conn {
         self.notify.notified()
     }
 
-    /// Queues `items` in order, all or none; refused past the limit (see the module doc).
-    fn push(
+    /// Queues `items` in order, all or none; refused past the limit (see the module doc). An
+    /// array, so queueing one frame for one of a broadcast's recipients allocates nothing.
+    fn push<const N: usize>(
         &self,
-        items: impl ExactSizeIterator<Item = Outbound>,
+        items: [Outbound; N],
         limit: QueueLimit,
         stats: &Stats,
     ) -> Result<(), SendOutcome> {
+        let bytes: usize = items.iter().map(Outbound::len).sum();
         let mut slot = self.slot();
         if slot.ended {
             return Err(SendOutcome::Unknown);
         }
-        if slot.queue.len() + items.len() > limit.frames {
+        if slot.queue.len() + N > limit.frames {
             return Err(SendOutcome::SlowConsumer);
         }
-        let items: Vec<Outbound> = items.collect();
-        let bytes: usize = items.iter().map(Outbound::len).sum();
         if slot.pending_bytes > 0 && slot.pending_bytes + bytes > limit.bytes {
             return Err(SendOutcome::SlowConsumer);
         }
@@ -318,11 +318,11 @@ impl Registry {
         let close = Outbound::Close(request.clone());
         let queued = match last {
             Some(frame) => conn.push(
-                [Outbound::Frame(frame), close].into_iter(),
+                [Outbound::Frame(frame), close],
                 self.queue_limit,
                 &self.stats,
             ),
-            None => conn.push(std::iter::once(close), self.queue_limit, &self.stats),
+            None => conn.push([close], self.queue_limit, &self.stats),
         };
         if queued.is_err() {
             conn.close(request);
@@ -334,7 +334,7 @@ impl Registry {
     /// client that sends pings but never reads the pongs fills its queue like any other).
     pub fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
         match conn.push(
-            std::iter::once(Outbound::Frame(frame.clone())),
+            [Outbound::Frame(frame.clone())],
             self.queue_limit,
             &self.stats,
         ) {
