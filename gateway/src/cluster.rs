@@ -13,10 +13,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use wsgate_business::{
-    Cluster, ClusterReport, Discovery, DnsDiscovery, EventKind, GatewayFailure, StaticDiscovery,
-    TlsOptions,
+    Cluster, ClusterReport, Discovery, DnsDiscovery, Error, EventKind, GatewayFailure,
+    StaticDiscovery, TlsOptions,
 };
 use wsgate_proto::backoff::{Backoff, DEFAULT_MAX, DEFAULT_MIN, Jitter};
+use wsgate_proto::v1::ForceOffline;
+use wsgate_proto::validate;
 
 use crate::config::Config;
 
@@ -93,8 +95,38 @@ pub(crate) fn none_answered(cluster: &Cluster, failed: &[GatewayFailure]) -> boo
         .all(|g| named(&g.addr) || g.node_id.as_deref().is_some_and(named))
 }
 
-/// Two reports of one command sent in two parts (ForceOffline by connection and by user, as
-/// both APIs do it): counts summed, lists concatenated, each failing gateway named once.
+/// A `ForceOffline` as both APIs take it, naming connections and users at once: checked as
+/// received (`validate::force_offline`, so one naming no one is refused as on the worker link),
+/// then sent as two commands at the same time, by connection (to their owners) and by user
+/// (to every gateway), and their reports combined.
+pub(crate) async fn force_offline(
+    cluster: &Cluster,
+    c: ForceOffline,
+) -> Result<ClusterReport, Error> {
+    let code = validate::force_offline(&c, &validate::Limits::default())?;
+    let last = c.last_message;
+    let by_conn = async {
+        if c.conn_ids.is_empty() {
+            return Ok(ClusterReport::default());
+        }
+        cluster
+            .force_offline(c.conn_ids, code, &c.reason, last.clone())
+            .await
+    };
+    let by_user = async {
+        if c.user_ids.is_empty() {
+            return Ok(ClusterReport::default());
+        }
+        cluster
+            .force_offline_users(c.user_ids, code, &c.reason, last.clone())
+            .await
+    };
+    let (by_conn, by_user) = tokio::join!(by_conn, by_user);
+    Ok(combine(by_conn?, by_user?))
+}
+
+/// Two reports of one command sent in two parts ([`force_offline`]): counts summed, lists
+/// concatenated, each failing gateway named once.
 pub(crate) fn combine(a: ClusterReport, b: ClusterReport) -> ClusterReport {
     let mut out = a;
     out.report.delivered = out.report.delivered.saturating_add(b.report.delivered);
@@ -164,4 +196,28 @@ pub(crate) async fn run(
     let _ = tx.send(Some(cluster.clone()));
     stop.cancelled().await;
     cluster.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_reports_keep_one_failure_per_gateway() {
+        let failure = |g: &str| GatewayFailure {
+            gateway: g.into(),
+            error: "down".into(),
+        };
+        let mut into = ClusterReport::default();
+        into.report.delivered = 2;
+        into.failed.push(failure("gw1"));
+        let mut more = ClusterReport::default();
+        more.report.delivered = 1;
+        more.report.unknown_conn_ids.push("x".into());
+        more.failed = vec![failure("gw1"), failure("gw2")];
+        let into = combine(into, more);
+        assert_eq!(into.report.delivered, 3);
+        assert_eq!(into.report.unknown_conn_ids, ["x"]);
+        assert_eq!(into.failed.len(), 2);
+    }
 }

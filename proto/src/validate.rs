@@ -225,6 +225,30 @@ pub fn close(code: i64, reason: &str) -> Result<u16, Refused> {
     Ok(code)
 }
 
+/// Checks a `ForceOffline` (as [`command`] does) and gives the close code to send: for a door
+/// that sends one request as several commands (by connection and by user), so the rules apply
+/// to the request as received.
+pub fn force_offline(c: &v1::ForceOffline, limits: &Limits) -> Result<u16, Refused> {
+    let (conns, users) = (c.conn_ids.len(), c.user_ids.len());
+    let field = "ForceOffline.conn_ids";
+    at_most(
+        field,
+        "connection ids",
+        conns,
+        limits.conn_ids,
+        CONN_IDS_FLAG,
+    )?;
+    let field = "ForceOffline.user_ids";
+    at_most(field, "user ids", users, limits.user_ids, USER_IDS_FLAG)?;
+    some_connections("ForceOffline", &c.conn_ids, &c.user_ids)?;
+    let code = close(i64::from(c.code), &c.reason)?;
+    if let Some(last) = &c.last_message {
+        payload(Some(last), "ForceOffline.last_message")?;
+    }
+    names("user id", &c.user_ids)?;
+    Ok(code)
+}
+
 /// Checks a command or query body. Bodies that are neither pass: they are not commands.
 pub fn command(body: &Body, limits: &Limits) -> Result<(), Refused> {
     let topics = |field: &str, list: &[String]| {
@@ -263,14 +287,7 @@ pub fn command(body: &Body, limits: &Limits) -> Result<(), Refused> {
             payload(c.payload.as_ref(), "Broadcast.payload")?;
         }
         Body::ForceOffline(c) => {
-            conn_ids("ForceOffline.conn_ids", &c.conn_ids)?;
-            user_ids("ForceOffline.user_ids", &c.user_ids)?;
-            some_connections("ForceOffline", &c.conn_ids, &c.user_ids)?;
-            close(i64::from(c.code), &c.reason)?;
-            if let Some(last) = &c.last_message {
-                payload(Some(last), "ForceOffline.last_message")?;
-            }
-            names("user id", &c.user_ids)?;
+            force_offline(c, limits)?;
         }
         Body::BindUser(c) => {
             conn_id("BindUser.conn_id", &c.conn_id)?;

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use wsgate_business::{ClusterReport, SessionChange, Targets};
-use wsgate_proto::v1::{ForceOffline, envelope::Body};
+use wsgate_proto::v1::ForceOffline;
 use wsgate_proto::validate;
 
 use super::context::ApiContext;
@@ -22,7 +22,6 @@ use super::extract::JsonBody;
 use super::payload;
 use super::reach::{cluster, some_answered};
 use super::reply::CommandReply;
-use crate::cluster::combine;
 
 type Reply = Result<Json<CommandReply>, ApiError>;
 
@@ -334,33 +333,18 @@ pub(crate) async fn force_offline(
 ) -> Reply {
     let code = validate::close(body.code, &body.reason).map_err(ApiError::refused)?;
     let last = payload::optional(body.last_text, body.last_binary, "last_text", "last_binary")?;
-    // It is sent as up to two commands (by user, by id): the rules apply to it as received,
-    // so a request naming no one is refused as the worker link refuses it.
-    let received = Body::ForceOffline(ForceOffline {
-        conn_ids: body.conn_ids.clone(),
-        user_ids: body.user_ids.clone(),
+    let command = ForceOffline {
+        conn_ids: body.conn_ids,
+        user_ids: body.user_ids,
         code: code.into(),
-        reason: body.reason.clone(),
-        last_message: None,
-    });
-    validate::command(&received, &validate::Limits::default()).map_err(ApiError::refused)?;
+        reason: body.reason,
+        last_message: last,
+    };
     let cluster = cluster(&context).await?;
-    let mut merged = ClusterReport::default();
-    if !body.user_ids.is_empty() {
-        let r = cluster
-            .force_offline_users(body.user_ids, code, &body.reason, last.clone())
-            .await
-            .map_err(ApiError::from_sdk)?;
-        merged = combine(merged, r);
-    }
-    if !body.conn_ids.is_empty() {
-        let r = cluster
-            .force_offline(body.conn_ids, code, &body.reason, last)
-            .await
-            .map_err(ApiError::from_sdk)?;
-        merged = combine(merged, r);
-    }
-    report(&cluster, merged)
+    let r = crate::cluster::force_offline(&cluster, command)
+        .await
+        .map_err(ApiError::from_sdk)?;
+    report(&cluster, r)
 }
 
 #[cfg(test)]
@@ -388,24 +372,5 @@ mod tests {
             session(r#"{"set":{"a":"1"}}"#).is_err(),
             "conn_id is required"
         );
-    }
-
-    #[test]
-    fn merged_reports_keep_one_failure_per_gateway() {
-        let failure = |g: &str| wsgate_business::GatewayFailure {
-            gateway: g.into(),
-            error: "down".into(),
-        };
-        let mut into = ClusterReport::default();
-        into.report.delivered = 2;
-        into.failed.push(failure("gw1"));
-        let mut more = ClusterReport::default();
-        more.report.delivered = 1;
-        more.report.unknown_conn_ids.push("x".into());
-        more.failed = vec![failure("gw1"), failure("gw2")];
-        let into = combine(into, more);
-        assert_eq!(into.report.delivered, 3);
-        assert_eq!(into.report.unknown_conn_ids, ["x"]);
-        assert_eq!(into.failed.len(), 2);
     }
 }

@@ -221,38 +221,10 @@ impl PushApi for PushService {
     }
 
     async fn force_offline(&self, request: Request<ForceOffline>) -> Reply<CommandResponse> {
-        let c = request.into_inner();
-        // Sent as up to two commands (by id, by user): the rules apply to it as received, so
-        // one naming no one is refused as the worker link refuses it.
-        validate::command(&Body::ForceOffline(c.clone()), &validate::Limits::default())
-            .map_err(refused)?;
-        let code = validate::close(i64::from(c.code), &c.reason).map_err(refused)?;
         let cluster = self.cluster().await?;
-        let last = c.last_message;
-        let by_conn = async {
-            if c.conn_ids.is_empty() {
-                return Ok(None);
-            }
-            cluster
-                .force_offline(c.conn_ids, code, &c.reason, last.clone())
-                .await
-                .map(Some)
-        };
-        let by_user = async {
-            if c.user_ids.is_empty() {
-                return Ok(None);
-            }
-            cluster
-                .force_offline_users(c.user_ids, code, &c.reason, last.clone())
-                .await
-                .map(Some)
-        };
-        let (by_conn, by_user) = tokio::join!(by_conn, by_user);
-        let report = match (by_conn.map_err(from_sdk)?, by_user.map_err(from_sdk)?) {
-            (Some(a), Some(b)) => crate::cluster::combine(a, b),
-            (Some(one), None) | (None, Some(one)) => one,
-            (None, None) => wsgate_business::ClusterReport::default(),
-        };
+        let report = crate::cluster::force_offline(&cluster, request.into_inner())
+            .await
+            .map_err(from_sdk)?;
         command(&cluster, report)
     }
 
