@@ -170,6 +170,14 @@ impl Inbound {
             rate,
         }
     }
+
+    /// Takes a token from the connection's message bucket; true without a limit.
+    fn within_rate(&mut self) -> bool {
+        match (&mut self.bucket, &self.rate) {
+            (Some(bucket), Some(rate)) => bucket.take(rate, std::time::Instant::now()),
+            _ => true,
+        }
+    }
 }
 
 /// The connection's loop: writes what is queued for it, reads and forwards what it sends,
@@ -290,7 +298,7 @@ async fn forward(
             incoming,
             Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_)
         );
-        if costs && !within_rate(&mut inbound.bucket, inbound.rate.as_ref()) {
+        if costs && !inbound.within_rate() {
             match over_rate(config, &ctx.stats, conn_id, peer) {
                 Some(end) => return Some(end),
                 None => continue,
@@ -368,14 +376,6 @@ async fn close(
     // The event first: the closing handshake may wait on a client that does not read.
     Box::pin(ctx.links.dispatch(pinned, Body::ConnClose(close))).await;
     goodbye
-}
-
-/// Takes a token from the connection's message bucket; true without a limit.
-fn within_rate(bucket: &mut Option<TokenBucket>, rate: Option<&Rate>) -> bool {
-    match (bucket, rate) {
-        (Some(bucket), Some(rate)) => bucket.take(rate, std::time::Instant::now()),
-        _ => true,
-    }
 }
 
 /// A message over the rate: the end of the connection (`close`), or `None` to drop it.

@@ -62,11 +62,6 @@ fn missing_payload(body: Body) -> Status {
     }
 }
 
-/// The connections a topic command names.
-fn targets(conn_ids: Vec<String>, user_ids: Vec<String>) -> Targets {
-    Targets { conn_ids, user_ids }
-}
-
 /// A multi-gateway command's reply, UNAVAILABLE when no gateway answered.
 fn command(cluster: &Cluster, report: wsgate_business::ClusterReport) -> Reply<CommandResponse> {
     some_answered(cluster, &report.failed)?;
@@ -174,7 +169,10 @@ impl PushApi for PushService {
 
     async fn subscribe(&self, request: Request<Subscribe>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let targets = targets(c.conn_ids, c.user_ids);
+        let targets = Targets {
+            conn_ids: c.conn_ids,
+            user_ids: c.user_ids,
+        };
         let cluster = self.cluster().await?;
         let report = cluster
             .subscribe(c.topics, targets)
@@ -185,7 +183,10 @@ impl PushApi for PushService {
 
     async fn unsubscribe(&self, request: Request<Unsubscribe>) -> Reply<CommandResponse> {
         let c = request.into_inner();
-        let targets = targets(c.conn_ids, c.user_ids);
+        let targets = Targets {
+            conn_ids: c.conn_ids,
+            user_ids: c.user_ids,
+        };
         let cluster = self.cluster().await?;
         let report = cluster
             .unsubscribe(c.topics, targets)
