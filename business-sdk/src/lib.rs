@@ -83,7 +83,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use cluster::{
     Cluster, ClusterBuilder, ClusterEvent, ClusterEvents, ClusterReport, GatewayFailure,
-    GatewayState, GatewayStatus, Partial,
+    GatewayState, GatewayStatus, InProcess, InProcessAnswer, Partial,
 };
 pub use config::{DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use discovery::{Discovery, StaticDiscovery};

@@ -3,17 +3,20 @@
 //!
 //! It is how one gateway acts on the whole cluster, and the one path the HTTP and gRPC APIs
 //! take for every command and query: there is no second implementation of routing and
-//! merging. It connects in the background once this gateway's own worker listener is serving,
+//! merging. This gateway's own part of a command is carried out by a call
+//! ([`crate::worker::in_process`]); its link to itself still registers it (node id, limits,
+//! status). It connects in the background once this gateway's own worker listener is serving,
 //! so [`ClusterSlot::ready`] waits for it.
 
 pub use crate::links::PEER_LINK_NAME;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use wsgate_business::{
-    Cluster, ClusterReport, Discovery, DnsDiscovery, Error, EventKind, GatewayFailure,
+    Cluster, ClusterReport, Discovery, DnsDiscovery, Error, EventKind, GatewayFailure, InProcess,
     StaticDiscovery, TlsOptions,
 };
 use wsgate_proto::backoff::{Backoff, DEFAULT_MAX, DEFAULT_MIN, Jitter};
@@ -155,6 +158,7 @@ pub(crate) fn slot() -> (watch::Sender<Option<Cluster>>, ClusterSlot) {
 pub(crate) async fn run(
     config: Config,
     own_worker: SocketAddr,
+    own: Arc<dyn InProcess>,
     tls: Option<TlsOptions>,
     tx: watch::Sender<Option<Cluster>>,
     stop: CancellationToken,
@@ -165,7 +169,9 @@ pub(crate) async fn run(
         let mut builder = Cluster::builder(discovery(&config, own_worker))
             .name(PEER_LINK_NAME)
             .token(config.worker_token.clone().unwrap_or_default())
-            .events([EventKind::None]);
+            .events([EventKind::None])
+            // This gateway's part of a command is a call, not a round trip over its own link.
+            .in_process(own.clone());
         if let Some(tls) = &tls {
             // The server name is each peer address's host: a certificate for peers reached by
             // IP (and for this gateway's own 127.0.0.1) needs IP subject alternative names.

@@ -30,6 +30,7 @@ use crate::lifecycle::Lifecycle;
 use crate::links::Links;
 use crate::stats::Stats;
 use crate::tls::TlsReloader;
+use crate::worker::in_process::InProcessGateway;
 use crate::{api, client, grpc, worker};
 
 /// The parts of one gateway, each built once.
@@ -203,9 +204,16 @@ impl Gateway {
             running.close_links.clone(),
             running.links.clone(),
         )));
+        let own = Arc::new(InProcessGateway::new(
+            config.node_id.clone(),
+            parts.conns.clone(),
+            parts.worker.limits,
+            parts.stats.clone(),
+        ));
         running.cluster = Some(tokio::spawn(cluster::run(
             (*config).clone(),
             worker_addr,
+            own,
             cluster_tls,
             cluster_tx,
             running.stop_cluster.clone(),

@@ -16,6 +16,7 @@ use wsgate_proto::v1::EventKind;
 use crate::builder::ClientBuilder;
 use crate::cluster::client::Cluster;
 use crate::cluster::events::ClusterEvents;
+use crate::cluster::in_process::InProcess;
 use crate::cluster::members::Members;
 use crate::config::MIN_DURATION;
 use crate::discovery::Discovery;
@@ -62,6 +63,7 @@ pub struct ClusterBuilder {
     discovery: Arc<dyn Discovery>,
     link: ClientBuilder,
     rediscover_every: Duration,
+    in_process: Option<Arc<dyn InProcess>>,
 }
 
 impl ClusterBuilder {
@@ -70,6 +72,7 @@ impl ClusterBuilder {
             discovery: Arc::new(discovery),
             link: ClientBuilder::new(String::new()),
             rediscover_every: DEFAULT_REDISCOVER_EVERY,
+            in_process: None,
         }
     }
 
@@ -145,6 +148,16 @@ impl ClusterBuilder {
         self
     }
 
+    /// A gateway running in this process (a gateway's own APIs): its part of every command
+    /// is carried out by calling `gateway` in the caller's task, not sent on its link (see
+    /// [`InProcess`]). Its link is still made and registered: it names the gateway's node id,
+    /// its limits and its status, and a command goes in-process only while that link is
+    /// registered under [`InProcess::node_id`]. Default: none.
+    pub fn in_process(mut self, gateway: Arc<dyn InProcess>) -> Self {
+        self.in_process = Some(gateway);
+        self
+    }
+
     /// Finds the gateways, connects to every one of them and starts rediscovery.
     ///
     /// Runs discovery once, starts one link per gateway and waits until each has registered or
@@ -186,7 +199,11 @@ impl ClusterBuilder {
         }
 
         let (event_tx, event_rx) = mpsc::unbounded_channel();
-        let members = Arc::new(Members::new(Arc::clone(&config), event_tx));
+        let members = Arc::new(Members::new(
+            Arc::clone(&config),
+            event_tx,
+            self.in_process.clone(),
+        ));
         let deadline = Instant::now() + config.request_timeout;
         let mut first_attempts: FuturesUnordered<_> = members
             .sync(addrs)

@@ -3,7 +3,8 @@
 //!
 //! Every gateway's part runs concurrently with the single-gateway request/reply exchange
 //! ([`LinkShared::request_on`]), bounded by the request timeout, on the session whose node id
-//! it was routed by. A gateway that is down, times out, drops the link or refuses becomes a
+//! it was routed by; the gateway of this process, if the cluster has one
+//! ([`InProcess`](crate::InProcess)), is called instead. A gateway that is down, times out, drops the link or refuses becomes a
 //! [`GatewayFailure`] named by its node id (or address); the answers that came are mapped by
 //! the caller's function (the same `report` mappings a [`Client`](crate::Client) uses) and
 //! merged by the caller.
@@ -11,14 +12,15 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use prost::Message;
 use wsgate_proto::v1::{self, envelope::Body};
-use wsgate_proto::{conn_id, validate};
+use wsgate_proto::{CodecError, conn_id, validate};
 
 use crate::cluster::members::Members;
 use crate::cluster::merge;
 use crate::cluster::report::{GatewayFailure, Partial};
 use crate::cluster::route::{self, ByNode, Recipients};
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::link::{GatewayState, LinkShared, SessionHandle};
 
 /// A registered gateway to send to.
@@ -103,10 +105,7 @@ impl Members {
     ) -> Result<v1::Result, Error> {
         self.check(&body)?;
         let target = self.owner(conn_id)?;
-        let reply = target
-            .link
-            .request_on(&target.session, body, self.config().request_timeout)
-            .await;
+        let reply = self.request_on(&target, body).await;
         self.unavailable_if_removed(reply, &target)
     }
 
@@ -129,9 +128,8 @@ impl Members {
             mut failed,
             malformed,
         } = self.plan(body);
-        let timeout = self.config().request_timeout;
         let answers = join_all(sends.into_iter().map(|(target, body)| async move {
-            let reply = target.link.request_on(&target.session, body, timeout).await;
+            let reply = self.request_on(&target, body).await;
             (target, reply)
         }))
         .await;
@@ -170,10 +168,9 @@ impl Members {
             return Err(Error::Closed);
         }
         self.check(&body)?;
-        let timeout = self.config().request_timeout;
         if let Recipients::Owner(conn_id) = route::recipients_of(&body) {
             let target = self.owner(&conn_id)?;
-            let sent = target.link.post_on(&target.session, body, timeout).await;
+            let sent = self.post_on(&target, body).await;
             return self
                 .unavailable_if_removed(sent, &target)
                 .map(|()| Partial::default());
@@ -182,7 +179,7 @@ impl Members {
             sends, mut failed, ..
         } = self.plan(body);
         let sent = join_all(sends.into_iter().map(|(target, body)| async move {
-            let sent = target.link.post_on(&target.session, body, timeout).await;
+            let sent = self.post_on(&target, body).await;
             (target, sent)
         }))
         .await;
@@ -195,6 +192,38 @@ impl Members {
             }
         }
         Ok(Partial { value: (), failed })
+    }
+
+    /// Sends `body` to one gateway and waits for its answer: a call when it is the gateway of
+    /// this process, else a request on its session, bounded by the request timeout.
+    async fn request_on(&self, target: &Target, body: Body) -> Result<v1::Result, Error> {
+        match self.in_process(&target.node_id) {
+            Some(gateway) => {
+                let body = fits(target, body)?;
+                gateway.execute(body).await.map_err(error::from_wire)
+            }
+            None => {
+                let timeout = self.config().request_timeout;
+                target.link.request_on(&target.session, body, timeout).await
+            }
+        }
+    }
+
+    /// Queues `body` with no answer wanted: carried out at once by the gateway of this
+    /// process (its answer dropped, as the gateway drops it on its link), else queued on the
+    /// session.
+    async fn post_on(&self, target: &Target, body: Body) -> Result<(), Error> {
+        match self.in_process(&target.node_id) {
+            Some(gateway) => {
+                let body = fits(target, body)?;
+                let _ = gateway.execute(body).await;
+                Ok(())
+            }
+            None => {
+                let timeout = self.config().request_timeout;
+                target.link.post_on(&target.session, body, timeout).await
+            }
+        }
     }
 
     /// Which gateway gets which body.
@@ -263,6 +292,24 @@ impl Members {
             }),
             other => other,
         }
+    }
+}
+
+/// `body`, if the gateway's link could carry it: a call to the in-process gateway is held to
+/// the link's frame limit too, so a command is refused as too large by one rule whichever way
+/// it travels. Sized as the link sends it, with a request id.
+fn fits(target: &Target, body: Body) -> Result<Body, Error> {
+    let envelope = v1::Envelope {
+        request_id: 1,
+        body: Some(body),
+    };
+    let len = envelope.encoded_len();
+    match envelope.body {
+        Some(body) if len <= target.session.max_frame => Ok(body),
+        _ => Err(Error::Codec(CodecError::FrameTooLarge {
+            len,
+            max: target.session.max_frame,
+        })),
     }
 }
 

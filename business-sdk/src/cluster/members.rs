@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::cluster::in_process::InProcess;
 use crate::cluster::status::GatewayStatus;
 use crate::config::{Config, MIN_DURATION};
 use crate::discovery::Discovery;
@@ -31,6 +32,8 @@ pub(crate) type FirstOutcome = oneshot::Receiver<Result<(), Error>>;
 #[derive(Debug)]
 pub(crate) struct Members {
     config: Arc<Config>,
+    /// The gateway of this process, if any, reached by a call (see `in_process`).
+    in_process: Option<Arc<dyn InProcess>>,
     state: Mutex<State>,
     /// The parent of every link's shutdown token; cancelled by `Cluster::shutdown`.
     shutdown: CancellationToken,
@@ -47,9 +50,14 @@ struct State {
 }
 
 impl Members {
-    pub(crate) fn new(config: Arc<Config>, events: mpsc::UnboundedSender<ClusterEvent>) -> Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        events: mpsc::UnboundedSender<ClusterEvent>,
+        in_process: Option<Arc<dyn InProcess>>,
+    ) -> Self {
         Self {
             config,
+            in_process,
             state: Mutex::new(State {
                 links: BTreeMap::new(),
                 events: Some(events),
@@ -62,6 +70,13 @@ impl Members {
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The in-process gateway, when it is the one registered as `node_id`.
+    pub(crate) fn in_process(&self, node_id: &str) -> Option<&dyn InProcess> {
+        self.in_process
+            .as_deref()
+            .filter(|gateway| gateway.node_id() == node_id)
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {

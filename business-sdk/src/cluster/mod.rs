@@ -28,13 +28,14 @@
 //! connect), `members` (one link per discovered address, rediscovery), `route` (which gateway
 //! gets what), `fan_out` (sending to many at once), `merge` (combining answers), `report`
 //! (what a command achieved), `events` (the one receiver), `status` (what each gateway is
-//! doing). Data flows one way: `builder` makes the `members` and the `client` over them; the
+//! doing), `in_process` (a gateway in this process, reached by a call). Data flows one way: `builder` makes the `members` and the `client` over them; the
 //! `client` asks `fan_out`, which asks `route` and the links.
 
 mod builder;
 mod client;
 mod events;
 mod fan_out;
+mod in_process;
 mod members;
 mod merge;
 mod report;
@@ -46,6 +47,7 @@ mod tests;
 pub use self::builder::{ClusterBuilder, DEFAULT_REDISCOVER_EVERY};
 pub use self::client::Cluster;
 pub use self::events::ClusterEvents;
+pub use self::in_process::{InProcess, InProcessAnswer};
 pub use self::report::{ClusterReport, GatewayFailure, Partial};
 pub use self::status::GatewayStatus;
 pub use crate::discovery::{Discovery, StaticDiscovery};

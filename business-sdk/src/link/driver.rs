@@ -198,6 +198,7 @@ impl Link {
             tx: tx.clone(),
             node_id: node_id.clone(),
             limits: wsgate_proto::validate::Limits::of(&registered.limits),
+            max_frame: wsgate_proto::link::register::peer_max_frame(&registered.limits),
         }));
         self.shared.set_status(|status| {
             status.state = GatewayState::Up;

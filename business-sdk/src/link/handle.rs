@@ -28,6 +28,8 @@ pub(crate) struct SessionHandle {
     pub(crate) node_id: String,
     /// What the gateway's commands may name, as its `RegisterOk` said.
     pub(crate) limits: wsgate_proto::validate::Limits,
+    /// The largest frame the gateway takes, as its `RegisterOk` said.
+    pub(crate) max_frame: usize,
 }
 
 /// State shared between a link driver and the handles that send commands through it.

@@ -25,7 +25,26 @@ use super::report::{Outcome, one_conn, refused, report, report_users};
 use crate::connections::Connections;
 use crate::connections::registry::{CloseRequest, Registry, SendOutcome};
 use crate::connections::state::{Locked, TopicLimit};
+use crate::stats::{CommandKind, Stats};
 use crate::websocket::frame;
+
+/// Runs one command or query body and counts it in `stats`: what a worker link and the
+/// gateway's own cluster client ([`super::in_process`]) both do with one. `None` when `body` is
+/// neither.
+pub(crate) async fn carry_out(
+    conns: &Connections,
+    limits: &Limits,
+    stats: &Stats,
+    body: Body,
+) -> Option<CmdResult> {
+    let kind = CommandKind::of(&body);
+    let result = execute(conns, limits, body).await;
+    let failed = result
+        .as_ref()
+        .is_some_and(|r| r.code != ErrorCode::Ok as i32);
+    stats.command(kind, failed);
+    result
+}
 
 /// Runs one command or query body. `None` when `body` is neither.
 pub(crate) async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {

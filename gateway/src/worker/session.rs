@@ -30,7 +30,7 @@ use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 use super::commands;
 use super::context::Context;
 use crate::links::{Link, event_kind};
-use crate::stats::{CommandKind, Stats};
+use crate::stats::Stats;
 
 /// What a worker link runs on: a TCP stream, or a TLS stream over one (`--worker-tls`).
 pub(crate) trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -381,14 +381,8 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
         };
         return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     }
-    let kind = CommandKind::of(&body);
-    let result = commands::execute(&ctx.conns, &ctx.limits, body).await;
-    let failed = result
-        .as_ref()
-        .is_some_and(|r| r.code != ErrorCode::Ok as i32);
-    ctx.stats.command(kind, failed);
-    let result = result?;
-    if failed && request_id == 0 {
+    let result = commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body).await?;
+    if result.code != ErrorCode::Ok as i32 && request_id == 0 {
         tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
     }
     (request_id != 0).then(|| Envelope {
