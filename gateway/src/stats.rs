@@ -1,26 +1,29 @@
-//! Counters the gateway keeps about itself: plain atomics, cheap on the hot path.
+//! Counters the gateway keeps about itself: plain atomics, cheap on the hot path, and
+//! [`Striped`] ones for the few changed on every delivery.
 //!
 //! Tests read them to check that a policy fired (a slow consumer was closed, a message was
 //! dropped); `/metrics` (api/metrics.rs) exports them in the Prometheus text format.
 
 mod histogram;
 mod labels;
+mod striped;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use histogram::{BOUNDS_SECONDS, Histogram};
 pub use labels::{CloseReason, CommandKind};
+pub use striped::Striped;
 
 /// Gateway-wide counters. All are totals since start except the `*_current` gauges.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections_current: AtomicU64,
     pub connections_total: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
+    pub messages_in: Striped,
+    pub messages_out: Striped,
     /// Payload bytes of client data messages received and written (text and binary).
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
+    pub bytes_in: Striped,
+    pub bytes_out: Striped,
     pub closed_slow_consumer: AtomicU64,
     pub closed_too_big: AtomicU64,
     pub closed_idle: AtomicU64,
@@ -31,7 +34,7 @@ pub struct Stats {
     /// Client messages dropped by the message rate limit (with --client-rate-limit-action drop).
     pub dropped_rate_limited: AtomicU64,
     /// Bytes queued to clients right now, being written included (a gauge).
-    pub client_queued_bytes: AtomicU64,
+    pub client_queued_bytes: Striped,
     /// Clients closed for sending faster than --client-message-rate (1008).
     pub closed_rate_limited: AtomicU64,
     /// Handshakes refused with 429: over the per-address rate, or the user's connection limit.
@@ -62,16 +65,8 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
     pub(crate) fn decr(counter: &AtomicU64) {
         counter.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Reads a counter.

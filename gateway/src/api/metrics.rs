@@ -157,25 +157,25 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         "wsgate_messages_in_total",
         "counter",
         "Data messages received from clients (heartbeats not included).",
-        get(&stats.messages_in),
+        stats.messages_in.get(),
     );
     out.single(
         "wsgate_messages_out_total",
         "counter",
         "Data messages written to clients.",
-        get(&stats.messages_out),
+        stats.messages_out.get(),
     );
     out.single(
         "wsgate_bytes_in_total",
         "counter",
         "Payload bytes of the data messages received from clients.",
-        get(&stats.bytes_in),
+        stats.bytes_in.get(),
     );
     out.single(
         "wsgate_bytes_out_total",
         "counter",
         "Payload bytes of the data messages written to clients.",
-        get(&stats.bytes_out),
+        stats.bytes_out.get(),
     );
 
     out.family(
@@ -198,7 +198,7 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         "gauge",
         "Bytes queued to clients now, being written included (each client at most \
          --send-queue-bytes, or one larger message).",
-        get(&stats.client_queued_bytes),
+        stats.client_queued_bytes.get(),
     );
     out.family(
         "wsgate_handshakes_refused_total",

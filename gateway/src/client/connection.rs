@@ -200,16 +200,22 @@ async fn run<S: ClientStream>(
     tokio::pin!(ping);
     let mut last_seen = Instant::now();
 
-    // Waiting futures made once and polled again on every turn, not made anew each time: a
-    // busy connection turns the loop for every message, and registering a waiter is a lock.
+    // Made once and polled again on every turn, not made anew each time: a busy connection
+    // turns the loop for every message, and registering a waiter here is a lock.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let woken = conn.woken();
-    tokio::pin!(woken);
     loop {
-        match conn.take() {
-            Some(Next::Close(req)) => return End::Close(req),
-            Some(Next::Send(queue)) => {
+        tokio::select! {
+            biased;
+            _ = &mut cancelled => {
+                let (code, reason) = config.shutdown_close();
+                return End::gateway(code, reason);
+            }
+            next = conn.next() => {
+                let queue = match next {
+                    Next::Close(req) => return End::Close(req),
+                    Next::Send(queue) => queue,
+                };
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
                 let written = tokio::select! {
@@ -227,16 +233,6 @@ async fn run<S: ClientStream>(
                     Err(e) => return End::Lost(e.to_string()),
                 }
             }
-            None => {}
-        }
-        tokio::select! {
-            biased;
-            _ = &mut cancelled => {
-                let (code, reason) = config.shutdown_close();
-                return End::gateway(code, reason);
-            }
-            // Something was queued or a close requested: `take` above looks next turn.
-            _ = woken.as_mut() => woken.set(conn.woken()),
             read = read_into(stream, &mut inbound.input) => {
                 match read {
                     Ok(0) => return End::Lost("connection dropped".into()),
@@ -326,8 +322,8 @@ async fn forward(
             Incoming::Pong => continue,
             Incoming::Close(frame) => return Some(End::ByClient(frame)),
         };
-        Stats::incr(&ctx.stats.messages_in);
-        Stats::add(&ctx.stats.bytes_in, payload.data.len() as u64);
+        ctx.stats.messages_in.incr();
+        ctx.stats.bytes_in.add(payload.data.len() as u64);
         let (user_id, session) = conn.state.user_and_session();
         let event = ConnMessage {
             conn_id: conn_id.to_string(),
@@ -433,9 +429,8 @@ async fn write_queue<S: ClientStream>(
         }
     }
     write_frames(stream, &mut queue).await?;
-    conn.recycle(queue);
-    conn.written(raw, stats);
-    Stats::add(&stats.messages_out, written);
-    Stats::add(&stats.bytes_out, bytes);
+    conn.written(queue, raw, stats);
+    stats.messages_out.add(written);
+    stats.bytes_out.add(bytes);
     Ok(close)
 }

@@ -14,12 +14,13 @@
 //! add up in [`Stats::client_queued_bytes`].
 
 use std::collections::{HashSet, VecDeque};
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::Notify;
 use wsgate_proto::v1::ClosedBy;
 
 use crate::connections::state::ConnState;
@@ -70,11 +71,12 @@ pub struct PeerInfo {
 #[derive(Debug)]
 pub struct Conn {
     slot: Mutex<Slot>,
-    notify: Notify,
     pub state: ConnState,
     pub info: PeerInfo,
 }
 
+/// Behind the connection's lock. The task's wakers live here too, so queueing a frame and
+/// waking the task is one lock, not a lock and a separate notifier's.
 #[derive(Debug, Default)]
 struct Slot {
     queue: VecDeque<Outbound>,
@@ -83,6 +85,10 @@ struct Slot {
     ended: bool,
     /// Bytes of the frames queued and of those taken out but not yet written.
     pending_bytes: usize,
+    /// The task, waiting for something queued or a close ([`Conn::next`]).
+    next: Option<Waker>,
+    /// The task, waiting for a close while a write is blocked ([`Conn::closed`]).
+    closed: Option<Waker>,
 }
 
 /// How much one connection's queue holds at most.
@@ -100,11 +106,17 @@ pub enum Next {
     Send(VecDeque<Outbound>),
 }
 
+/// Keeps `waker` in `slot` unless the one there already wakes the same task.
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
 impl Conn {
     pub fn new(id: Arc<str>, info: PeerInfo) -> Self {
         Self {
             slot: Mutex::default(),
-            notify: Notify::new(),
             state: ConnState::new(id),
             info,
         }
@@ -124,43 +136,43 @@ impl Conn {
         let mut slot = self.slot();
         if slot.close.is_none() {
             slot.close = Some(request);
+            // The task may be waiting in two places: for work, and for a close while a write
+            // is blocked.
+            let (next, closed) = (slot.next.take(), slot.closed.take());
             drop(slot);
-            // Every waiter: the task may be waiting in two places (for work, and for a close
-            // while a write is blocked). And a permit for a waiter that has not started yet.
-            self.notify.notify_waiters();
-            self.notify.notify_one();
+            next.into_iter().chain(closed).for_each(Waker::wake);
         }
     }
 
     /// Waits for a close request.
-    pub async fn closed(&self) -> CloseRequest {
-        loop {
-            if let Some(req) = self.slot().close.clone() {
-                return req;
+    pub fn closed(&self) -> impl Future<Output = CloseRequest> + '_ {
+        poll_fn(|cx| {
+            let mut slot = self.slot();
+            match &slot.close {
+                Some(req) => Poll::Ready(req.clone()),
+                None => {
+                    register(&mut slot.closed, cx.waker());
+                    Poll::Pending
+                }
             }
-            self.notify.notified().await;
-        }
+        })
     }
 
-    /// A close request or everything queued, if there is either.
-    pub fn take(&self) -> Option<Next> {
-        let mut slot = self.slot();
-        if let Some(req) = slot.close.clone() {
-            return Some(Next::Close(req));
-        }
-        if !slot.queue.is_empty() {
-            return Some(Next::Send(std::mem::take(&mut slot.queue)));
-        }
-        None
-    }
-
-    /// Completes when something may have been queued or a close requested since the last
-    /// wake-up. `notify_one` keeps a permit when nobody waits, so a push between [`take`] and
-    /// this wait is not lost.
-    ///
-    /// [`take`]: Conn::take
-    pub fn woken(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+    /// Waits for a close request or for something queued (everything queued is taken out).
+    /// A push or close after this returned `Pending` wakes the task: the waker is kept under
+    /// the same lock they take.
+    pub fn next(&self) -> impl Future<Output = Next> + '_ {
+        poll_fn(|cx| {
+            let mut slot = self.slot();
+            if let Some(req) = &slot.close {
+                return Poll::Ready(Next::Close(req.clone()));
+            }
+            if !slot.queue.is_empty() {
+                return Poll::Ready(Next::Send(std::mem::take(&mut slot.queue)));
+            }
+            register(&mut slot.next, cx.waker());
+            Poll::Pending
+        })
     }
 
     /// Queues `items` in order, all or none; refused past the limit (see the module doc). An
@@ -182,36 +194,30 @@ impl Conn {
         if slot.pending_bytes > 0 && slot.pending_bytes + bytes > limit.bytes {
             return Err(SendOutcome::SlowConsumer);
         }
-        let wake = slot.queue.is_empty();
         slot.queue.extend(items);
         slot.pending_bytes += bytes;
+        let waiting = slot.next.take();
         drop(slot);
-        Stats::add(&stats.client_queued_bytes, bytes as u64);
-        if wake {
-            self.notify.notify_one();
+        stats.client_queued_bytes.add(bytes as u64);
+        if let Some(task) = waiting {
+            task.wake();
         }
         Ok(())
     }
 
-    /// `bytes` taken out of the queue have been written.
-    pub fn written(&self, bytes: usize, stats: &Stats) {
+    /// `queue`, taken out by [`next`](Conn::next), has been written (`bytes` of it): the
+    /// bytes leave the bound, and the emptied queue is given back so the next burst reuses
+    /// its memory — unless it is large, so a burst does not leave an idle connection holding
+    /// it.
+    pub fn written(&self, queue: VecDeque<Outbound>, bytes: usize, stats: &Stats) {
         let mut slot = self.slot();
         let bytes = bytes.min(slot.pending_bytes);
         slot.pending_bytes -= bytes;
-        drop(slot);
-        Stats::sub(&stats.client_queued_bytes, bytes as u64);
-    }
-
-    /// Gives an emptied queue back so the next burst reuses its memory; a large one is freed
-    /// instead, so a burst does not leave an idle connection holding it.
-    pub fn recycle(&self, queue: VecDeque<Outbound>) {
-        if queue.capacity() > 16 {
-            return;
-        }
-        let mut slot = self.slot();
-        if !slot.ended && slot.queue.capacity() == 0 {
+        if queue.capacity() <= 16 && !slot.ended && slot.queue.capacity() == 0 {
             slot.queue = queue;
         }
+        drop(slot);
+        stats.client_queued_bytes.sub(bytes as u64);
     }
 
     /// The task has ended: drop what is queued and refuse more.
@@ -219,9 +225,11 @@ impl Conn {
         let mut slot = self.slot();
         slot.ended = true;
         slot.queue = VecDeque::new();
+        slot.next = None;
+        slot.closed = None;
         let pending = std::mem::take(&mut slot.pending_bytes);
         drop(slot);
-        Stats::sub(&stats.client_queued_bytes, pending as u64);
+        stats.client_queued_bytes.sub(pending as u64);
     }
 }
 

@@ -103,7 +103,7 @@ pub(crate) async fn nothing_left(gw: &TestGateway, clients: u64) {
     })
     .await;
     wait_until("no bytes queued to clients", || {
-        gw.stat(|s| &s.client_queued_bytes) == 0
+        gw.stats.client_queued_bytes.get() == 0
     })
     .await;
 }
