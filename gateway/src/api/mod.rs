@@ -33,6 +33,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +96,11 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let Some(tls) = tls else {
+        // Answers are small and a backend waits for each one: no Nagle delay (the TLS
+        // listener sets the same on every socket it accepts).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         return serve_on(listener, context, stop).await;
     };
     let timeout = context.config.handshake_timeout;
