@@ -2,10 +2,11 @@
 //! what arrives.
 //!
 //! Four ways in: wsgate's SDK (`Client::broadcast` / `publish` over the worker link), wsgate's
-//! HTTP API (`POST /api/v1/broadcast`), and the peers' `POST /broadcast` / `POST
-//! /publish?topic=`. Each publisher task owns one sender (a clone of the SDK client, or one
-//! keep-alive HTTP connection) with one request in flight, and asks the shared [`Gate`] before
-//! every message, so `--in-flight` tasks make `--in-flight` requests in flight.
+//! HTTP API (`POST /api/v1/broadcast`), wsgate's gRPC API (`PushApi/Broadcast`, `Publish`), and
+//! the peers' `POST /broadcast` / `POST /publish?topic=`. Each publisher task owns one sender
+//! (a clone of the SDK client, one keep-alive HTTP connection, or one HTTP/2 channel) with one
+//! request in flight, and asks the shared [`Gate`] before every message, so `--in-flight` tasks
+//! make `--in-flight` requests in flight.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +17,9 @@ use hdrhistogram::Histogram;
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 use wsgate_business::{Client, Payload};
+use wsgate_proto::v1::{self, push_api_client::PushApiClient};
 
 use crate::gate::Gate;
 use crate::http::HttpClient;
@@ -35,16 +38,30 @@ pub enum Route {
     /// wsgate's HTTP API.
     #[serde(rename = "http-api")]
     WsgateHttp,
+    /// wsgate's gRPC API.
+    #[serde(rename = "grpc")]
+    WsgateGrpc,
     /// A peer's own HTTP endpoint.
     #[serde(rename = "http")]
     PeerHttp,
 }
 
 impl Route {
+    /// How tables and checks name the route.
+    pub fn title(self) -> &'static str {
+        match self {
+            Route::Sdk => "SDK",
+            Route::WsgateHttp => "HTTP API",
+            Route::WsgateGrpc => "gRPC API",
+            Route::PeerHttp => "HTTP",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Route::Sdk => "sdk",
             Route::WsgateHttp => "http-api",
+            Route::WsgateGrpc => "grpc",
             Route::PeerHttp => "http",
         }
     }
@@ -64,18 +81,44 @@ pub enum Action {
 pub enum Sender {
     Sdk(Client),
     Http { client: HttpClient, route: Route },
+    Grpc(PushApiClient<Channel>),
+}
+
+/// Where a target takes publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct Doors<'a> {
+    pub sdk: Option<&'a Client>,
+    pub http: SocketAddr,
+    pub grpc: Option<SocketAddr>,
 }
 
 impl Sender {
-    /// `n` senders for `route`: SDK clones, or fresh HTTP connections to `http`.
-    pub fn many(route: Route, n: usize, sdk: Option<&Client>, http: SocketAddr) -> Vec<Sender> {
+    /// `n` senders for `route`: SDK clones, fresh HTTP connections, or fresh gRPC channels
+    /// (each its own HTTP/2 connection, driven on `runtime`, connected on first use).
+    pub fn many(
+        route: Route,
+        n: usize,
+        doors: Doors<'_>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Vec<Sender>, String> {
         (0..n)
-            .map(|_| match (route, sdk) {
-                (Route::Sdk, Some(client)) => Sender::Sdk(client.clone()),
-                _ => Sender::Http {
-                    client: HttpClient::new(http),
+            .map(|_| match (route, doors.sdk, doors.grpc) {
+                (Route::Sdk, Some(client), _) => Ok(Sender::Sdk(client.clone())),
+                (Route::Sdk, None, _) => Err("the SDK route needs a registered client".into()),
+                (Route::WsgateGrpc, _, Some(addr)) => {
+                    let _on = runtime.enter();
+                    let channel = Channel::from_shared(format!("http://{addr}"))
+                        .map_err(|e| format!("gRPC address {addr}: {e}"))?
+                        .connect_lazy();
+                    Ok(Sender::Grpc(PushApiClient::new(channel)))
+                }
+                (Route::WsgateGrpc, _, None) => {
+                    Err("the gRPC route needs the target's gRPC address".into())
+                }
+                (Route::WsgateHttp | Route::PeerHttp, _, _) => Ok(Sender::Http {
+                    client: HttpClient::new(doors.http),
                     route,
-                },
+                }),
             })
             .collect()
     }
@@ -93,6 +136,23 @@ impl Sender {
                 .await
                 .map(|r| u64::from(r.delivered))
                 .map_err(|e| format!("SDK publish failed: {e}")),
+            (Sender::Grpc(api), Action::Broadcast) => api
+                .broadcast(v1::Broadcast {
+                    payload: Some(text(message)),
+                    exclude: Vec::new(),
+                })
+                .await
+                .map(|r| u64::from(r.into_inner().delivered))
+                .map_err(|e| format!("gRPC Broadcast failed: {e}")),
+            (Sender::Grpc(api), Action::Publish { topics }) => api
+                .publish(v1::Publish {
+                    topics: vec![topic(topics)],
+                    payload: Some(text(message)),
+                    exclude_conn_ids: Vec::new(),
+                })
+                .await
+                .map(|r| u64::from(r.into_inner().delivered))
+                .map_err(|e| format!("gRPC Publish failed: {e}")),
             (Sender::Http { client, route }, action) => {
                 let (path, content_type, body, field) = match (*route, action) {
                     (Route::WsgateHttp, Action::Broadcast) => (
@@ -133,6 +193,14 @@ impl Sender {
                     .unwrap_or(0))
             }
         }
+    }
+}
+
+/// A text payload, as the gRPC API takes it.
+fn text(message: String) -> v1::Payload {
+    v1::Payload {
+        data: message.into(),
+        kind: v1::PayloadKind::Text as i32,
     }
 }
 

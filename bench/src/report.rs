@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::BenchError;
 use crate::progress::si;
-use crate::publisher::Route;
 use crate::results::{LoadRow, Phase, Results};
 use crate::svg::{BarChart, PALETTE};
 use crate::target::TargetKind;
@@ -425,7 +424,7 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
             .map_or(plan.clients, |r| r.clients);
         let _ = writeln!(
             md,
-            "## Broadcast: {clients} clients, 100-byte messages\n\nRoutes: wsgate through the Rust SDK (`Client::broadcast`, {} in flight) and through the HTTP API (`POST /api/v1/broadcast`, {} keep-alive connections); the peers through their `POST /broadcast`. Deliveries are counted at the clients; latency is receive time minus the send time stamped in each message.\n",
+            "## Broadcast: {clients} clients, 100-byte messages\n\nRoutes: wsgate through the Rust SDK (`Client::broadcast`, {} in flight), the HTTP API (`POST /api/v1/broadcast`, {} keep-alive connections) and the gRPC API (`PushApi/Broadcast`, as many HTTP/2 connections); the peers through their `POST /broadcast`. Deliveries are counted at the clients; latency is receive time minus the send time stamped in each message.\n",
             plan.in_flight, plan.in_flight
         );
         let _ = writeln!(
@@ -670,11 +669,7 @@ fn load_table(md: &mut String, rows: &[LoadRow], phase: Phase, per: &str) {
         ],
         2,
         rows.iter().filter(|r| r.phase == phase).map(|r| {
-            let route = match r.route {
-                Route::Sdk => "SDK",
-                Route::WsgateHttp => "HTTP API",
-                Route::PeerHttp => "HTTP",
-            };
+            let route = r.route.title();
             vec![
                 r.target.to_string(),
                 route.to_owned(),

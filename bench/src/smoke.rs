@@ -35,7 +35,7 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                 }
                 Scenario::Broadcast => {
                     let routes: &[Route] = if t == TargetKind::Wsgate {
-                        &[Route::Sdk, Route::WsgateHttp]
+                        &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc]
                     } else {
                         &[Route::PeerHttp]
                     };

@@ -195,6 +195,8 @@ pub struct Running {
     pub http: SocketAddr,
     /// wsgate's worker listener.
     pub worker: Option<SocketAddr>,
+    /// wsgate's gRPC API.
+    pub grpc: Option<SocketAddr>,
     pub log: Arc<LogScan>,
 }
 
@@ -305,6 +307,7 @@ impl Running {
             ws_path: ready.ws_path,
             http: ready.http,
             worker: ready.worker,
+            grpc: ready.grpc,
             log,
         })
     }
@@ -404,6 +407,7 @@ struct Ready {
     ws_path: String,
     http: SocketAddr,
     worker: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
 }
 
 /// The ready line of `kind`, if `line` is it.
@@ -439,6 +443,7 @@ fn parse_ready(kind: TargetKind, line: &str) -> Option<Result<Ready, BenchError>
                     },
                     http: addr(api, "api=http:// address")?,
                     worker: Some(addr(field(line, "worker"), "worker=")?),
+                    grpc: Some(addr(field(line, "grpc"), "grpc=")?),
                 })
             })())
         }
@@ -452,6 +457,7 @@ fn parse_ready(kind: TargetKind, line: &str) -> Option<Result<Ready, BenchError>
                     ws_path: "/ws".into(),
                     http: addr(field(line, "http"), "http=")?,
                     worker: None,
+                    grpc: None,
                 })
             })())
         }
@@ -530,6 +536,10 @@ mod tests {
         assert_eq!(
             ready.worker.map(|w| w.to_string()).as_deref(),
             Some("127.0.0.1:40002")
+        );
+        assert_eq!(
+            ready.grpc.map(|g| g.to_string()).as_deref(),
+            Some("127.0.0.1:40004")
         );
         assert!(parse_ready(TargetKind::Wsgate, "INFO something else").is_none());
         // worker_tls= must not be taken for worker=.

@@ -1,6 +1,6 @@
 //! Scenario 2, broadcast: M clients, one publisher sending 100-byte messages to all of them.
 //!
-//! Routes: wsgate through the SDK and through the HTTP API, each peer through its own
+//! Routes: wsgate through the SDK, the HTTP API and the gRPC API, each peer through its own
 //! `POST /broadcast`. Each route gets a fresh target and fresh clients, then three phases: max
 //! throughput (closed loop, nobody needs to drop), backend (a few publishers, each sending as
 //! soon as its last request is answered: what a PHP or Java backend gets) and a fixed rate
@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx, results: &mut Results) {
     }
     for &kind in &ctx.targets {
         let routes: &[Route] = match kind {
-            TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp],
+            TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc],
             TargetKind::Plain | TargetKind::Node => &[Route::PeerHttp],
         };
         for &route in routes {
@@ -75,7 +75,7 @@ async fn one(
                 ctx.business(target, Role::Publisher, Arc::default())
                     .await?,
             ),
-            Route::WsgateHttp | Route::PeerHttp => None,
+            Route::WsgateHttp | Route::WsgateGrpc | Route::PeerHttp => None,
         };
         let mut rows = Vec::new();
         for phase in [Phase::Max, Phase::Backend, Phase::Fixed] {

@@ -24,7 +24,7 @@ use crate::error::BenchError;
 use crate::fleet::Fleet;
 use crate::gate::{Gate, Pace};
 use crate::progress::{Progress, si};
-use crate::publisher::{self, Action, PublishStats, Route, Sender};
+use crate::publisher::{self, Action, Doors, PublishStats, Route, Sender};
 use crate::results::{Failure, LoadRow, Phase, Results};
 use crate::target::{Programs, Running, TargetKind};
 
@@ -204,7 +204,17 @@ impl LoadPhase<'_> {
             (Action::Broadcast, _) => plan.in_flight,
             (Action::Publish { .. }, _) => plan.topic_in_flight,
         };
-        let senders = Sender::many(route, in_flight, sdk, target.http);
+        let doors = Doors {
+            sdk,
+            http: target.http,
+            grpc: target.grpc,
+        };
+        let senders = Sender::many(route, in_flight, doors, &ctx.driver).map_err(|reason| {
+            BenchError::Driver {
+                what: label.clone(),
+                reason,
+            }
+        })?;
         let publishers =
             publisher::spawn(&ctx.driver, senders, action, gate.clone(), stats.clone());
         {
