@@ -14,7 +14,8 @@
 //! * a full queue drops that message for that socket and counts it in `dropped`: the publisher
 //!   never waits for a slow client;
 //! * the reader answers echo through the same queue; pings and close handshakes are answered by
-//!   tungstenite itself; default multi-thread runtime. The one setting changed from tungstenite's
+//!   tungstenite itself; default multi-thread runtime; `TCP_NODELAY` on every socket, the HTTP
+//!   ones included (as wsgate sets it). The one setting changed from tungstenite's
 //!   defaults is a 4 KiB read buffer ([`READ_BUFFER`]): with the default 128 KiB, tungstenite
 //!   0.30 zero-fills the whole buffer on the first read and an idle socket costs ~130 KiB, which
 //!   nobody who measures would ship; 4 KiB is what the reference hub used (~8.8 KiB per
@@ -54,6 +55,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -216,6 +218,11 @@ async fn run(args: Args) -> ExitCode {
         .with_state(hub.clone());
 
     tokio::spawn(accept_loop(ws_listener, hub));
+    // TCP_NODELAY on the publish sockets too, as on the WebSocket ones: without it a publisher's
+    // keep-alive requests now and then wait on Nagle's algorithm, which a careful team turns off.
+    let http_listener = http_listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
 
     {

@@ -80,6 +80,9 @@ pub struct Conn {
 #[derive(Debug, Default)]
 struct Slot {
     queue: VecDeque<Outbound>,
+    /// An emptied queue kept for the next swap, so a busy connection alternates between two
+    /// buffers instead of allocating one per burst.
+    spare: VecDeque<Outbound>,
     close: Option<CloseRequest>,
     /// The task has ended: nothing is queued any more.
     ended: bool,
@@ -168,7 +171,8 @@ impl Conn {
                 return Poll::Ready(Next::Close(req.clone()));
             }
             if !slot.queue.is_empty() {
-                return Poll::Ready(Next::Send(std::mem::take(&mut slot.queue)));
+                let spare = std::mem::take(&mut slot.spare);
+                return Poll::Ready(Next::Send(std::mem::replace(&mut slot.queue, spare)));
             }
             register(&mut slot.next, cx.waker());
             Poll::Pending
@@ -206,15 +210,19 @@ impl Conn {
     }
 
     /// `queue`, taken out by [`next`](Conn::next), has been written (`bytes` of it): the
-    /// bytes leave the bound, and the emptied queue is given back so the next burst reuses
-    /// its memory — unless it is large, so a burst does not leave an idle connection holding
-    /// it.
+    /// bytes leave the bound, and the emptied queue is given back so the next bursts reuse its
+    /// memory (at most two buffers, see [`Slot::spare`]) — unless it is large, so a burst does
+    /// not leave an idle connection holding it.
     pub fn written(&self, queue: VecDeque<Outbound>, bytes: usize, stats: &Stats) {
         let mut slot = self.slot();
         let bytes = bytes.min(slot.pending_bytes);
         slot.pending_bytes -= bytes;
-        if queue.capacity() <= 16 && !slot.ended && slot.queue.capacity() == 0 {
-            slot.queue = queue;
+        if queue.capacity() <= 16 && !slot.ended {
+            if slot.queue.capacity() == 0 {
+                slot.queue = queue;
+            } else if slot.spare.capacity() == 0 {
+                slot.spare = queue;
+            }
         }
         drop(slot);
         stats.client_queued_bytes.sub(bytes as u64);
@@ -225,6 +233,7 @@ impl Conn {
         let mut slot = self.slot();
         slot.ended = true;
         slot.queue = VecDeque::new();
+        slot.spare = VecDeque::new();
         slot.next = None;
         slot.closed = None;
         let pending = std::mem::take(&mut slot.pending_bytes);
