@@ -16,7 +16,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
@@ -68,28 +68,41 @@ pub struct PeerInfo {
 /// The part of a connection other tasks reach: its queue and out-of-band closes (which must
 /// not wait behind a full queue), the state business processes attach, and the handshake
 /// facts.
+///
+/// Laid out for the fan-out: a broadcast touches every connection's `hot` part (its queue, its
+/// task's waker, the byte count), which fits one cache line at the start of the `Conn`, so a
+/// push costs one line fetched from memory or the other core, not three. What only a close
+/// needs is in `cold`, behind its own lock. The test `the_hot_part_is_one_cache_line` keeps it
+/// so.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Conn {
-    slot: Mutex<Slot>,
+    hot: Mutex<Hot>,
+    cold: Mutex<Cold>,
     pub state: ConnState,
     pub info: PeerInfo,
 }
 
-/// Behind the connection's lock. The task's wakers live here too, so queueing a frame and
-/// waking the task is one lock, not a lock and a separate notifier's.
+/// What every push and every turn of the connection's task take. The task's waker lives
+/// here too, so queueing a frame and waking the task is one lock.
 #[derive(Debug, Default)]
-struct Slot {
-    queue: VecDeque<Outbound>,
-    /// An emptied queue kept for the next swap, so a busy connection alternates between two
-    /// buffers instead of allocating one per burst.
-    spare: VecDeque<Outbound>,
-    close: Option<CloseRequest>,
-    /// The task has ended: nothing is queued any more.
-    ended: bool,
-    /// Bytes of the frames queued and of those taken out but not yet written.
-    pending_bytes: usize,
+struct Hot {
+    /// The frames queued, in order; the task takes them all at once.
+    queue: Vec<Outbound>,
     /// The task, waiting for something queued or a close ([`Conn::next`]).
     next: Option<Waker>,
+    /// Bytes of the frames queued and of those taken out but not yet written.
+    pending_bytes: usize,
+    /// The task has ended: nothing is queued any more.
+    ended: bool,
+    /// A close was requested; the request is in [`Cold::close`] (stored before this is set).
+    closing: bool,
+}
+
+/// What only a close takes.
+#[derive(Debug, Default)]
+struct Cold {
+    close: Option<CloseRequest>,
     /// The task, waiting for a close while a write is blocked ([`Conn::closed`]).
     closed: Option<Waker>,
 }
@@ -116,10 +129,16 @@ fn register(slot: &mut Option<Waker>, waker: &Waker) {
     }
 }
 
+/// A lock's data, poisoned or not: a panic elsewhere must not take the connection down.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Conn {
     pub fn new(id: Arc<str>, info: PeerInfo) -> Self {
         Self {
-            slot: Mutex::default(),
+            hot: Mutex::default(),
+            cold: Mutex::default(),
             state: ConnState::new(id),
             info,
         }
@@ -130,31 +149,33 @@ impl Conn {
         self.state.id()
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Asks the connection to close now; the first request wins.
     pub fn close(&self, request: CloseRequest) {
-        let mut slot = self.slot();
-        if slot.close.is_none() {
-            slot.close = Some(request);
-            // The task may be waiting in two places: for work, and for a close while a write
-            // is blocked.
-            let (next, closed) = (slot.next.take(), slot.closed.take());
-            drop(slot);
-            next.into_iter().chain(closed).for_each(Waker::wake);
+        let mut cold = lock(&self.cold);
+        if cold.close.is_some() {
+            return;
         }
+        cold.close = Some(request);
+        let closed = cold.closed.take();
+        drop(cold);
+        // The task may be waiting in two places: for work, and for a close while a write is
+        // blocked. `hot` only once `cold` is released: `next` takes `cold` inside `hot`, and
+        // that is the one nesting.
+        let mut hot = lock(&self.hot);
+        hot.closing = true;
+        let next = hot.next.take();
+        drop(hot);
+        next.into_iter().chain(closed).for_each(Waker::wake);
     }
 
     /// Waits for a close request.
     pub fn closed(&self) -> impl Future<Output = CloseRequest> + '_ {
         poll_fn(|cx| {
-            let mut slot = self.slot();
-            match &slot.close {
+            let mut cold = lock(&self.cold);
+            match &cold.close {
                 Some(req) => Poll::Ready(req.clone()),
                 None => {
-                    register(&mut slot.closed, cx.waker());
+                    register(&mut cold.closed, cx.waker());
                     Poll::Pending
                 }
             }
@@ -166,15 +187,16 @@ impl Conn {
     /// the same lock they take.
     pub fn next(&self) -> impl Future<Output = Next> + '_ {
         poll_fn(|cx| {
-            let mut slot = self.slot();
-            if let Some(req) = &slot.close {
-                return Poll::Ready(Next::Close(req.clone()));
+            let mut hot = lock(&self.hot);
+            if hot.closing
+                && let Some(req) = lock(&self.cold).close.clone()
+            {
+                return Poll::Ready(Next::Close(req));
             }
-            if !slot.queue.is_empty() {
-                let spare = std::mem::take(&mut slot.spare);
-                return Poll::Ready(Next::Send(std::mem::replace(&mut slot.queue, spare)));
+            if !hot.queue.is_empty() {
+                return Poll::Ready(Next::Send(std::mem::take(&mut hot.queue).into()));
             }
-            register(&mut slot.next, cx.waker());
+            register(&mut hot.next, cx.waker());
             Poll::Pending
         })
     }
@@ -188,20 +210,20 @@ impl Conn {
         stats: &Stats,
     ) -> Result<(), SendOutcome> {
         let bytes: usize = items.iter().map(Outbound::len).sum();
-        let mut slot = self.slot();
-        if slot.ended {
+        let mut hot = lock(&self.hot);
+        if hot.ended {
             return Err(SendOutcome::Unknown);
         }
-        if slot.queue.len() + N > limit.frames {
+        if hot.queue.len() + N > limit.frames {
             return Err(SendOutcome::SlowConsumer);
         }
-        if slot.pending_bytes > 0 && slot.pending_bytes + bytes > limit.bytes {
+        if hot.pending_bytes > 0 && hot.pending_bytes + bytes > limit.bytes {
             return Err(SendOutcome::SlowConsumer);
         }
-        slot.queue.extend(items);
-        slot.pending_bytes += bytes;
-        let waiting = slot.next.take();
-        drop(slot);
+        hot.queue.extend(items);
+        hot.pending_bytes += bytes;
+        let waiting = hot.next.take();
+        drop(hot);
         stats.client_queued_bytes.add(bytes as u64);
         if let Some(task) = waiting {
             task.wake();
@@ -210,34 +232,33 @@ impl Conn {
     }
 
     /// `queue`, taken out by [`next`](Conn::next), has been written (`bytes` of it): the
-    /// bytes leave the bound, and the emptied queue is given back so the next bursts reuse its
-    /// memory (at most two buffers, see [`Slot::spare`]) — unless it is large, so a burst does
-    /// not leave an idle connection holding it.
+    /// bytes leave the bound, and the emptied buffer is given back so the next burst reuses
+    /// its memory, unless a push has made a new one meanwhile or it is large (a burst must
+    /// not leave an idle connection holding it).
     pub fn written(&self, queue: VecDeque<Outbound>, bytes: usize, stats: &Stats) {
-        let mut slot = self.slot();
-        let bytes = bytes.min(slot.pending_bytes);
-        slot.pending_bytes -= bytes;
-        if queue.capacity() <= 16 && !slot.ended {
-            if slot.queue.capacity() == 0 {
-                slot.queue = queue;
-            } else if slot.spare.capacity() == 0 {
-                slot.spare = queue;
-            }
+        // Written, so empty: turning it back into a `Vec` moves nothing (and whatever a failed
+        // write left is dropped, never queued again).
+        let mut buffer = Vec::from(queue);
+        buffer.clear();
+        let mut hot = lock(&self.hot);
+        let bytes = bytes.min(hot.pending_bytes);
+        hot.pending_bytes -= bytes;
+        if buffer.capacity() <= 16 && !hot.ended && hot.queue.capacity() == 0 {
+            hot.queue = buffer;
         }
-        drop(slot);
+        drop(hot);
         stats.client_queued_bytes.sub(bytes as u64);
     }
 
     /// The task has ended: drop what is queued and refuse more.
     pub fn end(&self, stats: &Stats) {
-        let mut slot = self.slot();
-        slot.ended = true;
-        slot.queue = VecDeque::new();
-        slot.spare = VecDeque::new();
-        slot.next = None;
-        slot.closed = None;
-        let pending = std::mem::take(&mut slot.pending_bytes);
-        drop(slot);
+        let mut hot = lock(&self.hot);
+        hot.ended = true;
+        hot.queue = Vec::new();
+        hot.next = None;
+        let pending = std::mem::take(&mut hot.pending_bytes);
+        drop(hot);
+        lock(&self.cold).closed = None;
         stats.client_queued_bytes.sub(pending as u64);
     }
 }
@@ -382,5 +403,80 @@ impl crate::websocket::io::Chunk for Outbound {
         if let Outbound::Frame(f) = self {
             bytes::Buf::advance(f, n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hot_part_is_one_cache_line() {
+        assert!(
+            std::mem::size_of::<Mutex<Hot>>() <= 64,
+            "a push must touch one cache line of the connection, not {} bytes",
+            std::mem::size_of::<Mutex<Hot>>()
+        );
+        assert_eq!(std::mem::align_of::<Conn>(), 64);
+        // `repr(C)`: `hot` is the first field, so it starts the line.
+        let conn = Conn::new(
+            "c".into(),
+            PeerInfo {
+                remote_addr: "127.0.0.1:1".parse().expect("an address"),
+                forwarded_for: None,
+                real_ip: None,
+                connected_at_ms: 0,
+            },
+        );
+        assert_eq!(
+            std::ptr::from_ref(&conn.hot).cast::<u8>(),
+            std::ptr::from_ref(&conn).cast::<u8>()
+        );
+    }
+
+    #[test]
+    fn a_close_wins_over_what_is_queued_and_wakes_both_waiters() {
+        let conn = Conn::new(
+            "c".into(),
+            PeerInfo {
+                remote_addr: "127.0.0.1:1".parse().expect("an address"),
+                forwarded_for: None,
+                real_ip: None,
+                connected_at_ms: 0,
+            },
+        );
+        let stats = Stats::default();
+        let limit = QueueLimit {
+            frames: 4,
+            bytes: 1024,
+        };
+        let frame = || [Outbound::Frame(Bytes::from_static(b"hi"))];
+        assert!(conn.push(frame(), limit, &stats).is_ok());
+        match futures_util::FutureExt::now_or_never(conn.next()) {
+            Some(Next::Send(queue)) => conn.written(queue, 2, &stats),
+            other => panic!("the frame is taken out, got {other:?}"),
+        }
+        assert_eq!(stats.client_queued_bytes.get(), 0);
+        assert!(futures_util::FutureExt::now_or_never(conn.next()).is_none());
+        assert!(conn.push(frame(), limit, &stats).is_ok());
+        conn.close(CloseRequest::replaced());
+        conn.close(CloseRequest {
+            code: 1000,
+            reason: "second".into(),
+            closed_by: ClosedBy::Gateway,
+        });
+        match futures_util::FutureExt::now_or_never(conn.next()) {
+            Some(Next::Close(req)) => assert_eq!(req.code, close_code::REPLACED),
+            other => panic!("the first close wins, got {other:?}"),
+        }
+        let closed = futures_util::FutureExt::now_or_never(conn.closed());
+        assert_eq!(closed.map(|r| r.code), Some(close_code::REPLACED));
+        conn.end(&stats);
+        assert_eq!(conn.push(frame(), limit, &stats), Err(SendOutcome::Unknown));
+        assert_eq!(
+            stats.client_queued_bytes.get(),
+            0,
+            "ending gives the bytes back"
+        );
     }
 }
