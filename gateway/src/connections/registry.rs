@@ -410,6 +410,17 @@ impl crate::websocket::io::Chunk for Outbound {
 mod tests {
     use super::*;
 
+    /// A connection without a socket.
+    fn conn() -> Conn {
+        let info = PeerInfo {
+            remote_addr: "127.0.0.1:1".parse().expect("an address"),
+            forwarded_for: None,
+            real_ip: None,
+            connected_at_ms: 0,
+        };
+        Conn::new("c".into(), info)
+    }
+
     #[test]
     fn the_hot_part_is_one_cache_line() {
         assert!(
@@ -419,15 +430,7 @@ mod tests {
         );
         assert_eq!(std::mem::align_of::<Conn>(), 64);
         // `repr(C)`: `hot` is the first field, so it starts the line.
-        let conn = Conn::new(
-            "c".into(),
-            PeerInfo {
-                remote_addr: "127.0.0.1:1".parse().expect("an address"),
-                forwarded_for: None,
-                real_ip: None,
-                connected_at_ms: 0,
-            },
-        );
+        let conn = conn();
         assert_eq!(
             std::ptr::from_ref(&conn.hot).cast::<u8>(),
             std::ptr::from_ref(&conn).cast::<u8>()
@@ -436,15 +439,7 @@ mod tests {
 
     #[test]
     fn a_close_wins_over_what_is_queued_and_wakes_both_waiters() {
-        let conn = Conn::new(
-            "c".into(),
-            PeerInfo {
-                remote_addr: "127.0.0.1:1".parse().expect("an address"),
-                forwarded_for: None,
-                real_ip: None,
-                connected_at_ms: 0,
-            },
-        );
+        let conn = conn();
         let stats = Stats::default();
         let limit = QueueLimit {
             frames: 4,
