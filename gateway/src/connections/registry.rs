@@ -1,8 +1,8 @@
 //! The live client connections of this gateway, by connection id.
 //!
-//! Each connection has a small queue of encoded frames (see [`crate::websocket::frame`]) and a
-//! control slot for out-of-band closes, both behind the connection's own lock; a queue costs
-//! nothing until something is queued. Sends never block: a full queue marks the client a slow
+//! Each connection has a small queue of encoded frames (see [`crate::websocket::frame`]) behind
+//! its own lock, in one cache line with its task's waker (see [`Conn`]), and a control slot for
+//! out-of-band closes behind a second one; a queue costs nothing until something is queued. Sends never block: a full queue marks the client a slow
 //! consumer and closes it, so one stalled browser cannot hold back a broadcast to everyone
 //! else.
 //!
