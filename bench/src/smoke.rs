@@ -3,8 +3,8 @@
 //! Speeds are not checked: CI machines and debug builds vary too much for that.
 
 use crate::cli::{Plan, Scenario};
-use crate::publisher::Route;
-use crate::results::{Phase, Results};
+use crate::results::Results;
+use crate::scenario::broadcast;
 use crate::target::TargetKind;
 
 /// Everything a smoke run failed to show; empty when it passed.
@@ -34,13 +34,8 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                     }
                 }
                 Scenario::Broadcast => {
-                    let routes: &[Route] = if t == TargetKind::Wsgate {
-                        &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc]
-                    } else {
-                        &[Route::PeerHttp]
-                    };
-                    for &route in routes {
-                        for phase in [Phase::Max, Phase::Backend, Phase::Fixed] {
+                    for &route in broadcast::routes(t) {
+                        for phase in broadcast::PHASES {
                             let row = results
                                 .broadcast
                                 .iter()

@@ -20,6 +20,17 @@ use crate::target::TargetKind;
 
 use super::{Ctx, LoadPhase, failed};
 
+/// The phases of each route, in the order they run.
+pub const PHASES: [Phase; 3] = [Phase::Max, Phase::Backend, Phase::Fixed];
+
+/// The routes a target is measured through.
+pub fn routes(kind: TargetKind) -> &'static [Route] {
+    match kind {
+        TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc],
+        TargetKind::Plain | TargetKind::Node => &[Route::PeerHttp],
+    }
+}
+
 pub async fn run(ctx: &Ctx, results: &mut Results) {
     let m = ctx.plan.clients;
     ctx.progress.say(format!(
@@ -33,11 +44,7 @@ pub async fn run(ctx: &Ctx, results: &mut Results) {
         return;
     }
     for &kind in &ctx.targets {
-        let routes: &[Route] = match kind {
-            TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc],
-            TargetKind::Plain | TargetKind::Node => &[Route::PeerHttp],
-        };
-        for &route in routes {
+        for &route in routes(kind) {
             match one(ctx, results, kind, route).await {
                 Ok(rows) => results.broadcast.extend(rows),
                 Err(e) => failed(ctx, results, Scenario::Broadcast, kind, &e),
@@ -78,7 +85,7 @@ async fn one(
             Route::WsgateHttp | Route::WsgateGrpc | Route::PeerHttp => None,
         };
         let mut rows = Vec::new();
-        for phase in [Phase::Max, Phase::Backend, Phase::Fixed] {
+        for phase in PHASES {
             let row = LoadPhase {
                 ctx,
                 target,

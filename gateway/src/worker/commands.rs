@@ -47,7 +47,7 @@ pub(crate) async fn carry_out(
 }
 
 /// Runs one command or query body. `None` when `body` is neither.
-pub(crate) async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {
+async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {
     if let Err(refusal) = validate::command(&body, &limits.per_command) {
         return Some(refused(refusal));
     }
