@@ -86,3 +86,60 @@ async fn in_a_cluster_clients_are_told_to_reconnect_elsewhere_with_1012() {
     assert_eq!(frame.reason.as_str(), "gateway restarting");
     gw.finished().await;
 }
+
+/// A handshake still waiting for the authorize hook when the drain closes the clients is
+/// closed as soon as it completes: it was not registered when the drain asked every connection
+/// to close, and sees the drain itself once it is.
+#[tokio::test]
+async fn a_handshake_that_completes_during_the_drain_is_closed_with_1001() {
+    use wsgate_business::{Client, Event, EventKind};
+    let mut gw = TestGateway::start_with(|c| {
+        c.authorize_hook = true;
+        c.authorize_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let (_auth, mut hook) = Client::builder(gw.worker_addr.to_string())
+        .name("auth")
+        .authorize(true)
+        .events([EventKind::None])
+        .connect()
+        .await
+        .expect("the authorizer connects");
+    let mut next_call = async || loop {
+        if let Event::Authorize(call) = within("an authorize call", hook.recv())
+            .await
+            .expect("the authorizer's link stays up")
+        {
+            return call;
+        }
+    };
+
+    let url = gw.url();
+    let early = tokio::spawn({
+        let url = format!("{url}?early");
+        async move { connect(&url).await }
+    });
+    next_call()
+        .await
+        .allow("early")
+        .await
+        .expect("answer the hook");
+    let mut early = within("the early client's upgrade", early)
+        .await
+        .expect("the early client connects");
+    let late = tokio::spawn({
+        let url = format!("{url}?late");
+        async move { connect(&url).await }
+    });
+    let held = next_call().await;
+
+    gw.begin_shutdown();
+    // The early client's close comes from the drain asking every registered connection.
+    assert_eq!(u16::from(recv_close(&mut early).await.code), 1001);
+    held.allow("late").await.expect("answer the hook");
+    let mut late = within("the late client's upgrade", late)
+        .await
+        .expect("the late client is upgraded during the drain");
+    assert_eq!(u16::from(recv_close(&mut late).await.code), 1001);
+    gw.finished().await;
+}

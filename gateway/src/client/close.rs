@@ -26,11 +26,7 @@ pub(crate) enum End {
 
 impl End {
     pub(crate) fn gateway(code: u16, reason: &str) -> Self {
-        End::Close(CloseRequest {
-            code,
-            reason: reason.into(),
-            closed_by: ClosedBy::Gateway,
-        })
+        End::Close(CloseRequest::gateway(code, reason))
     }
 }
 

@@ -41,21 +41,21 @@ pub(crate) async fn serve<S: ClientStream>(
     // Held until the socket is done with, closing handshake included.
     _seat: Seat,
     ctx: Arc<Context>,
+    // Checked once the connection is registered; afterwards the drain reaches it through
+    // its `Conn`.
     shutdown: CancellationToken,
 ) {
     let mut pinned = Pinned::default();
     let conn = open(&ctx, peer, admission, &mut pinned).await;
+    // The drain cancels `shutdown`, then asks every registered connection to close
+    // (`Registry::close_all`); one it did not find yet was registered after, and sees the
+    // token here.
+    if shutdown.is_cancelled() {
+        let (code, reason) = ctx.config.shutdown_close();
+        conn.close(CloseRequest::gateway(code, reason));
+    }
     let mut inbound = Inbound::new(&ctx.config, input);
-    let end = run(
-        &mut stream,
-        &mut inbound,
-        &conn,
-        &ctx,
-        &shutdown,
-        &mut pinned,
-        peer,
-    )
-    .await;
+    let end = run(&mut stream, &mut inbound, &conn, &ctx, &mut pinned, peer).await;
     let goodbye = close(&ctx, &conn, end, peer, &mut pinned).await;
     let Inbound { decoder, input, .. } = inbound;
     let linger = ctx.config.client_close_linger;
@@ -187,7 +187,6 @@ async fn run<S: ClientStream>(
     inbound: &mut Inbound,
     conn: &Conn,
     ctx: &Context,
-    shutdown: &CancellationToken,
     pinned: &mut Pinned,
     peer: SocketAddr,
 ) -> End {
@@ -200,17 +199,11 @@ async fn run<S: ClientStream>(
     tokio::pin!(ping);
     let mut last_seen = Instant::now();
 
-    // Made once and polled again on every turn, not made anew each time: a busy connection
-    // turns the loop for every message, and registering a waiter here is a lock.
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
+    // Shutdown arrives as a close request on `conn`, like a business process's: nothing
+    // shared by every connection is polled on every turn.
     loop {
         tokio::select! {
             biased;
-            _ = &mut cancelled => {
-                let (code, reason) = config.shutdown_close();
-                return End::gateway(code, reason);
-            }
             next = conn.next() => {
                 let queue = match next {
                     Next::Close(req) => return End::Close(req),
@@ -222,10 +215,6 @@ async fn run<S: ClientStream>(
                     biased;
                     r = write_queue(stream, conn, queue, &ctx.stats) => r,
                     req = conn.closed() => return End::Close(req),
-                    _ = &mut cancelled => {
-                        let (code, reason) = config.shutdown_close();
-                        return End::gateway(code, reason);
-                    }
                 };
                 match written {
                     Ok(None) => {}

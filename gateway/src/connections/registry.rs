@@ -36,14 +36,22 @@ pub struct CloseRequest {
 }
 
 impl CloseRequest {
+    /// The gateway's own close: shutdown, timeouts, limits.
+    pub(crate) fn gateway(code: u16, reason: &str) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+            closed_by: ClosedBy::Gateway,
+        }
+    }
+
     /// For connections a user's new connection pushed past the per-user limit (the
     /// `replace_oldest` policy), whether the new one came by handshake or by `BindUser`.
     pub(crate) fn replaced() -> Self {
-        Self {
-            code: close_code::REPLACED,
-            reason: "replaced by a newer connection of the same user".into(),
-            closed_by: ClosedBy::Gateway,
-        }
+        Self::gateway(
+            close_code::REPLACED,
+            "replaced by a newer connection of the same user",
+        )
     }
 }
 
@@ -366,6 +374,20 @@ impl Registry {
             conn.close(request);
         }
         true
+    }
+
+    /// Asks every connection to close with `request`, at once (what is queued is not written
+    /// first); returns how many were asked. The drain's way to close the clients: a
+    /// connection's task hears it through its own [`Conn`], as it hears a business process's
+    /// close, so no task polls a token shared by every connection on every turn (a lock that
+    /// both worker threads took for every delivery).
+    pub fn close_all(&self, request: &CloseRequest) -> usize {
+        let mut asked = 0;
+        for entry in self.conns.iter() {
+            entry.value().close(request.clone());
+            asked += 1;
+        }
+        asked
     }
 
     /// Queues a frame for a connection already in hand (its own task's control frames too: a

@@ -13,6 +13,7 @@ use wsgate_proto::v1::{Draining, envelope::Body};
 
 use crate::config::Config;
 use crate::connections::Connections;
+use crate::connections::registry::CloseRequest;
 use crate::lifecycle::Lifecycle;
 use crate::links::Links;
 
@@ -64,7 +65,7 @@ pub(super) async fn run(
     running.links.close();
 
     // Business processes hear it first: the connections' closes follow.
-    let (close_code, _) = config.shutdown_close();
+    let (close_code, close_reason) = config.shutdown_close();
     let draining = Draining {
         close_code: u32::from(close_code),
         drain_timeout_ms: drain.as_millis().min(u128::from(u32::MAX)) as u32,
@@ -72,7 +73,12 @@ pub(super) async fn run(
     links
         .notify_all(Body::Draining(draining), NOTIFY_LIMIT)
         .await;
+    // First the token, then every registered connection: one registered meanwhile sees the
+    // token once it is in the registry (`client/connection.rs::serve`).
     running.close_clients.cancel();
+    conns
+        .registry
+        .close_all(&CloseRequest::gateway(close_code, close_reason));
     if tokio::time::timeout_at(deadline, running.clients.wait())
         .await
         .is_err()
