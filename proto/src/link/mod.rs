@@ -16,7 +16,11 @@
 //! - [`heartbeat`]: when to ping, and when a silent peer counts as gone ([`Heartbeat`]).
 //! - [`requests`]: request ids, matching an answer to its waiter, and giving up on one that
 //!   takes too long ([`Requests`]).
+//! - [`acks`]: acknowledged events: the gateway's window of events written and not yet
+//!   acknowledged ([`acks::Unacked`]), the business side's batching of acknowledgements
+//!   ([`acks::Acker`]). Not yet on the wire: the building block of at-least-once events.
 
+pub mod acks;
 pub mod body;
 pub mod frames;
 pub mod heartbeat;
