@@ -47,6 +47,7 @@ async fn accept(listener: &TcpListener) -> (Peer, v1::Register) {
             protocol_version: 1,
             limits: None,
         })),
+        ..Default::default()
     })
     .await
     .expect("send RegisterOk");
@@ -86,6 +87,7 @@ async fn an_answer_after_the_link_dropped_is_disconnected() {
     peer.send(Envelope {
         request_id: 5,
         body: Some(Body::Authorize(Authorize::default())),
+        ..Default::default()
     })
     .await
     .expect("send Authorize");
@@ -107,6 +109,7 @@ async fn an_answer_after_the_link_dropped_is_disconnected() {
     peer.send(Envelope {
         request_id: 9,
         body: Some(Body::Ping(v1::Ping {})),
+        ..Default::default()
     })
     .await
     .expect("send Ping");
@@ -125,6 +128,7 @@ async fn authorize_without_registering_for_it_is_refused() {
     peer.send(Envelope {
         request_id: 3,
         body: Some(Body::Authorize(Authorize::default())),
+        ..Default::default()
     })
     .await
     .expect("send Authorize");
@@ -143,6 +147,7 @@ async fn business_only_bodies_from_the_gateway_are_unsupported() {
     peer.send(Envelope {
         request_id: 4,
         body: Some(Body::BindUser(BindUser::default())),
+        ..Default::default()
     })
     .await
     .expect("send BindUser");

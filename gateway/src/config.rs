@@ -291,6 +291,21 @@ pub struct Config {
     #[arg(long, env = "WSGATE_LINK_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub link_queue_bytes: usize,
 
+    /// On a worker link registered with acks: events written and not yet acknowledged at
+    /// most; past it no more events go to that link until an Ack comes.
+    #[arg(long, env = "WSGATE_WORKER_ACK_WINDOW", default_value_t = 4096)]
+    pub worker_ack_window: usize,
+
+    /// The same window in bytes (one event larger than what is left still goes).
+    #[arg(long, env = "WSGATE_WORKER_ACK_WINDOW_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub worker_ack_window_bytes: usize,
+
+    /// On a worker link registered with acks: an event not acknowledged within this marks the
+    /// business process as stalled; the link is closed and its events go to another process.
+    #[arg(long, env = "WSGATE_WORKER_ACK_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
+    pub worker_ack_timeout: Duration,
+
     /// Time a new worker link has to send Register.
     #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 use wsgate_proto::v1::{Envelope, EventKind, envelope::Body};
 
 use crate::stats::Stats;
@@ -35,6 +36,8 @@ pub struct Link {
     events: u8,
     /// Answers Authorize requests.
     pub authorize: bool,
+    /// Acknowledges events (`Register.acks`): its session keeps each one until acknowledged.
+    pub acks: bool,
     tx: mpsc::Sender<Envelope>,
     /// Bytes the queue may still take (`--link-queue-bytes` less what is queued).
     room: Semaphore,
@@ -42,6 +45,10 @@ pub struct Link {
     /// for an empty queue instead of forever.
     room_max: u32,
     closed: AtomicBool,
+    /// Cancelled once what this link held (its queue, and with acks what it had not
+    /// acknowledged) has gone to other links: a connection pinned here sends its next event
+    /// only then, so its events stay in order across the move.
+    handed_over: CancellationToken,
 }
 
 fn event_bit(kind: EventKind) -> u8 {
@@ -73,7 +80,7 @@ impl Link {
         id: u64,
         name: String,
         wanted: &[EventKind],
-        authorize: bool,
+        (authorize, acks): (bool, bool),
         tx: mpsc::Sender<Envelope>,
         queue_bytes: usize,
     ) -> Self {
@@ -83,11 +90,25 @@ impl Link {
             name,
             events: wanted.iter().fold(0, |acc, k| acc | event_bit(*k)),
             authorize,
+            acks,
             tx,
             room: Semaphore::new(room_max as usize),
             room_max,
             closed: AtomicBool::new(false),
+            handed_over: CancellationToken::new(),
         }
+    }
+
+    /// Everything this link held has gone to other links (or was dropped with no one to take
+    /// it); the connections pinned to it may go on. Its session says so when it ends, or its
+    /// guard ([`hand_over_guard`](Self::hand_over_guard)) when the session is dropped.
+    pub fn handed_over(&self) {
+        self.handed_over.cancel();
+    }
+
+    /// Says [`handed_over`](Self::handed_over) when dropped, however the session ends.
+    pub fn hand_over_guard(&self) -> tokio_util::sync::DropGuard {
+        self.handed_over.clone().drop_guard()
     }
 
     /// What `env` takes of the queue's byte bound.
@@ -211,6 +232,7 @@ impl Links {
             let env = Envelope {
                 request_id: 0,
                 body: Some(body.clone()),
+                ..Default::default()
             };
             tokio::time::timeout(limit, l.send(env))
         });
@@ -250,16 +272,33 @@ impl Links {
     /// business process wants it (the event is dropped). The time until the event is in a
     /// link's queue (waiting while it is full) goes to the dispatch latency histogram.
     pub async fn dispatch(&self, pin: &mut Pinned, body: Body) -> bool {
-        let (Some(kind), Some(conn_id)) = (event_kind(&body), event_conn_id(&body)) else {
+        let env = Envelope {
+            body: Some(body),
+            ..Default::default()
+        };
+        self.route(pin, env).await
+    }
+
+    /// Re-routes an event that a link that has gone away held (queued, or written and not
+    /// acknowledged: then marked `redelivered`).
+    pub async fn redispatch(&self, env: Envelope) -> bool {
+        self.route(&mut Pinned::default(), env).await
+    }
+
+    async fn route(&self, pin: &mut Pinned, mut env: Envelope) -> bool {
+        let Some(body) = env.body.as_ref() else {
+            return false;
+        };
+        let (Some(kind), Some(conn_id)) = (event_kind(body), event_conn_id(body)) else {
             return false;
         };
         let started = Instant::now();
         let conn_id = conn_id.to_owned();
-        let mut env = Envelope {
-            request_id: 0,
-            body: Some(body),
-        };
         loop {
+            if let Some(gone) = pin.link.as_ref().filter(|l| l.is_closed()) {
+                // What it held goes to other links first; this event follows it.
+                gone.handed_over.cancelled().await;
+            }
             let pinned = pin
                 .link
                 .as_ref()
@@ -283,14 +322,6 @@ impl Links {
                     env = back;
                 }
             }
-        }
-    }
-
-    /// Re-routes an event that was queued for a link that has gone away.
-    pub async fn redispatch(&self, env: Envelope) -> bool {
-        match env.body {
-            Some(body) => self.dispatch(&mut Pinned::default(), body).await,
-            None => false,
         }
     }
 

@@ -49,6 +49,11 @@ pub struct Stats {
     pub links_current: AtomicU64,
     /// Links of gateways' cluster clients (name "wsgate-peer"), this gateway's own included.
     pub peer_links_current: AtomicU64,
+    /// Events handed to another business process after the one they were written to did
+    /// not acknowledge them (its link died or stalled); links with acks only.
+    pub events_redelivered: AtomicU64,
+    /// Worker links closed because their oldest event waited past --worker-ack-timeout.
+    pub links_ack_timeouts: AtomicU64,
     pub commands: AtomicU64,
     pub command_errors: AtomicU64,
     /// Client connections closed, indexed by [`CloseReason`].

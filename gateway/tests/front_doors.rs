@@ -67,6 +67,7 @@ impl Doors {
             .send(Envelope {
                 request_id: id,
                 body: Some(body),
+                ..Default::default()
             })
             .await
             .expect("send a command");
@@ -74,6 +75,7 @@ impl Doors {
             Some(Envelope {
                 request_id,
                 body: Some(Body::Result(r)),
+                ..
             }) if request_id == id => r,
             other => panic!("expected the Result of request {id}, got {other:?}"),
         }
@@ -395,6 +397,7 @@ async fn every_door_refuses_a_request_larger_than_a_frame_as_too_large() {
                 conn_id: open.conn_id,
                 payload: Some(Payload::text(big)),
             })),
+            ..Default::default()
         })
         .await
         .expect("send");

@@ -53,6 +53,7 @@ async fn wrong_token_is_rejected_with_a_reason() {
             token: "nope".into(),
             ..Default::default()
         })),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -130,6 +131,7 @@ async fn commands_before_register_are_refused() {
             conn_id: "x-1-1".into(),
             payload: Some(Payload::text("x")),
         })),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -145,6 +147,7 @@ async fn unknown_bodies_and_a_second_register_get_errors_but_keep_the_link() {
     raw.send(Envelope {
         request_id: 5,
         body: None,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -152,12 +155,14 @@ async fn unknown_bodies_and_a_second_register_get_errors_but_keep_the_link() {
         Some(Envelope {
             request_id: 5,
             body: Some(Body::Error(e)),
+            ..
         }) => assert_eq!(e.code, ErrorCode::Unsupported as i32),
         other => panic!("expected Error UNSUPPORTED, got {other:?}"),
     }
     raw.send(Envelope {
         request_id: 6,
         body: Some(Body::Register(Default::default())),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -165,12 +170,14 @@ async fn unknown_bodies_and_a_second_register_get_errors_but_keep_the_link() {
         Some(Envelope {
             request_id: 6,
             body: Some(Body::Error(e)),
+            ..
         }) => assert_eq!(e.code, ErrorCode::BadRequest as i32),
         other => panic!("expected Error BAD_REQUEST, got {other:?}"),
     }
     raw.send(Envelope {
         request_id: 7,
         body: Some(Body::Ping(Ping {})),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -178,6 +185,7 @@ async fn unknown_bodies_and_a_second_register_get_errors_but_keep_the_link() {
         Some(Envelope {
             request_id: 7,
             body: Some(Body::Pong(_)),
+            ..
         }) => {}
         other => panic!("expected Pong, got {other:?}"),
     }

@@ -132,6 +132,7 @@ mod tests {
                 conn_id: "gw-1-2".into(),
                 payload: Some(Payload::text("hello")),
             })),
+            ..Default::default()
         };
         assert_eq!(roundtrip(&env), env);
     }
@@ -141,6 +142,7 @@ mod tests {
         let env = Envelope {
             request_id: 1,
             body: Some(Body::Ping(Ping {})),
+            ..Default::default()
         };
         let mut codec = WorkerCodec::default();
         let mut whole = BytesMut::new();
@@ -186,6 +188,7 @@ mod tests {
                 conn_id: "a-much-too-long-id".into(),
                 payload: None,
             })),
+            ..Default::default()
         };
         let mut buf = BytesMut::new();
         assert!(matches!(

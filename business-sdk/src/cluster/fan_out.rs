@@ -302,6 +302,7 @@ fn fits(target: &Target, body: Body) -> Result<Body, Error> {
     let envelope = v1::Envelope {
         request_id: 1,
         body: Some(body),
+        ..Default::default()
     };
     let len = envelope.encoded_len();
     match envelope.body {

@@ -299,6 +299,7 @@ async fn serve(
                     code: ErrorCode::Unauthenticated as i32,
                     message: "wrong worker token".into(),
                 })),
+                ..Default::default()
             })
             .await;
         return;
@@ -310,6 +311,7 @@ async fn serve(
             protocol_version: 1,
             limits: None,
         })),
+        ..Default::default()
     };
     if peer.send(ok).await.is_err() {
         return;
@@ -329,7 +331,7 @@ async fn serve(
                     }
                 };
                 if let Some(body) = reply
-                    && peer.send(Envelope { request_id, body: Some(body) }).await.is_err()
+                    && peer.send(Envelope { request_id, body: Some(body), ..Default::default() }).await.is_err()
                 {
                     return;
                 }
@@ -338,8 +340,7 @@ async fn serve(
                 Ok(Control::Draining) => {
                     let draining = Envelope {
                         request_id: 0,
-                        body: Some(Body::Draining(Draining { close_code: 1012, drain_timeout_ms: 1000 })),
-                    };
+                        body: Some(Body::Draining(Draining { close_code: 1012, drain_timeout_ms: 1000 })), ..Default::default() };
                     if peer.send(draining).await.is_err() {
                         return;
                     }

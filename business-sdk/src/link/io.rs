@@ -444,6 +444,7 @@ async fn feed(
             let envelope = Envelope {
                 request_id,
                 body: Some(body),
+                ..Default::default()
             };
             let len = envelope.encoded_len();
             if len > peer_max {

@@ -194,6 +194,21 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         out.sample("wsgate_dropped_total", &[("reason", reason)], get(counter));
     }
     out.single(
+        "wsgate_events_redelivered_total",
+        "counter",
+        "Events handed to another business process because the one they were written to did \
+         not acknowledge them (its link died, or stalled past --worker-ack-timeout); only \
+         links registered with acks keep events until acknowledged.",
+        get(&stats.events_redelivered),
+    );
+    out.single(
+        "wsgate_worker_ack_timeouts_total",
+        "counter",
+        "Worker links closed because their oldest event was not acknowledged within \
+         --worker-ack-timeout (a stopped, paused or deadlocked business process).",
+        get(&stats.links_ack_timeouts),
+    );
+    out.single(
         "wsgate_client_queued_bytes",
         "gauge",
         "Bytes queued to clients now, being written included (each client at most \

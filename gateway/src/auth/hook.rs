@@ -58,6 +58,7 @@ impl AuthHook {
         let env = Envelope {
             request_id: id,
             body: Some(Body::Authorize(question)),
+            ..Default::default()
         };
         let answer = async {
             link.send(env).await.ok()?;

@@ -158,6 +158,8 @@ struct Inbound {
     decoder: Decoder,
     rate: Option<Rate>,
     bucket: Option<TokenBucket>,
+    /// Messages passed on so far: the next one's `ConnMessage.seq` is this plus one.
+    messages: u64,
 }
 
 impl Inbound {
@@ -168,6 +170,7 @@ impl Inbound {
             decoder: Decoder::new(config.max_message_bytes),
             bucket: rate.map(|r| TokenBucket::full(&r, std::time::Instant::now())),
             rate,
+            messages: 0,
         }
     }
 
@@ -314,11 +317,13 @@ async fn forward(
         ctx.stats.messages_in.incr();
         ctx.stats.bytes_in.add(payload.data.len() as u64);
         let (user_id, session) = conn.state.user_and_session();
+        inbound.messages += 1;
         let event = ConnMessage {
             conn_id: conn_id.to_string(),
             payload: Some(payload),
             user_id,
             session,
+            seq: inbound.messages,
         };
         Box::pin(ctx.links.dispatch(pinned, Body::ConnMessage(event))).await;
     }

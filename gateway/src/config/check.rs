@@ -34,6 +34,9 @@ impl Config {
             ("send-queue", self.send_queue == 0),
             ("send-queue-bytes", self.send_queue_bytes == 0),
             ("link-queue-bytes", self.link_queue_bytes == 0),
+            ("worker-ack-window", self.worker_ack_window == 0),
+            ("worker-ack-window-bytes", self.worker_ack_window_bytes == 0),
+            ("worker-ack-timeout", self.worker_ack_timeout.is_zero()),
             ("max-topics-per-conn", self.max_topics_per_conn == 0),
             ("max-topics-per-command", self.max_topics_per_command == 0),
             (

@@ -24,8 +24,9 @@ pub(crate) const MAX_CONN_ID_BYTES: usize = wsgate_proto::conn_id::MAX_NODE_ID_L
 pub(crate) const FIELD: usize = 7;
 /// What it adds to one map entry: the entry's tag and length, and the key's and value's.
 const ENTRY: usize = 3 * FIELD;
-/// The envelope around a body: the request id (up to 11 bytes), the body's tag and length.
-const ENVELOPE: usize = 11 + FIELD;
+/// The envelope around a body: the request id and, on a link with acks, the event number (up
+/// to 11 bytes each), the redelivered flag (2), the body's tag and length.
+const ENVELOPE: usize = 11 + 11 + 2 + FIELD;
 /// Numbers, enums and short fixed strings (an address, a close reason, a message) of one
 /// event or answer, generously.
 const SMALL_FIELDS: usize = 1024;
@@ -184,6 +185,7 @@ mod tests {
                 session: session.clone(),
                 topics,
             })),
+            ..Default::default()
         };
         assert!(
             close.encoded_len() <= bound("ConnClose"),
@@ -197,7 +199,9 @@ mod tests {
                 payload: Some(Payload::binary(vec![0u8; 4096])),
                 user_id: "u".repeat(128),
                 session,
+                ..Default::default()
             })),
+            ..Default::default()
         };
         assert!(
             message.encoded_len() <= bound("ConnMessage"),

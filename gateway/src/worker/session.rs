@@ -6,6 +6,13 @@
 //! file owns the socket and the timers. When the link fails, the events still queued for it are
 //! handed to the remaining business processes instead of being lost; on gateway shutdown they
 //! are written out first.
+//!
+//! A link registered with acks (`Register.acks`) numbers each event it writes and keeps it in a
+//! bounded window (`wsgate_proto::link::acks::Unacked`) until the business process acknowledges
+//! it; while the window is full no more events are taken from the queue. When such a link fails,
+//! or its oldest event waits past `--worker-ack-timeout`, what it had not acknowledged goes to
+//! the other processes first, marked `redelivered`, then what was queued; the connections pinned
+//! to it wait for that hand-over ([`Link::handed_over`]) so their events stay in order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use wsgate_proto::link::acks::{Unacked, Window};
 use wsgate_proto::link::{
     AwaitRegister, Beat, BodyKind, FirstFrame, Heartbeat, Sender, SilenceCheck, frames,
 };
@@ -38,6 +46,9 @@ pub(crate) trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LinkStream for T {}
 
 type LinkIo<S> = Framed<S, WorkerCodec>;
+
+/// The events a link with acks has written and not had acknowledged; `None` without acks.
+type Held = Option<Unacked<Envelope>>;
 
 /// Frames queued for one link before event producers wait.
 const LINK_QUEUE: usize = 8192;
@@ -112,10 +123,19 @@ pub(crate) async fn serve<S: LinkStream>(
         ctx.links.next_id(),
         register.name,
         &wanted,
-        register.authorize,
+        (register.authorize, register.acks),
         tx,
         config.link_queue_bytes,
     ));
+    // However this session ends, the connections pinned to it are let go on.
+    let _hand_over = link.hand_over_guard();
+    let mut unacked: Held = link.acks.then(|| {
+        Unacked::new(Window {
+            events: config.worker_ack_window,
+            bytes: config.worker_ack_window_bytes,
+            timeout: config.worker_ack_timeout,
+        })
+    });
     let ok = Envelope {
         request_id,
         body: Some(Body::RegisterOk(RegisterOk {
@@ -132,22 +152,29 @@ pub(crate) async fn serve<S: LinkStream>(
                 max_topics_per_command: clamp(config.max_topics_per_command),
                 max_conn_ids_per_command: clamp(config.max_conn_ids_per_command),
                 max_user_ids_per_command: clamp(config.max_user_ids_per_command),
+                ack_window: clamp(config.worker_ack_window),
+                ack_window_bytes: clamp(config.worker_ack_window_bytes),
+                ack_timeout_ms: config
+                    .worker_ack_timeout
+                    .as_millis()
+                    .min(u128::from(u32::MAX)) as u32,
             }),
         })),
+        ..Default::default()
     };
     // Routed to before RegisterOk goes out: a business process that connects a client as soon
     // as it is registered must get that client's ConnOpen. Events queued meanwhile wait in the
     // link's queue and are written after RegisterOk.
     ctx.links.add(link.clone());
     if io.send(ok).await.is_err() {
-        finish(io, rx, Ended::Failed, None, &link, &ctx).await;
+        finish(io, rx, Ended::Failed, None, (&link, unacked), &ctx).await;
         return;
     }
     tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
 
     let mut rx = rx;
-    let (ended, farewell) = run(&mut io, &mut rx, &link, &ctx, &shutdown).await;
-    finish(io, rx, ended, farewell, &link, &ctx).await;
+    let (ended, farewell) = run(&mut io, &mut rx, &link, &mut unacked, &ctx, &shutdown).await;
+    finish(io, rx, ended, farewell, (&link, unacked), &ctx).await;
 }
 
 /// A setting as a `Limits` field.
@@ -209,6 +236,7 @@ async fn run<S: LinkStream>(
     io: &mut LinkIo<S>,
     queue: &mut mpsc::Receiver<Envelope>,
     link: &Link,
+    unacked: &mut Held,
     ctx: &Context,
     shutdown: &CancellationToken,
 ) -> (Ended, Option<Envelope>) {
@@ -228,10 +256,12 @@ async fn run<S: LinkStream>(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return (Ended::Shutdown, None),
-            env = queue.recv() => {
+            // With acks, a full window takes nothing more until the business process
+            // acknowledges: the queue fills and the clients whose events wait are read no further.
+            env = queue.recv(), if unacked.as_ref().is_none_or(Unacked::has_room) => {
                 // The sender lives in `link`, which we hold: the queue cannot close here.
                 let Some(env) = env else { return (Ended::Failed, None) };
-                if let Err(e) = write_burst(io, env, queue, link, ctx).await {
+                if let Err(e) = write_burst(io, env, queue, link, unacked, ctx).await {
                     // A business process that exits or restarts ends here too: not a warning.
                     let gone = matches!(
                         &e,
@@ -264,6 +294,11 @@ async fn run<S: LinkStream>(
                             tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link sent a bad frame; closing it");
                             return (Ended::Failed, Some(frames::unreadable(&e)));
                         }
+                        Some(Ok(Envelope { body: Some(Body::Ack(ack)), request_id, .. })) => {
+                            if let Some(error) = acknowledged(ack.up_to, request_id, link, unacked) {
+                                return (Ended::Failed, Some(error));
+                            }
+                        }
                         Some(Ok(env)) => {
                             if let Some(reply) = handle(env, link, ctx).await
                                 && let Some(reply) = fits(reply, link, ctx)
@@ -287,6 +322,17 @@ async fn run<S: LinkStream>(
                 }
             }
             () = &mut tick => {
+                // A stalled process is looked for when a ping is due, like a silent one: the
+                // close comes up to one heartbeat interval after the ack timeout.
+                if let Some(stalled) = unacked.as_ref().and_then(|w| w.handle_timeout(std::time::Instant::now())) {
+                    Stats::incr(&ctx.stats.links_ack_timeouts);
+                    tracing::warn!(name = %link.name, link = link.id, unacked = stalled.unacked, waited = ?stalled.waited, "worker link acknowledged no event past --worker-ack-timeout; closing it and handing its events to other business processes");
+                    let msg = format!(
+                        "{} events not acknowledged, the oldest for {:?}; acknowledge events with Ack within {:?}",
+                        stalled.unacked, stalled.waited, ctx.config.worker_ack_timeout
+                    );
+                    return (Ended::Failed, Some(frames::error(0, ErrorCode::AckTimeout, msg)));
+                }
                 match heartbeat.handle_timeout(std::time::Instant::now()) {
                     Some(Beat::Dead { .. }) => {
                         tracing::warn!(name = %link.name, link = link.id, "worker link silent past the heartbeat timeout; closing it");
@@ -331,6 +377,7 @@ fn fits(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
                 ),
                 ..Default::default()
             })),
+            ..Default::default()
         }),
         body => {
             let kind = body.as_ref().and_then(event_kind);
@@ -338,6 +385,23 @@ fn fits(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
             None
         }
     }
+}
+
+/// An `Ack` from the business process: releases what it covers. Returns the `Error` that
+/// closes the link when it acknowledges events never sent. On a link without acks it is
+/// ignored.
+fn acknowledged(up_to: u64, request_id: u64, link: &Link, unacked: &mut Held) -> Option<Envelope> {
+    let Some(window) = unacked.as_mut() else {
+        tracing::debug!(name = %link.name, link = link.id, "Ack on a link without acks ignored");
+        return None;
+    };
+    let e = window.ack(up_to).err()?;
+    tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link acknowledged events never sent; closing it");
+    Some(frames::error(
+        request_id,
+        ErrorCode::BadRequest,
+        e.to_string(),
+    ))
 }
 
 /// Answers one frame from the business process; returns the reply to send, if any.
@@ -388,6 +452,7 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
     (request_id != 0).then(|| Envelope {
         request_id,
         body: Some(Body::Result(result)),
+        ..Default::default()
     })
 }
 
@@ -396,16 +461,18 @@ async fn write_burst<S: LinkStream>(
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
     link: &Link,
+    unacked: &mut Held,
     ctx: &Context,
 ) -> Result<(), CodecError> {
-    let mut bytes = feed(io, first, link, ctx).await?;
+    let mut bytes = feed(io, first, link, unacked, ctx).await?;
     for _ in 1..BURST {
-        // A burst of large events ends early: the loop must come back to read commands.
-        if bytes >= BURST_BYTES {
+        // A burst of large events ends early: the loop must come back to read commands (and,
+        // with acks, the Acks that open the window again).
+        if bytes >= BURST_BYTES || unacked.as_ref().is_some_and(|w| !w.has_room()) {
             break;
         }
         match rx.try_recv() {
-            Ok(env) => bytes += feed(io, env, link, ctx).await?,
+            Ok(env) => bytes += feed(io, env, link, unacked, ctx).await?,
             Err(_) => break,
         }
     }
@@ -413,18 +480,24 @@ async fn write_burst<S: LinkStream>(
 }
 
 /// Feeds one queued frame to the writer (if it fits) and frees its place in the queue;
-/// returns its size.
+/// returns its size. With acks, an event gets its number and a copy stays in the window.
 async fn feed<S: LinkStream>(
     io: &mut LinkIo<S>,
     env: Envelope,
     link: &Link,
+    unacked: &mut Held,
     ctx: &Context,
 ) -> Result<usize, CodecError> {
     let bytes = link.written(&env);
-    match fits(env, link, ctx) {
-        Some(env) => io.feed(env).await.map(|()| bytes),
-        None => Ok(bytes),
+    let Some(mut env) = fits(env, link, ctx) else {
+        return Ok(bytes);
+    };
+    if let Some(window) = unacked.as_mut()
+        && env.body.as_ref().is_some_and(|b| event_kind(b).is_some())
+    {
+        env.event_seq = window.sent(env.clone(), bytes, std::time::Instant::now());
     }
+    io.feed(env).await.map(|()| bytes)
 }
 
 /// Takes the link out of routing and empties its queue: on shutdown everything is written out;
@@ -434,11 +507,27 @@ async fn finish<S: LinkStream>(
     mut rx: mpsc::Receiver<Envelope>,
     ended: Ended,
     farewell: Option<Envelope>,
-    link: &Link,
+    (link, unacked): (&Link, Held),
     ctx: &Context,
 ) {
     ctx.links.remove(link);
     rx.close();
+    // What it was given and did not acknowledge first, in the order it was written; then
+    // what was still queued. (At shutdown every link is closing: nobody to give them to.)
+    let mut redelivered = 0u64;
+    if ended == Ended::Failed {
+        for (_, mut env) in unacked.into_iter().flat_map(Unacked::into_items) {
+            // Numbered anew by the link it goes to (if that one acknowledges).
+            env.event_seq = 0;
+            env.redelivered = true;
+            if ctx.links.redispatch(env).await {
+                redelivered += 1;
+            }
+        }
+        ctx.stats
+            .events_redelivered
+            .fetch_add(redelivered, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut moved = 0u64;
     while let Some(env) = rx.recv().await {
         let is_event = env.body.as_ref().is_some_and(|b| event_kind(b).is_some());
@@ -452,8 +541,9 @@ async fn finish<S: LinkStream>(
             let _ = io.feed(env).await;
         }
     }
-    if moved > 0 {
-        tracing::info!(name = %link.name, link = link.id, moved, "events queued for a lost worker link went to other business processes");
+    link.handed_over();
+    if moved + redelivered > 0 {
+        tracing::info!(name = %link.name, link = link.id, moved, redelivered, "events queued for a lost worker link, and those it had not acknowledged, went to other business processes");
     }
     if let Some(env) = farewell {
         let _ = io.feed(env).await;

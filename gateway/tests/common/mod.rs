@@ -363,24 +363,34 @@ pub async fn raw_link(addr: SocketAddr) -> RawLink {
 }
 
 pub async fn raw_register(addr: SocketAddr, token: &str) -> RawLink {
+    let register = Register {
+        name: "raw".into(),
+        token: token.into(),
+        protocol_version: 1,
+        ..Default::default()
+    };
+    raw_register_with(addr, register).await.0
+}
+
+/// A raw link registered with `register`, and the gateway's `RegisterOk`.
+pub async fn raw_register_with(
+    addr: SocketAddr,
+    register: Register,
+) -> (RawLink, wsgate_proto::v1::RegisterOk) {
     let mut link = raw_link(addr).await;
     link.send(Envelope {
         request_id: 1,
-        body: Some(Body::Register(Register {
-            name: "raw".into(),
-            token: token.into(),
-            events: vec![],
-            protocol_version: 1,
-            authorize: false,
-        })),
+        body: Some(Body::Register(register)),
+        ..Default::default()
     })
     .await
     .expect("send Register");
     match raw_next(&mut link).await {
         Some(Envelope {
             request_id: 1,
-            body: Some(Body::RegisterOk(_)),
-        }) => link,
+            body: Some(Body::RegisterOk(ok)),
+            ..
+        }) => (link, ok),
         other => panic!("expected RegisterOk, got {other:?}"),
     }
 }

@@ -41,6 +41,7 @@ async fn quiet_link(gw: &TestGateway) -> RawLink {
             protocol_version: 1,
             ..Register::default()
         })),
+        ..Default::default()
     })
     .await
     .expect("register");
@@ -61,6 +62,7 @@ async fn result_of(link: &mut RawLink, request_id: u64) -> wsgate_proto::v1::Res
             Some(Envelope {
                 request_id: id,
                 body: Some(Body::Result(r)),
+                ..
             }) if id == request_id => return r,
             Some(Envelope {
                 body: Some(Body::Ping(_)),
@@ -158,6 +160,7 @@ async fn a_connection_at_its_topic_limit_is_left_unchanged() {
             conn_ids: vec![full.clone(), empty.clone()],
             user_ids: vec![],
         })),
+        ..Default::default()
     })
     .await
     .expect("send");
@@ -210,6 +213,7 @@ async fn a_huge_subscribe_stalls_nobody_and_its_close_event_fits() {
             conn_ids: vec![victim_id.clone()],
             user_ids: vec![],
         })),
+        ..Default::default()
     })
     .await
     .expect("send the big command");
@@ -273,6 +277,7 @@ async fn conn_info_too_big_for_one_frame_comes_in_parts() {
         body: Some(Body::QueryConnInfo(QueryConnInfo {
             conn_ids: ids.clone(),
         })),
+        ..Default::default()
     })
     .await
     .expect("send");
@@ -307,6 +312,7 @@ async fn a_process_that_never_reads_its_answers_stalls_only_itself() {
                 conn_id: "test-gw-1-ffff".into(),
                 payload: Some(Payload::text("x")),
             })),
+            ..Default::default()
         };
         // The gateway stops reading once its answers back up; feed what fits.
         if link.feed(env).now_or_never().is_none() {

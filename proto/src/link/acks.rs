@@ -8,10 +8,11 @@
 //! that when the link dies, or stops acknowledging for the ack timeout (a process stopped,
 //! paused or deadlocked), it can hand the events, in order, to another process.
 //!
-//! Bounded: the window holds at most a number of events and of bytes; while it is full the
-//! gateway writes no more events to that link, its queue fills, and the clients whose events go
-//! there are read more slowly (the back-pressure every link already has). One event larger than
-//! the byte bound still goes, alone, so nothing waits forever.
+//! Bounded: the window holds at most a number of events, and is open while it holds fewer bytes
+//! than its bound (the event that crosses the bound still goes, so one larger than the bound
+//! goes alone and nothing waits forever); while it is full the gateway writes no more events to
+//! that link, its queue fills, and the clients whose events go there are read more slowly (the
+//! back-pressure every link already has).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -22,14 +23,14 @@
 //! let mut unacked = Unacked::new(window);
 //! assert_eq!(unacked.sent("open", 40, start), 1);
 //! assert_eq!(unacked.sent("hello", 60, start), 2);
-//! assert!(!unacked.has_room(10)); // two events is the whole window
+//! assert!(!unacked.has_room()); // two events is the whole window
 //!
 //! // The business side takes both and acknowledges them in one frame.
 //! let mut acker = Acker::new(2, Duration::from_millis(20));
 //! assert_eq!(acker.taken(1, start), None);
 //! assert_eq!(acker.taken(2, start), Some(2));
 //! assert_eq!(unacked.ack(2), Ok(2));
-//! assert!(unacked.has_room(10));
+//! assert!(unacked.has_room());
 //! ```
 
 use std::collections::{BTreeSet, VecDeque};
@@ -114,17 +115,17 @@ impl<T> Unacked<T> {
         }
     }
 
-    /// Whether an event of `bytes` may be written now.
-    pub fn has_room(&self, bytes: usize) -> bool {
-        self.entries.is_empty()
-            || (self.entries.len() < self.window.events
-                && self.bytes.saturating_add(bytes) <= self.window.bytes)
+    /// Whether another event may be written now: fewer than the window's events, and fewer
+    /// bytes than its bound (so the event that crosses the byte bound still goes, and one
+    /// larger than the whole bound goes alone).
+    pub fn has_room(&self) -> bool {
+        self.entries.len() < self.window.events && self.bytes < self.window.bytes
     }
 
     /// `item` (of `bytes`) was written at `now`: kept until acknowledged. Its number.
     ///
     /// The caller checks [`has_room`](Self::has_room) first; an event written without room is
-    /// still kept (the window only ever holds what was written).
+    /// still kept (the window holds whatever was written).
     pub fn sent(&mut self, item: T, bytes: usize, now: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -289,18 +290,23 @@ mod tests {
     fn the_window_is_bounded_in_events_and_bytes_but_one_event_always_goes() {
         let now = Instant::now();
         let mut w = Unacked::new(window(3, 100));
-        assert!(
-            w.has_room(1_000),
-            "an empty window takes an event of any size"
-        );
+        assert!(w.has_room(), "an empty window takes an event of any size");
         w.sent('a', 1_000, now);
-        assert!(!w.has_room(1), "past the byte bound nothing more goes");
+        assert!(!w.has_room(), "past the byte bound nothing more goes");
         assert_eq!(w.ack(1), Ok(1));
+        w.sent('b', 90, now);
+        assert!(w.has_room(), "under the byte bound");
+        w.sent('c', 30, now);
+        assert!(
+            !w.has_room(),
+            "the event that crossed the bound went; now it is closed"
+        );
+        assert_eq!(w.ack(3), Ok(2));
         for _ in 0..3 {
-            assert!(w.has_room(10));
-            w.sent('b', 10, now);
+            assert!(w.has_room());
+            w.sent('d', 10, now);
         }
-        assert!(!w.has_room(1), "three events is the whole window");
+        assert!(!w.has_room(), "three events is the whole window");
         assert_eq!((w.len(), w.bytes()), (3, 30));
     }
 
@@ -405,14 +411,13 @@ mod tests {
             for step in 0..300u64 {
                 let now = start + Duration::from_millis(step);
                 let size = rng.random_range(1..100);
-                if w.has_room(size) {
-                    let before = (w.len(), w.bytes());
+                if w.has_room() {
+                    let before = w.bytes();
                     let seq = w.sent(step, size, now);
                     assert!(
-                        before.0 == 0 || (w.len() <= events && w.bytes() <= bytes),
-                        "the window holds {} events, {} bytes: over {events}, {bytes}",
-                        w.len(),
-                        w.bytes()
+                        w.len() <= events && before < bytes,
+                        "the window took an event while holding {} events, {before} bytes: over {events}, {bytes}",
+                        w.len()
                     );
                     in_flight.push(seq);
                 }

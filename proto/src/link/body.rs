@@ -33,6 +33,8 @@ pub enum BodyKind {
     Pong,
     /// `Draining`: the gateway is shutting down.
     Draining,
+    /// `Ack`: the business process has taken every event up to a number.
+    Ack,
     /// `ConnOpen`, `ConnMessage`, `ConnClose`: what happened to a client connection.
     Event,
     /// Bodies 30–42: a command (answered with a `Result` when its request id is not 0).
@@ -57,6 +59,7 @@ impl BodyKind {
             Body::Ping(_) => Self::Ping,
             Body::Pong(_) => Self::Pong,
             Body::Draining(_) => Self::Draining,
+            Body::Ack(_) => Self::Ack,
             Body::ConnOpen(_) | Body::ConnMessage(_) | Body::ConnClose(_) => Self::Event,
             Body::SingleCast(_)
             | Body::Multicast(_)
@@ -87,7 +90,9 @@ impl BodyKind {
             Self::RegisterOk | Self::Draining | Self::Event | Self::Result | Self::Authorize => {
                 Sender::Gateway
             }
-            Self::Register | Self::Command | Self::Query | Self::AuthorizeReply => Sender::Business,
+            Self::Register | Self::Ack | Self::Command | Self::Query | Self::AuthorizeReply => {
+                Sender::Business
+            }
         }
     }
 }
@@ -102,6 +107,7 @@ mod tests {
         let cases = [
             (Body::Register(v1::Register::default()), BodyKind::Register),
             (Body::Ping(v1::Ping {}), BodyKind::Ping),
+            (Body::Ack(v1::Ack::default()), BodyKind::Ack),
             (Body::ConnClose(v1::ConnClose::default()), BodyKind::Event),
             (
                 Body::DeleteTopics(v1::DeleteTopics::default()),
@@ -127,6 +133,7 @@ mod tests {
         assert_eq!(BodyKind::Command.sender(), Sender::Business);
         assert_eq!(BodyKind::Query.sender(), Sender::Business);
         assert_eq!(BodyKind::AuthorizeReply.sender(), Sender::Business);
+        assert_eq!(BodyKind::Ack.sender(), Sender::Business);
         assert_eq!(BodyKind::Error.sender(), Sender::Either);
         assert_eq!(BodyKind::Pong.sender(), Sender::Either);
     }

@@ -10,6 +10,7 @@ pub fn ping() -> Envelope {
     Envelope {
         request_id: 0,
         body: Some(Body::Ping(Ping {})),
+        ..Default::default()
     }
 }
 
@@ -18,6 +19,7 @@ pub fn pong(request_id: u64) -> Envelope {
     Envelope {
         request_id,
         body: Some(Body::Pong(Pong {})),
+        ..Default::default()
     }
 }
 
@@ -29,6 +31,7 @@ pub fn error(request_id: u64, code: ErrorCode, message: impl Into<String>) -> En
             code: code as i32,
             message: message.into(),
         })),
+        ..Default::default()
     }
 }
 

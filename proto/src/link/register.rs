@@ -29,6 +29,7 @@ use crate::v1::{self, Envelope, ErrorCode, Limits, Register};
 /// let ok = Envelope {
 ///     request_id: register.request_id,
 ///     body: Some(Body::RegisterOk(RegisterOk { node_id: "gw1".into(), ..Default::default() })),
+///     ..Default::default()
 /// };
 /// let Some(RegistrationOutcome::Registered(registered)) = reg.handle_frame(ok) else {
 ///     panic!("registered")
@@ -72,6 +73,7 @@ impl Registration {
             transmit: VecDeque::from([Envelope {
                 request_id,
                 body: Some(Body::Register(register)),
+                ..Default::default()
             }]),
             done: false,
         }
@@ -149,7 +151,11 @@ pub fn peer_max_frame(limits: &Limits) -> usize {
 /// use wsgate_proto::v1::{envelope::Body, Envelope, Register};
 ///
 /// let admission = AwaitRegister::new(Instant::now(), Duration::from_secs(10));
-/// let first = Envelope { request_id: 3, body: Some(Body::Register(Register::default())) };
+/// let first = Envelope {
+///     request_id: 3,
+///     body: Some(Body::Register(Register::default())),
+///     ..Default::default()
+/// };
 /// assert!(matches!(admission.handle_frame(first), FirstFrame::Register { request_id: 3, .. }));
 /// ```
 #[derive(Debug, Clone)]
@@ -228,6 +234,7 @@ mod tests {
         Envelope {
             request_id,
             body: Some(body),
+            ..Default::default()
         }
     }
 

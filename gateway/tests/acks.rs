@@ -1,0 +1,197 @@
+//! Acknowledged events on the worker link (`Register.acks`): numbered, held until
+//! acknowledged, bounded by the window, and handed in order to another business process,
+//! marked `redelivered`, when the link dies or stops acknowledging.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use wsgate_proto::v1::{Ack, Envelope, ErrorCode, Ping, Register, envelope::Body};
+
+/// A raw link registered with acks.
+async fn acking_link(gw: &TestGateway, name: &str) -> RawLink {
+    let register = Register {
+        name: name.into(),
+        protocol_version: 1,
+        acks: true,
+        ..Default::default()
+    };
+    let (link, ok) = raw_register_with(gw.worker_addr, register).await;
+    let limits = ok.limits.expect("RegisterOk carries the limits");
+    assert!(
+        limits.ack_window > 0 && limits.ack_timeout_ms > 0,
+        "{limits:?}"
+    );
+    link
+}
+
+async fn ack(link: &mut RawLink, up_to: u64) {
+    link.send(Envelope {
+        body: Some(Body::Ack(Ack { up_to })),
+        ..Default::default()
+    })
+    .await
+    .expect("send Ack");
+}
+
+/// An event as a test sees it: (event number, redelivered, what it is).
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    event_seq: u64,
+    redelivered: bool,
+    what: String,
+}
+
+/// The next event on a raw link (pings skipped).
+async fn next_event(link: &mut RawLink) -> Seen {
+    let env = raw_next_not_ping(link)
+        .await
+        .expect("the link stays open for the next event");
+    let what = match env.body {
+        Some(Body::ConnOpen(_)) => "open".to_owned(),
+        Some(Body::ConnMessage(m)) => format!(
+            "{}#{}",
+            String::from_utf8_lossy(&m.payload.expect("a payload").data),
+            m.seq
+        ),
+        Some(Body::ConnClose(_)) => "close".to_owned(),
+        other => panic!("expected an event, got {other:?}"),
+    };
+    Seen {
+        event_seq: env.event_seq,
+        redelivered: env.redelivered,
+        what,
+    }
+}
+
+fn seen(event_seq: u64, redelivered: bool, what: &str) -> Seen {
+    Seen {
+        event_seq,
+        redelivered,
+        what: what.into(),
+    }
+}
+
+#[tokio::test]
+async fn what_a_lost_link_did_not_acknowledge_goes_to_another_in_order_marked_redelivered() {
+    let gw = TestGateway::start().await;
+    let mut first = acking_link(&gw, "first").await;
+    let mut ws = gw.client().await;
+    for text in ["m1", "m2", "m3"] {
+        send_text(&mut ws, text).await;
+    }
+    assert_eq!(next_event(&mut first).await, seen(1, false, "open"));
+    assert_eq!(next_event(&mut first).await, seen(2, false, "m1#1"));
+    assert_eq!(next_event(&mut first).await, seen(3, false, "m2#2"));
+    assert_eq!(next_event(&mut first).await, seen(4, false, "m3#3"));
+    ack(&mut first, 2).await;
+
+    // A second process joins (new connections only), then the first dies.
+    let mut second = acking_link(&gw, "second").await;
+    drop(first);
+    assert_eq!(next_event(&mut second).await, seen(1, true, "m2#2"));
+    assert_eq!(next_event(&mut second).await, seen(2, true, "m3#3"));
+    // The connection is now the second's; what the client sends next comes after.
+    send_text(&mut ws, "m4").await;
+    assert_eq!(next_event(&mut second).await, seen(3, false, "m4#4"));
+    assert_eq!(
+        gw.stat(|s| &s.events_redelivered),
+        2,
+        "the acknowledged events were not redelivered"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_that_stops_acknowledging_is_closed_and_its_events_move() {
+    let gw = TestGateway::start_with(|c| {
+        c.worker_ack_timeout = Duration::from_millis(300);
+        c.worker_heartbeat_interval = Duration::from_millis(100);
+    })
+    .await;
+    // Alone, it gets the connection; then it takes events and never acknowledges them (a
+    // process stopped with SIGSTOP behind a socket that still accepts bytes).
+    let mut stuck = acking_link(&gw, "stuck").await;
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "paid").await;
+    assert_eq!(next_event(&mut stuck).await, seen(1, false, "open"));
+    assert_eq!(next_event(&mut stuck).await, seen(2, false, "paid#1"));
+    let mut healthy = acking_link(&gw, "healthy").await;
+
+    let err = expect_error_then_eof(&mut stuck).await;
+    assert_eq!(err.code, ErrorCode::AckTimeout as i32);
+    assert!(err.message.contains("acknowledge"), "{}", err.message);
+    assert_eq!(next_event(&mut healthy).await, seen(1, true, "open"));
+    assert_eq!(next_event(&mut healthy).await, seen(2, true, "paid#1"));
+    ack(&mut healthy, 2).await;
+    send_text(&mut ws, "shipped").await;
+    assert_eq!(next_event(&mut healthy).await, seen(3, false, "shipped#2"));
+    assert_eq!(gw.stat(|s| &s.links_ack_timeouts), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_window_holds_further_events_until_an_ack_opens_it() {
+    let gw = TestGateway::start_with(|c| c.worker_ack_window = 2).await;
+    let mut link = acking_link(&gw, "small").await;
+    let mut ws = gw.client().await;
+    for text in ["a", "b", "c", "d"] {
+        send_text(&mut ws, text).await;
+    }
+    assert_eq!(next_event(&mut link).await, seen(1, false, "open"));
+    assert_eq!(next_event(&mut link).await, seen(2, false, "a#1"));
+    // The gateway has read all four messages; the window is full, so a Ping's Pong comes
+    // back with no event before it.
+    wait_until("the gateway read the four messages", || {
+        gw.stats.messages_in.get() == 4
+    })
+    .await;
+    for id in [7, 8] {
+        link.send(Envelope {
+            request_id: id,
+            body: Some(Body::Ping(Ping {})),
+            ..Default::default()
+        })
+        .await
+        .expect("send Ping");
+        match raw_next_not_ping(&mut link).await {
+            Some(Envelope {
+                request_id,
+                body: Some(Body::Pong(_)),
+                ..
+            }) => assert_eq!(request_id, id),
+            other => panic!("a full window writes no event; got {other:?}"),
+        }
+    }
+    ack(&mut link, 1).await;
+    assert_eq!(next_event(&mut link).await, seen(3, false, "b#2"));
+    ack(&mut link, 3).await;
+    assert_eq!(next_event(&mut link).await, seen(4, false, "c#3"));
+    assert_eq!(next_event(&mut link).await, seen(5, false, "d#4"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_ack_for_events_never_sent_closes_the_link_with_bad_request() {
+    let gw = TestGateway::start().await;
+    let mut link = acking_link(&gw, "liar").await;
+    ack(&mut link, 5).await;
+    let err = expect_error_then_eof(&mut link).await;
+    assert_eq!(err.code, ErrorCode::BadRequest as i32);
+    assert!(err.message.contains("never sent"), "{}", err.message);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_without_acks_gets_unnumbered_events_and_may_ignore_acks() {
+    let gw = TestGateway::start().await;
+    let mut link = raw_register(gw.worker_addr, "").await;
+    ack(&mut link, 3).await;
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "hi").await;
+    assert_eq!(next_event(&mut link).await, seen(0, false, "open"));
+    assert_eq!(next_event(&mut link).await, seen(0, false, "hi#1"));
+    gw.stop().await;
+}
