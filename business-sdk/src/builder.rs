@@ -124,6 +124,22 @@ impl ClientBuilder {
         self
     }
 
+    /// When `true`, events are at least once: the process registers with acks, and each
+    /// connection event is acknowledged to the gateway once the application has received it
+    /// from [`Events`](crate::Events) (batched: every few dozen events, or 20 ms after the
+    /// first not yet acknowledged). Events this process was given and had not received when it
+    /// died, or when its link was lost or stalled, go to another process (or back to this one
+    /// once it reconnects), in order per connection; such a redelivered message may have been
+    /// handled already, so deduplicate by `conn_id` and
+    /// [`ConnMessage::seq`](crate::ConnMessage). Receive events promptly: while more than the
+    /// gateway's `--worker-ack-window` wait, it sends no more, and after its
+    /// `--worker-ack-timeout` it closes the link and hands them on. Default `false` (at most
+    /// once). See `docs/delivery.md`.
+    pub fn acks(mut self, acks: bool) -> Self {
+        self.config.acks = acks;
+        self
+    }
+
     /// How often to ping the gateway. Default: the gateway's `heartbeat_interval_ms`.
     /// Values below 1 ms are raised to 1 ms.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {

@@ -27,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) token: String,
     pub(crate) events: Vec<EventKind>,
     pub(crate) authorize: bool,
+    /// Register with acks: events are acknowledged once the application receives them.
+    pub(crate) acks: bool,
     pub(crate) heartbeat_interval: Option<Duration>,
     pub(crate) heartbeat_timeout: Option<Duration>,
     pub(crate) request_timeout: Duration,
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Config {
             )
             .field("events", &self.events)
             .field("authorize", &self.authorize)
+            .field("acks", &self.acks)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -74,6 +77,7 @@ impl Config {
             token: String::new(),
             events: Vec::new(),
             authorize: false,
+            acks: false,
             heartbeat_interval: None,
             heartbeat_timeout: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen};
 
 use crate::authorize::AuthorizeCall;
+use crate::link::Taken;
 
 /// One thing that happened on the link or on a client connection.
 ///
@@ -83,22 +84,33 @@ pub struct ClusterEvent {
 /// [`Cluster`](crate::Cluster), where each event is tagged with its gateway.
 #[derive(Debug, Clone)]
 pub(crate) enum EventSink {
-    Client(mpsc::UnboundedSender<Event>),
-    Cluster(mpsc::UnboundedSender<ClusterEvent>),
+    Client(mpsc::UnboundedSender<(Event, Option<Taken>)>),
+    Cluster(mpsc::UnboundedSender<(ClusterEvent, Option<Taken>)>),
 }
 
 impl EventSink {
     /// Delivers `event` from the session with `node_id` on the link to `addr`; `false` when
     /// the receiver is gone.
-    pub(crate) fn send(&self, node_id: &str, addr: &str, event: Event) -> bool {
+    /// Queues `event` for the application; `taken` is marked when it receives it (links with
+    /// acks).
+    pub(crate) fn send(
+        &self,
+        node_id: &str,
+        addr: &str,
+        event: Event,
+        taken: Option<Taken>,
+    ) -> bool {
         match self {
-            EventSink::Client(tx) => tx.send(event).is_ok(),
+            EventSink::Client(tx) => tx.send((event, taken)).is_ok(),
             EventSink::Cluster(tx) => tx
-                .send(ClusterEvent {
-                    node_id: if node_id.is_empty() { addr } else { node_id }.to_owned(),
-                    addr: addr.to_owned(),
-                    event,
-                })
+                .send((
+                    ClusterEvent {
+                        node_id: if node_id.is_empty() { addr } else { node_id }.to_owned(),
+                        addr: addr.to_owned(),
+                        event,
+                    },
+                    taken,
+                ))
                 .is_ok(),
         }
     }
@@ -142,22 +154,23 @@ impl EventSink {
 /// ```
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: mpsc::UnboundedReceiver<(Event, Option<Taken>)>,
 }
 
 impl Events {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<Event>) -> Self {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<(Event, Option<Taken>)>) -> Self {
         Self { rx }
     }
 
     /// The next event, or `None` once the client was shut down and every event was read.
+    /// With [`acks`](crate::ClientBuilder::acks), receiving an event acknowledges it.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        self.rx.recv().await.map(taken)
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(taken)
     }
 }
 
@@ -165,6 +178,14 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|e| e.map(taken))
     }
+}
+
+/// The application has `item` now: what it acknowledges is marked taken.
+pub(crate) fn taken<T>((item, taken): (T, Option<Taken>)) -> T {
+    if let Some(t) = taken {
+        t.mark();
+    }
+    item
 }

@@ -33,6 +33,10 @@ pub struct LinkArgs {
     /// example's name].
     #[arg(long)]
     pub name: Option<String>,
+    /// Acknowledge events (at least once): what this process was given and had not taken when
+    /// it died or hung goes to another process of the same role, marked redelivered.
+    #[arg(long, env = "WSGATE_ACKS")]
+    pub acks: bool,
 }
 
 impl LinkArgs {
@@ -41,6 +45,7 @@ impl LinkArgs {
         Cluster::builder(StaticDiscovery::new(self.gateway.clone()))
             .name(self.name.as_deref().unwrap_or(default_name))
             .token(self.token.as_str())
+            .acks(self.acks)
     }
 
     /// Connects, retrying with backoff until at least one gateway answers, so an example may

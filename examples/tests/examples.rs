@@ -26,7 +26,11 @@ struct Running {
 }
 
 async fn gateway() -> Running {
-    let gw = Gateway::bind(Config {
+    gateway_with(|_| {}).await
+}
+
+async fn gateway_with(tweak: impl FnOnce(&mut Config)) -> Running {
+    let mut config = Config {
         ws_addr: "127.0.0.1:0".parse().expect("addr"),
         worker_addr: "127.0.0.1:0".parse().expect("addr"),
         api_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -37,9 +41,9 @@ async fn gateway() -> Running {
             NEXT_NODE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ),
         ..Config::default()
-    })
-    .await
-    .expect("gateway binds");
+    };
+    tweak(&mut config);
+    let gw = Gateway::bind(config).await.expect("gateway binds");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     Running {
         url: format!("ws://{}/ws", gw.ws_addr()),
@@ -189,4 +193,134 @@ async fn one_chat_process_relays_across_two_gateways() {
     assert!(line.ends_with(": across"), "{line}");
     stop(a).await;
     stop(b).await;
+}
+
+/// What happens to one of the two echo processes mid-stream.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: the process and its socket are gone at once.
+    Kill,
+    /// SIGSTOP: the process hangs behind a socket that still takes bytes.
+    Stop,
+}
+
+const CLIENTS: usize = 16;
+const MESSAGES: usize = 150;
+
+/// Two echo processes with `--acks`, clients sending numbered messages; one process is killed
+/// or stopped once a third of the messages are in. Every message is answered, and the first
+/// answer to each comes in the order the client sent them (a redelivered message may be
+/// answered twice). Without `--acks` both fail: what was written to the failing process is lost.
+async fn one_process_fails_mid_stream(fault: Fault) {
+    let gw = gateway_with(|c| {
+        c.worker_ack_timeout = Duration::from_millis(800);
+        c.worker_heartbeat_interval = Duration::from_millis(100);
+    })
+    .await;
+    let spawn_echo = || {
+        Command::new(env!("CARGO_BIN_EXE_echo"))
+            .args([
+                "--gateway",
+                &gw.worker,
+                "--token",
+                "example-secret",
+                "--acks",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("echo starts")
+    };
+    let mut failing = spawn_echo();
+    let _healthy = spawn_echo();
+    tokio::time::timeout(WAIT, async {
+        while Stats::get(&gw.stats.links_current) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both echo processes register");
+
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let ws = client(&gw).await;
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = ws.split();
+            let send = async move {
+                for n in 1..=MESSAGES {
+                    tx.send(Message::text(format!("{c}:{n}")))
+                        .await
+                        .expect("client sends");
+                    // A steady stream, so the fault lands in the middle of it.
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+                tx
+            };
+            let answers = async move {
+                let mut seen = Vec::new();
+                let mut distinct = std::collections::HashSet::new();
+                while distinct.len() < MESSAGES {
+                    let msg = tokio::time::timeout(WAIT, rx.next())
+                        .await
+                        .expect("every message is answered in time")
+                        .expect("stream open")
+                        .expect("valid frame");
+                    if let Message::Text(t) = msg {
+                        let n: usize = t
+                            .split(':')
+                            .nth(1)
+                            .and_then(|n| n.parse().ok())
+                            .expect("an echo of a numbered message");
+                        if distinct.insert(n) {
+                            seen.push(n);
+                        }
+                    }
+                }
+                seen
+            };
+            let (_tx, seen) = tokio::join!(send, answers);
+            seen
+        }));
+    }
+    tokio::time::timeout(WAIT, async {
+        while gw.stats.messages_in.get() < (CLIENTS * MESSAGES / 3) as u64 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a third of the messages arrive");
+    match fault {
+        Fault::Kill => failing.start_kill().expect("SIGKILL the echo process"),
+        Fault::Stop => {
+            let pid = failing.id().expect("the echo process runs").to_string();
+            let stopped = std::process::Command::new("kill")
+                .args(["-STOP", &pid])
+                .status()
+                .expect("kill -STOP runs");
+            assert!(stopped.success(), "SIGSTOP the echo process");
+        }
+    }
+    for task in tasks {
+        let seen = task.await.expect("client task");
+        let expected: Vec<usize> = (1..=MESSAGES).collect();
+        assert_eq!(
+            seen, expected,
+            "each message answered, first answers in order"
+        );
+    }
+    if let Fault::Stop = fault {
+        assert_eq!(Stats::get(&gw.stats.links_ack_timeouts), 1);
+    }
+    let _ = failing.kill().await;
+    stop(gw).await;
+}
+
+#[tokio::test]
+async fn echo_with_acks_answers_every_message_when_one_process_is_killed() {
+    one_process_fails_mid_stream(Fault::Kill).await;
+}
+
+#[tokio::test]
+async fn echo_with_acks_answers_every_message_when_one_process_hangs() {
+    one_process_fails_mid_stream(Fault::Stop).await;
 }

@@ -52,6 +52,8 @@ pub struct Stats {
     /// Events handed to another business process after the one they were written to did
     /// not acknowledge them (its link died or stalled); links with acks only.
     pub events_redelivered: AtomicU64,
+    /// Events written to links with acks and not yet acknowledged (a gauge).
+    pub events_unacked: AtomicU64,
     /// Worker links closed because their oldest event waited past --worker-ack-timeout.
     pub links_ack_timeouts: AtomicU64,
     pub commands: AtomicU64,

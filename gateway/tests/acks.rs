@@ -195,3 +195,60 @@ async fn a_link_without_acks_gets_unnumbered_events_and_may_ignore_acks() {
     assert_eq!(next_event(&mut link).await, seen(0, false, "hi#1"));
     gw.stop().await;
 }
+
+/// The Rust SDK with `acks(true)`: an event counts as taken when the application receives it.
+/// What a process had been given but not received when it went away goes to the next one.
+#[tokio::test]
+async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
+    use wsgate_business::{Client, Event};
+    let gw = TestGateway::start().await;
+    let connect = |name: &'static str| {
+        Client::builder(gw.worker_addr.to_string())
+            .name(name)
+            .acks(true)
+            .connect()
+    };
+    let (first, mut first_events) = connect("first").await.expect("first connects");
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "m1").await;
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        match within("an event", first_events.recv()).await {
+            Some(Event::Open(_)) => received.push("open".to_owned()),
+            Some(Event::Message(m)) => received.push(format!("m#{}", m.seq)),
+            Some(_) => {}
+            None => panic!("the first process's events ended"),
+        }
+    }
+    assert_eq!(received, ["open", "m#1"]);
+    wait_until("the two events received are acknowledged", || {
+        gw.stat(|s| &s.events_unacked) == 0
+    })
+    .await;
+    // Two more are written to the process, which never receives them.
+    send_text(&mut ws, "m2").await;
+    send_text(&mut ws, "m3").await;
+    wait_until("the gateway holds the two events not received", || {
+        gw.stat(|s| &s.events_unacked) == 2
+    })
+    .await;
+
+    let (_second, mut second_events) = connect("second").await.expect("second connects");
+    drop(first);
+    drop(first_events);
+    let mut redelivered = Vec::new();
+    while redelivered.len() < 2 {
+        match within("a redelivered event", second_events.recv()).await {
+            Some(Event::Message(m)) => redelivered.push(m.seq),
+            Some(_) => {}
+            None => panic!("the second process's events ended"),
+        }
+    }
+    assert_eq!(redelivered, [2, 3], "the events not received, in order");
+    wait_until("the second process acknowledged them", || {
+        gw.stat(|s| &s.events_unacked) == 0
+    })
+    .await;
+    assert_eq!(gw.stat(|s| &s.events_redelivered), 2);
+    gw.stop().await;
+}

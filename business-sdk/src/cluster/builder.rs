@@ -104,6 +104,15 @@ impl ClusterBuilder {
         self
     }
 
+    /// Events at least once from every gateway: see
+    /// [`ClientBuilder::acks`](crate::ClientBuilder::acks). Each event is acknowledged to its
+    /// gateway once the application has received it from [`ClusterEvents`](crate::ClusterEvents).
+    /// Default `false`.
+    pub fn acks(mut self, acks: bool) -> Self {
+        self.link = self.link.acks(acks);
+        self
+    }
+
     /// How often to ping each gateway. Default: each gateway's `heartbeat_interval_ms`.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.link = self.link.heartbeat_interval(interval);

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::events::ClusterEvent;
+use crate::events::{ClusterEvent, taken};
+use crate::link::Taken;
 
 /// The receiving end of a cluster's events, returned by
 /// [`ClusterBuilder::connect`](crate::ClusterBuilder::connect).
@@ -41,22 +42,23 @@ use crate::events::ClusterEvent;
 /// ```
 #[derive(Debug)]
 pub struct ClusterEvents {
-    rx: mpsc::UnboundedReceiver<ClusterEvent>,
+    rx: mpsc::UnboundedReceiver<(ClusterEvent, Option<Taken>)>,
 }
 
 impl ClusterEvents {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<ClusterEvent>) -> Self {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<(ClusterEvent, Option<Taken>)>) -> Self {
         Self { rx }
     }
 
     /// The next event, or `None` once the cluster was shut down and every event was read.
+    /// With [`acks`](crate::ClusterBuilder::acks), receiving an event acknowledges it.
     pub async fn recv(&mut self) -> Option<ClusterEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(taken)
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<ClusterEvent> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(taken)
     }
 }
 
@@ -64,6 +66,6 @@ impl Stream for ClusterEvents {
     type Item = ClusterEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClusterEvent>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|e| e.map(taken))
     }
 }

@@ -23,7 +23,7 @@ use crate::config::{Config, MIN_DURATION};
 use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::events::{ClusterEvent, EventSink};
-use crate::link::{FirstAttempt, FirstFailure, GatewayState, Link, LinkShared};
+use crate::link::{FirstAttempt, FirstFailure, GatewayState, Link, LinkShared, Taken};
 
 /// The outcome of a new link's first registration attempt.
 pub(crate) type FirstOutcome = oneshot::Receiver<Result<(), Error>>;
@@ -46,13 +46,13 @@ pub(crate) struct Members {
 struct State {
     links: BTreeMap<String, Arc<LinkShared>>,
     /// Where new links deliver events; `None` once shut down (no new links then).
-    events: Option<mpsc::UnboundedSender<ClusterEvent>>,
+    events: Option<mpsc::UnboundedSender<(ClusterEvent, Option<Taken>)>>,
 }
 
 impl Members {
     pub(crate) fn new(
         config: Arc<Config>,
-        events: mpsc::UnboundedSender<ClusterEvent>,
+        events: mpsc::UnboundedSender<(ClusterEvent, Option<Taken>)>,
         in_process: Option<Arc<dyn InProcess>>,
     ) -> Self {
         Self {

@@ -87,7 +87,7 @@ pub(crate) async fn establish(config: &Config, addr: &str) -> Result<Established
         events: config.events.iter().map(|k| *k as i32).collect(),
         protocol_version: PROTOCOL_VERSION,
         authorize: config.authorize,
-        ..Default::default()
+        acks: config.acks,
     };
     debug!(%addr, name = %config.name, "registering with the gateway");
     let mut registration = Registration::new(

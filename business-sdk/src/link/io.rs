@@ -15,7 +15,7 @@
 //! registration that was asked and is refused once that registration has ended.
 
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -35,6 +35,7 @@ use crate::authorize::{AuthorizeCall, Responder};
 use crate::config::{Config, MIN_DURATION};
 use crate::error::{self, Error};
 use crate::events::{Event, EventSink};
+use crate::link::acks::{SessionAcks, Taken};
 use crate::link::dial::Transport;
 use crate::link::handle::LinkShared;
 use crate::link::status::GatewayState;
@@ -80,7 +81,12 @@ pub(crate) struct Context<'a> {
 impl Context<'_> {
     /// Hands an event of the session with `node_id` to the events receiver.
     pub(crate) fn emit(&self, node_id: &str, event: Event) {
-        if !self.events.send(node_id, self.shared.addr(), event) {
+        self.emit_taken(node_id, event, None);
+    }
+
+    /// The same, with what the receiver marks when the application takes it (acks).
+    fn emit_taken(&self, node_id: &str, event: Event, taken: Option<Taken>) {
+        if !self.events.send(node_id, self.shared.addr(), event, taken) {
             debug!("event dropped: the events receiver was dropped");
         }
     }
@@ -173,14 +179,18 @@ pub(crate) async fn drive(
         requests: Mutex::new(Requests::new()),
         rearm: Notify::new(),
     };
+    let acks = ctx
+        .config
+        .acks
+        .then(|| SessionAcks::new(registered.limits.ack_window, control_tx.clone()));
     let (mut sink, mut stream) = transport.split();
     let node_id = registered.node_id.as_str();
 
     let end = tokio::select! {
         _ = stopped => End::Shutdown,
-        end = read_loop(ctx, &mut stream, &control_tx, &shared, &answers, node_id) => end,
+        end = read_loop(ctx, &mut stream, (&control_tx, &answers), &shared, acks.as_ref(), node_id) => end,
         end = write_loop(&mut sink, &mut commands, &mut control_rx, &shared, timing.peer_max) => end,
-        end = timer_loop(&shared, &control_tx) => end,
+        end = timer_loop(&shared, &control_tx, acks.as_deref()) => end,
     };
 
     // Order matters: unpublish first so no new command gets in, then close the queue and
@@ -219,23 +229,37 @@ pub(crate) async fn drive(
 
 /// Sleeps until the heartbeat or a request is due: queues the pings, gives up on requests
 /// past their deadline, and ends the session when the gateway has been silent too long.
-async fn timer_loop(shared: &Shared, control: &mpsc::UnboundedSender<Envelope>) -> End {
+async fn timer_loop(
+    shared: &Shared,
+    control: &mpsc::UnboundedSender<Envelope>,
+    acks: Option<&SessionAcks>,
+) -> End {
     loop {
         let wake = {
             let heartbeat = shared.heartbeat().poll_timeout();
             let request = shared.requests().poll_timeout();
-            match (heartbeat, request) {
-                (Some(h), Some(r)) => h.min(r),
-                (Some(at), None) | (None, Some(at)) => at,
+            let ack = acks.and_then(SessionAcks::poll_timeout);
+            match [heartbeat, request, ack].into_iter().flatten().min() {
+                Some(at) => at,
                 // Unreachable: a heartbeat has a deadline until it reported `Dead`.
-                (None, None) => return End::Lost("the heartbeat stopped".to_owned()),
+                None => return End::Lost("the heartbeat stopped".to_owned()),
             }
         };
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = shared.rearm.notified() => continue,
+            // An acknowledgement was delayed: its deadline may be the earliest now.
+            () = async {
+                match acks {
+                    Some(acks) => acks.rearm.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => continue,
         }
         let now = Instant::now();
+        if let Some(acks) = acks {
+            acks.handle_timeout(now);
+        }
         while let Some((request_id, waiter)) = shared.requests().poll_expired(now) {
             debug!(request_id, "request timed out");
             let _ = waiter.send(Err(Error::Timeout));
@@ -261,9 +285,9 @@ async fn timer_loop(shared: &Shared, control: &mpsc::UnboundedSender<Envelope>) 
 async fn read_loop(
     ctx: Context<'_>,
     stream: &mut SplitStream<Transport>,
-    control: &mpsc::UnboundedSender<Envelope>,
+    (control, answers): (&mpsc::UnboundedSender<Envelope>, &mpsc::Sender<Outgoing>),
     shared: &Shared,
-    answers: &mpsc::Sender<Outgoing>,
+    acks: Option<&Arc<SessionAcks>>,
     node_id: &str,
 ) -> End {
     let addr = ctx.shared.addr();
@@ -283,14 +307,20 @@ async fn read_loop(
         };
         shared.heartbeat().handle_frame(Instant::now());
         let request_id = envelope.request_id;
+        // With acks, what the application will mark when it receives this event.
+        let taken = || Taken::of(acks, envelope.event_seq);
         match envelope.body {
             Some(Body::Ping(_)) => {
                 let _ = control.send(frames::pong(request_id));
             }
             Some(Body::Pong(_)) => {}
-            Some(Body::ConnOpen(open)) => ctx.emit(node_id, Event::Open(open)),
-            Some(Body::ConnMessage(message)) => ctx.emit(node_id, Event::Message(message)),
-            Some(Body::ConnClose(close)) => ctx.emit(node_id, Event::Close(close)),
+            Some(Body::ConnOpen(open)) => ctx.emit_taken(node_id, Event::Open(open), taken()),
+            Some(Body::ConnMessage(message)) => {
+                ctx.emit_taken(node_id, Event::Message(message), taken());
+            }
+            Some(Body::ConnClose(close)) => {
+                ctx.emit_taken(node_id, Event::Close(close), taken());
+            }
             Some(Body::Draining(draining)) => {
                 info!(
                     %addr,

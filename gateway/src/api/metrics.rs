@@ -202,6 +202,13 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.events_redelivered),
     );
     out.single(
+        "wsgate_events_unacked",
+        "gauge",
+        "Events written to business processes registered with acks and not yet acknowledged \
+         (each link at most --worker-ack-window).",
+        get(&stats.events_unacked),
+    );
+    out.single(
         "wsgate_worker_ack_timeouts_total",
         "counter",
         "Worker links closed because their oldest event was not acknowledged within \

@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -295,7 +296,7 @@ async fn run<S: LinkStream>(
                             return (Ended::Failed, Some(frames::unreadable(&e)));
                         }
                         Some(Ok(Envelope { body: Some(Body::Ack(ack)), request_id, .. })) => {
-                            if let Some(error) = acknowledged(ack.up_to, request_id, link, unacked) {
+                            if let Some(error) = acknowledged(ack.up_to, request_id, (link, unacked), &ctx.stats) {
                                 return (Ended::Failed, Some(error));
                             }
                         }
@@ -390,12 +391,25 @@ fn fits(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
 /// An `Ack` from the business process: releases what it covers. Returns the `Error` that
 /// closes the link when it acknowledges events never sent. On a link without acks it is
 /// ignored.
-fn acknowledged(up_to: u64, request_id: u64, link: &Link, unacked: &mut Held) -> Option<Envelope> {
+fn acknowledged(
+    up_to: u64,
+    request_id: u64,
+    (link, unacked): (&Link, &mut Held),
+    stats: &Stats,
+) -> Option<Envelope> {
     let Some(window) = unacked.as_mut() else {
         tracing::debug!(name = %link.name, link = link.id, "Ack on a link without acks ignored");
         return None;
     };
-    let e = window.ack(up_to).err()?;
+    let e = match window.ack(up_to) {
+        Ok(released) => {
+            stats
+                .events_unacked
+                .fetch_sub(released as u64, Ordering::Relaxed);
+            return None;
+        }
+        Err(e) => e,
+    };
     tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link acknowledged events never sent; closing it");
     Some(frames::error(
         request_id,
@@ -496,6 +510,7 @@ async fn feed<S: LinkStream>(
         && env.body.as_ref().is_some_and(|b| event_kind(b).is_some())
     {
         env.event_seq = window.sent(env.clone(), bytes, std::time::Instant::now());
+        Stats::incr(&ctx.stats.events_unacked);
     }
     io.feed(env).await.map(|()| bytes)
 }
@@ -515,6 +530,11 @@ async fn finish<S: LinkStream>(
     // What it was given and did not acknowledge first, in the order it was written; then
     // what was still queued. (At shutdown every link is closing: nobody to give them to.)
     let mut redelivered = 0u64;
+    if let Some(window) = &unacked {
+        ctx.stats
+            .events_unacked
+            .fetch_sub(window.len() as u64, Ordering::Relaxed);
+    }
     if ended == Ended::Failed {
         for (_, mut env) in unacked.into_iter().flat_map(Unacked::into_items) {
             // Numbered anew by the link it goes to (if that one acknowledges).
@@ -526,7 +546,7 @@ async fn finish<S: LinkStream>(
         }
         ctx.stats
             .events_redelivered
-            .fetch_add(redelivered, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(redelivered, Ordering::Relaxed);
     }
     let mut moved = 0u64;
     while let Some(env) = rx.recv().await {

@@ -18,7 +18,7 @@
 //!   takes too long ([`Requests`]).
 //! - [`acks`]: acknowledged events: the gateway's window of events written and not yet
 //!   acknowledged ([`acks::Unacked`]), the business side's batching of acknowledgements
-//!   ([`acks::Acker`]). Not yet on the wire: the building block of at-least-once events.
+//!   ([`acks::Acker`]): at-least-once events (`docs/protocol.md`, "Acknowledged events").
 
 pub mod acks;
 pub mod body;
