@@ -23,6 +23,7 @@ async fn connect(
     worker: SocketAddr,
     name: &str,
     events: &[EventKind],
+    acks: bool,
 ) -> Result<(Client, wsgate_business::Events), BenchError> {
     let events = if events.is_empty() {
         &[EventKind::Close][..]
@@ -32,6 +33,7 @@ async fn connect(
     Client::builder(worker.to_string())
         .name(name)
         .events(events.iter().copied())
+        .acks(acks)
         .connect()
         .await
         .map_err(|e| BenchError::Driver {
@@ -106,6 +108,8 @@ pub enum Role {
     /// Sends every client message straight back to its sender with a fire-and-forget single
     /// cast, no reply to wait for (echo). `Tally::done` counts messages answered.
     Echo,
+    /// The same, registered with acks: each event is acknowledged once received.
+    EchoAcked,
 }
 
 impl Role {
@@ -115,6 +119,7 @@ impl Role {
             Role::Publisher => "bench-publisher",
             Role::Subscriber => "bench-topics",
             Role::Echo => "bench-echo",
+            Role::EchoAcked => "bench-echo-acks",
         }
     }
 
@@ -123,7 +128,7 @@ impl Role {
         match self {
             Role::Publisher => &[],
             Role::Subscriber => &[EventKind::Open],
-            Role::Echo => &[EventKind::Message],
+            Role::Echo | Role::EchoAcked => &[EventKind::Message],
         }
     }
 }
@@ -135,11 +140,14 @@ pub async fn start(
     role: Role,
     tally: Arc<Tally>,
 ) -> Result<Client, BenchError> {
-    let (client, events) = connect(worker, role.name(), role.events()).await?;
+    let acks = role == Role::EchoAcked;
+    let (client, events) = connect(worker, role.name(), role.events(), acks).await?;
     match role {
         // A publisher handles no events; the link runs as long as the client lives.
         Role::Publisher => drop(events),
-        Role::Subscriber | Role::Echo => drop(serve(role, client.clone(), events, tally)),
+        Role::Subscriber | Role::Echo | Role::EchoAcked => {
+            drop(serve(role, client.clone(), events, tally));
+        }
     }
     Ok(client)
 }
@@ -156,7 +164,9 @@ fn serve(
         while let Some(event) = events.recv().await {
             match (role, event) {
                 (Role::Subscriber, Event::Open(open)) => subscribe(&client, &tally, open),
-                (Role::Echo, Event::Message(msg)) => echo(&client, &tally, msg).await,
+                (Role::Echo | Role::EchoAcked, Event::Message(msg)) => {
+                    echo(&client, &tally, msg).await;
+                }
                 _ => {}
             }
         }

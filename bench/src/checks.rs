@@ -26,6 +26,8 @@ const FIXED_MIN_SENT: f64 = 0.99;
 const FIXED_P99_FACTOR: f64 = 0.8;
 /// Echo round trips per second wsgate must reach.
 const ECHO_MIN: f64 = 150_000.0;
+/// Echo with acks on, against the same depth with them off (issue 13: a cost of at most 10 %).
+const ACKS_MIN_RATIO: f64 = 0.9;
 /// How far the soak's resident memory may move after warm-up, in percent.
 const SOAK_MAX_DRIFT_PCT: f64 = 5.0;
 /// Open files the churn workers may hold at a sample beyond the warm-up's (sockets mid-cycle).
@@ -266,7 +268,7 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
     match results
         .echo
         .iter()
-        .filter(|r| r.target == TargetKind::Wsgate)
+        .filter(|r| r.target == TargetKind::Wsgate && !r.acks)
         .max_by_key(|r| r.in_flight)
     {
         Some(r) => out.push(check(
@@ -276,6 +278,37 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             format!("wsgate, {} in flight; {} clients", r.in_flight, r.clients),
         )),
         None => out.push(missing(name, "not measured")),
+    }
+
+    // At-least-once events cost at most a tenth of the echo throughput, at every depth.
+    for acked in results
+        .echo
+        .iter()
+        .filter(|r| r.target == TargetKind::Wsgate && r.acks)
+    {
+        let name = format!(
+            "echo with acks ≥ {ACKS_MIN_RATIO}× without, {} in flight",
+            acked.in_flight
+        );
+        let plain = results
+            .echo
+            .iter()
+            .find(|r| r.target == TargetKind::Wsgate && !r.acks && r.in_flight == acked.in_flight);
+        match plain {
+            Some(p) if p.round_trips_per_s > 0.0 => {
+                let ratio = acked.round_trips_per_s / p.round_trips_per_s;
+                out.push(check(
+                    &name,
+                    format!(
+                        "{ratio:.2}× ({:.0} vs {:.0}/s)",
+                        acked.round_trips_per_s, p.round_trips_per_s
+                    ),
+                    Verdict::of(ratio >= ACKS_MIN_RATIO),
+                    "the same business process, registered with acks".to_owned(),
+                ));
+            }
+            _ => out.push(missing(&name, "echo without acks not measured")),
+        }
     }
 
     // Soak: only when asked for (it is not in the default list).

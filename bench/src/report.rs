@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::BenchError;
 use crate::progress::si;
-use crate::results::{LoadRow, Phase, Results};
+use crate::results::{EchoRow, LoadRow, Phase, Results};
 use crate::svg::{BarChart, PALETTE};
 use crate::target::TargetKind;
 
@@ -217,12 +217,14 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
     }
 
     if !results.echo.is_empty() {
-        // Grouped by messages in flight, one bar per target (wsgate via its business process).
-        let in_flight = distinct(&results.echo, |r| r.in_flight);
+        // Grouped by messages in flight, one bar per target (wsgate via its business process,
+        // without acks; the table has the rows with them).
+        let echo: Vec<EchoRow> = results.echo.iter().filter(|r| !r.acks).cloned().collect();
+        let in_flight = distinct(&echo, |r| r.in_flight);
         let echo_targets: Vec<TargetKind> = targets
             .iter()
             .copied()
-            .filter(|t| results.echo.iter().any(|r| r.target == *t))
+            .filter(|t| echo.iter().any(|r| r.target == *t))
             .collect();
         out.push((
             "echo.svg".into(),
@@ -233,7 +235,7 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
                 series: echo_targets
                     .iter()
                     .map(|t| {
-                        let name = match results.echo.iter().find(|r| r.target == *t) {
+                        let name = match echo.iter().find(|r| r.target == *t) {
                             Some(r) => format!("{t} ({})", r.via),
                             None => t.to_string(),
                         };
@@ -241,7 +243,7 @@ pub fn charts(results: &Results) -> Vec<(String, BarChart)> {
                     })
                     .collect(),
                 values: bars(
-                    &results.echo,
+                    &echo,
                     &in_flight,
                     &echo_targets,
                     |r| (r.target, r.in_flight),
@@ -463,7 +465,7 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
     if !results.echo.is_empty() {
         let _ = writeln!(
             md,
-            "## Echo: {} clients; messages in flight per client: {}\n\nEach client sends that many messages, then one more for each that comes back (1 is ping-pong); each value is a separate phase on a freshly started target, and ratios compare the same value. wsgate answers through a business process (fire-and-forget single cast back to the sender); the peers echo in the hub itself, so they are the floor.\n",
+            "## Echo: {} clients; messages in flight per client: {}\n\nEach client sends that many messages, then one more for each that comes back (1 is ping-pong); each value is a separate phase on a freshly started target, and ratios compare the same value. wsgate answers through a business process (fire-and-forget single cast back to the sender), once as is and once registered with acks (`via` \"business, acks\": every event acknowledged once received, what at-least-once delivery costs); the peers echo in the hub itself, so they are the floor.\n",
             plan.echo_clients,
             plan.echo_in_flight
                 .iter()

@@ -99,8 +99,11 @@ pub struct LoadRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct EchoRow {
     pub target: TargetKind,
-    /// "business" (wsgate via a business process) or "native" (the hub echoes).
+    /// "business" (wsgate via a business process), "business, acks" (the same process
+    /// registered with acks, acknowledging every event it receives) or "native" (the hub echoes).
     pub via: &'static str,
+    /// The business process acknowledged events (wsgate only).
+    pub acks: bool,
     pub clients: usize,
     /// Messages each client kept in flight.
     pub in_flight: usize,

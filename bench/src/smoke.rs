@@ -56,15 +56,24 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                     _ => out.push(format!("topics {t}: no message arrived")),
                 },
                 Scenario::Echo => {
+                    // wsgate is measured with and without acks.
+                    let acks: &[bool] = match t {
+                        TargetKind::Wsgate => &[false, true],
+                        _ => &[false],
+                    };
                     for &n in &plan.echo_in_flight {
-                        match results
-                            .echo
-                            .iter()
-                            .find(|r| r.target == t && r.in_flight == n)
-                        {
-                            Some(r) if r.round_trips > 0 => {}
-                            _ => out
-                                .push(format!("echo {t}, {n} in flight: no round trip completed")),
+                        for &acked in acks {
+                            match results
+                                .echo
+                                .iter()
+                                .find(|r| r.target == t && r.in_flight == n && r.acks == acked)
+                            {
+                                Some(r) if r.round_trips > 0 => {}
+                                _ => out.push(format!(
+                                    "echo {t}, {n} in flight{}: no round trip completed",
+                                    if acked { ", acks" } else { "" }
+                                )),
+                            }
                         }
                     }
                 }

@@ -5,7 +5,10 @@
 //!
 //! wsgate answers through a business process in the bench that single-casts each message back
 //! to its sender, fire-and-forget (`Client::post`), so the figure includes the worker link
-//! both ways. The peers echo in the hub itself: they are the floor, not a like-for-like.
+//! both ways; each value is measured twice, the second time with the process registered with
+//! acks (every event acknowledged once received), so the cost of at-least-once events is
+//! measured in the same run. The peers echo in the hub itself: they are the floor, not a
+//! like-for-like.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,17 +39,24 @@ pub async fn run(ctx: &Ctx, results: &mut Results) {
         values.join(", ")
     ));
     for &kind in &ctx.targets {
+        let acks: &[bool] = match kind {
+            TargetKind::Wsgate => &[false, true],
+            TargetKind::Plain | TargetKind::Node => &[false],
+        };
         for &in_flight in &ctx.plan.echo_in_flight {
-            match one(ctx, results, kind, in_flight).await {
-                Ok(row) => results.echo.push(row),
-                Err(e) => {
-                    ctx.progress
-                        .say(format!("  echo {kind}, {in_flight} in flight FAILED: {e}"));
-                    results.failures.push(Failure {
-                        scenario: Scenario::Echo,
-                        target: kind,
-                        error: format!("{in_flight} in flight: {e}"),
-                    });
+            for &acks in acks {
+                let what = format!("{in_flight} in flight{}", if acks { ", acks" } else { "" });
+                match one(ctx, results, kind, in_flight, acks).await {
+                    Ok(row) => results.echo.push(row),
+                    Err(e) => {
+                        ctx.progress
+                            .say(format!("  echo {kind}, {what} FAILED: {e}"));
+                        results.failures.push(Failure {
+                            scenario: Scenario::Echo,
+                            target: kind,
+                            error: format!("{what}: {e}"),
+                        });
+                    }
                 }
             }
         }
@@ -58,19 +68,23 @@ async fn one(
     results: &mut Results,
     kind: TargetKind,
     in_flight: usize,
+    acks: bool,
 ) -> Result<EchoRow, BenchError> {
     let n = ctx.plan.echo_clients;
     ctx.check_clients("echo", n)?;
     ctx.measure(kind, results, async |target| {
         let tally = Arc::new(Tally::default());
         let business: Option<Registered> = match kind {
-            TargetKind::Wsgate => Some(ctx.business(target, Role::Echo, tally.clone()).await?),
+            TargetKind::Wsgate => {
+                let role = if acks { Role::EchoAcked } else { Role::Echo };
+                Some(ctx.business(target, role, tally.clone()).await?)
+            }
             TargetKind::Plain | TargetKind::Node => None,
         };
         let (go, start) = watch::channel(false);
         let fleet = fleet::connect(
             FleetSpec {
-                label: format!("echo {kind}, {in_flight} in flight"),
+                label: format!("echo {kind}, {in_flight} in flight{}", acks_label(acks)),
                 target: kind.to_string(),
                 count: n,
                 server: target.ws,
@@ -86,7 +100,7 @@ async fn one(
         )
         .await?;
         let recorder = fleet.recorder.clone();
-        let label = format!("echo {kind}, {in_flight} in flight");
+        let label = format!("echo {kind}, {in_flight} in flight{}", acks_label(acks));
         {
             let (recorder, label) = (recorder.clone(), label.clone());
             let begin = Instant::now();
@@ -116,11 +130,12 @@ async fn one(
         ctx.progress.clear();
         let row = EchoRow {
             target: kind,
-            via: if business.is_some() {
-                "business"
-            } else {
-                "native"
+            via: match (business.is_some(), acks) {
+                (true, false) => "business",
+                (true, true) => "business, acks",
+                (false, _) => "native",
             },
+            acks,
             clients: n,
             in_flight,
             seconds,
@@ -145,4 +160,8 @@ async fn one(
         Ok(row)
     })
     .await
+}
+
+fn acks_label(acks: bool) -> &'static str {
+    if acks { ", acks" } else { "" }
 }
