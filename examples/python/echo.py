@@ -91,12 +91,15 @@ def get(fields: dict[int, list], number: int, default):
 
 REQUEST_ID = 1
 REGISTER, REGISTER_OK, ERROR, PING, PONG = 10, 11, 12, 13, 14
+EVENT_SEQ = 2  # Envelope field: the event's number on a link registered with acks
+ACK = 16
+ACK_EVERY, ACK_DELAY = 32, 0.02  # acknowledge after this many events, or this long
 CONN_OPEN, CONN_MESSAGE, CONN_CLOSE = 20, 21, 22
 SINGLE_CAST, RESULT = 30, 40
 EVENT_KIND_MESSAGE = 2
 ERROR_CODES = ["OK", "UNAUTHENTICATED", "NOT_REGISTERED", "BAD_REQUEST", "UNKNOWN_CONNECTION",
                "FRAME_TOO_LARGE", "DECODE_FAILED", "UNSUPPORTED", "HEARTBEAT_TIMEOUT",
-               "SHUTTING_DOWN", "UNSUPPORTED_VERSION"]
+               "SHUTTING_DOWN", "UNSUPPORTED_VERSION", "LIMIT_EXCEEDED", "ACK_TIMEOUT"]
 UNSUPPORTED, FRAME_TOO_LARGE, DECODE_FAILED = 7, 5, 6
 
 
@@ -166,14 +169,37 @@ def log(*parts) -> None:
     print("echo.py:", *parts, file=sys.stderr, flush=True)
 
 
-def run(link: Link, name: str, token: str) -> int:
+def run(link: Link, name: str, token: str, acks: bool) -> int:
     register = field(1, name) + field(2, token) + field(3, varint(EVENT_KIND_MESSAGE)) + field(4, 1)
+    if acks:
+        register += field(6, 1)  # Register.acks: events at least once (section 9)
     link.send(1, REGISTER, register)
     request_ids = itertools.count(2)  # 1 was the Register
     interval, timeout = 10.0, 30.0  # replaced by RegisterOk's limits
     next_ping = None  # no Pings before RegisterOk
     last_heard = time.monotonic()
     had_error = False
+    # With acks: every event up to `handled` has been echoed; `acked` is what the gateway was
+    # told; an Ack goes every ACK_EVERY events, or ACK_DELAY after the first one not yet told.
+    handled = acked = 0
+    ack_every, ack_due = ACK_EVERY, None
+
+    def send_ack() -> None:
+        nonlocal acked, ack_due
+        link.send(0, ACK, field(1, handled))
+        acked, ack_due = handled, None
+
+    def took(env: dict[int, list]) -> None:
+        """An event was handled: acknowledge it (batched) if the link numbers events."""
+        nonlocal handled, ack_due
+        seq = get(env, EVENT_SEQ, 0)
+        if not seq:
+            return
+        handled = seq
+        if ack_due is None:
+            ack_due = time.monotonic() + ACK_DELAY
+        if handled - acked >= ack_every:
+            send_ack()
 
     while True:
         now = time.monotonic()
@@ -183,7 +209,11 @@ def run(link: Link, name: str, token: str) -> int:
         if next_ping is not None and now >= next_ping:
             link.send(0, PING, b"")
             next_ping = now + interval
+        if ack_due is not None and now >= ack_due:
+            send_ack()
         wake = last_heard + timeout if next_ping is None else min(next_ping, last_heard + timeout)
+        if ack_due is not None:
+            wake = min(wake, ack_due)
         try:
             env = link.recv(max(wake - now, 0))
         except EOFError:
@@ -205,6 +235,7 @@ def run(link: Link, name: str, token: str) -> int:
             link.max_frame = get(limits, 1, link.max_frame)
             interval = get(limits, 3, 10000) / 1000
             timeout = get(limits, 4, 30000) / 1000
+            ack_every = max(1, min(ACK_EVERY, get(limits, 11, 4 * ACK_EVERY) // 4))
             next_ping = time.monotonic() + interval
             print(f"registered {get(ok, 1, b'').decode()}", flush=True)
         elif kind == PING:
@@ -216,6 +247,7 @@ def run(link: Link, name: str, token: str) -> int:
             data, payload_kind = get(payload, 1, b""), get(payload, 2, 0)
             echo = field(1, conn_id) + field(2, field(1, data) + field(2, payload_kind))
             link.send(next(request_ids), SINGLE_CAST, echo)
+            took(env)  # echoed: handled
         elif kind == RESULT:
             result = parse(body)
             code = get(result, 1, 0)
@@ -227,8 +259,10 @@ def run(link: Link, name: str, token: str) -> int:
             err = parse(body)
             had_error = True
             log(f"gateway error {code_name(get(err, 1, 0))}: {get(err, 2, b'').decode()}")
-        elif kind in (PONG, CONN_OPEN, CONN_CLOSE):
-            pass  # Pong: any frame is proof of life. Open/Close: not asked for.
+        elif kind == PONG:
+            pass  # any frame is proof of life
+        elif kind in (CONN_OPEN, CONN_CLOSE):
+            took(env)  # not asked for; nothing to do but acknowledge
         else:
             # An unknown body (or none): say so and keep the link open (section 14).
             link.send(request_id, ERROR, field(1, UNSUPPORTED) + field(2, f"echo.py does not handle body {kind}"))
@@ -239,6 +273,8 @@ def main() -> int:
     parser.add_argument("--gateway", default="127.0.0.1:8081", help="worker link address, host:port")
     parser.add_argument("--token", default="", help="the gateway's --worker-token, if it has one")
     parser.add_argument("--name", default="echo-python", help="name shown in the gateway's logs")
+    parser.add_argument("--acks", action="store_true",
+                        help="acknowledge each message once echoed: at least once (docs/delivery.md)")
     args = parser.parse_args()
 
     host, _, port = args.gateway.rpartition(":")
@@ -250,7 +286,7 @@ def main() -> int:
     with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            return run(Link(sock), args.name, args.token)
+            return run(Link(sock), args.name, args.token, args.acks)
         except KeyboardInterrupt:
             return 0
         except OSError as e:

@@ -54,6 +54,8 @@ pub struct Stats {
     pub events_redelivered: AtomicU64,
     /// Events written to links with acks and not yet acknowledged (a gauge).
     pub events_unacked: AtomicU64,
+    /// `Ack` frames taken from links with acks.
+    pub acks_received: AtomicU64,
     /// Worker links closed because their oldest event waited past --worker-ack-timeout.
     pub links_ack_timeouts: AtomicU64,
     pub commands: AtomicU64,

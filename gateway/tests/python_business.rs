@@ -88,3 +88,39 @@ async fn python_echo_with_a_wrong_token_exits_with_the_reason() {
     );
     gw.stop().await;
 }
+
+/// With `--acks` the script acknowledges what it echoed: the gateway ends up holding nothing
+/// unacknowledged, and keeps the link (no acknowledgement it could not take).
+#[tokio::test]
+async fn python_echo_with_acks_acknowledges_every_message_it_echoed() {
+    let gw = TestGateway::start().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/echo.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(["--gateway", &gw.worker_addr.to_string(), "--acks"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (CI installs it)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = within("the script to register", lines.next_line())
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(line, "registered test-gw");
+    let mut ws = gw.client().await;
+    for i in 0..100 {
+        send_text(&mut ws, &format!("m{i}")).await;
+    }
+    for i in 0..100 {
+        assert_eq!(recv_text(&mut ws).await, format!("m{i}"));
+    }
+    wait_until("every echoed message acknowledged", || {
+        gw.stat(|s| &s.events_unacked) == 0 && gw.stat(|s| &s.acks_received) > 0
+    })
+    .await;
+    assert_eq!(gw.stat(|s| &s.links_current), 1, "the link stays up");
+    child.kill().await.expect("kill the script");
+    gw.stop().await;
+}

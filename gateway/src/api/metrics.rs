@@ -209,6 +209,13 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.events_unacked),
     );
     out.single(
+        "wsgate_worker_acks_total",
+        "counter",
+        "Ack frames received from business processes registered with acks (each acknowledges \
+         every event up to a number).",
+        get(&stats.acks_received),
+    );
+    out.single(
         "wsgate_worker_ack_timeouts_total",
         "counter",
         "Worker links closed because their oldest event was not acknowledged within \

@@ -403,6 +403,7 @@ fn acknowledged(
     };
     let e = match window.ack(up_to) {
         Ok(released) => {
+            Stats::incr(&stats.acks_received);
             stats
                 .events_unacked
                 .fetch_sub(released as u64, Ordering::Relaxed);
