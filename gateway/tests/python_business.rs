@@ -13,23 +13,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
-async fn python_echo_business_works_through_the_gateway() {
-    let gw = TestGateway::start_with(|c| {
-        c.worker_token = Some("py-secret".into());
-        c.worker_heartbeat_interval = Duration::from_millis(100);
-        c.worker_heartbeat_timeout = Duration::from_millis(500);
-    })
-    .await;
+/// The script, started against `gw` with `args`, once it says it registered.
+async fn registered_script(gw: &TestGateway, args: &[&str]) -> tokio::process::Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/echo.py");
     let mut child = Command::new("python3")
         .arg(script)
-        .args([
-            "--gateway",
-            &gw.worker_addr.to_string(),
-            "--token",
-            "py-secret",
-        ])
+        .args(["--gateway", &gw.worker_addr.to_string()])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -38,9 +28,21 @@ async fn python_echo_business_works_through_the_gateway() {
     let mut lines = BufReader::new(stdout).lines();
     let line = within("the script to register", lines.next_line())
         .await
-        .unwrap()
+        .expect("the script's stdout is readable")
         .unwrap_or_default();
     assert_eq!(line, "registered test-gw");
+    child
+}
+
+#[tokio::test]
+async fn python_echo_business_works_through_the_gateway() {
+    let gw = TestGateway::start_with(|c| {
+        c.worker_token = Some("py-secret".into());
+        c.worker_heartbeat_interval = Duration::from_millis(100);
+        c.worker_heartbeat_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut child = registered_script(&gw, &["--token", "py-secret"]).await;
 
     let mut ws = gw.client().await;
     send_text(&mut ws, "héllo from rust").await;
@@ -94,21 +96,7 @@ async fn python_echo_with_a_wrong_token_exits_with_the_reason() {
 #[tokio::test]
 async fn python_echo_with_acks_acknowledges_every_message_it_echoed() {
     let gw = TestGateway::start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/echo.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(["--gateway", &gw.worker_addr.to_string(), "--acks"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs (CI installs it)");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = within("the script to register", lines.next_line())
-        .await
-        .unwrap()
-        .unwrap_or_default();
-    assert_eq!(line, "registered test-gw");
+    let mut child = registered_script(&gw, &["--acks"]).await;
     let mut ws = gw.client().await;
     for i in 0..100 {
         send_text(&mut ws, &format!("m{i}")).await;
