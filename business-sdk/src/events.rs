@@ -90,8 +90,7 @@ pub(crate) enum EventSink {
 
 impl EventSink {
     /// Delivers `event` from the session with `node_id` on the link to `addr`; `false` when
-    /// the receiver is gone.
-    /// Queues `event` for the application; `taken` is marked when it receives it (links with
+    /// the receiver is gone. `taken` is marked when the application receives it (links with
     /// acks).
     pub(crate) fn send(
         &self,

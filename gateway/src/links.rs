@@ -80,7 +80,8 @@ impl Link {
         id: u64,
         name: String,
         wanted: &[EventKind],
-        (authorize, acks): (bool, bool),
+        authorize: bool,
+        acks: bool,
         tx: mpsc::Sender<Envelope>,
         queue_bytes: usize,
     ) -> Self {

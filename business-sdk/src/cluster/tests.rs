@@ -331,7 +331,10 @@ async fn serve(
                     }
                 };
                 if let Some(body) = reply
-                    && peer.send(Envelope { request_id, body: Some(body), ..Default::default() }).await.is_err()
+                    && peer
+                        .send(Envelope { request_id, body: Some(body), ..Default::default() })
+                        .await
+                        .is_err()
                 {
                     return;
                 }
@@ -340,7 +343,9 @@ async fn serve(
                 Ok(Control::Draining) => {
                     let draining = Envelope {
                         request_id: 0,
-                        body: Some(Body::Draining(Draining { close_code: 1012, drain_timeout_ms: 1000 })), ..Default::default() };
+                        body: Some(Body::Draining(Draining { close_code: 1012, drain_timeout_ms: 1000 })),
+                        ..Default::default()
+                    };
                     if peer.send(draining).await.is_err() {
                         return;
                     }

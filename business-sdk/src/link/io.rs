@@ -188,7 +188,7 @@ pub(crate) async fn drive(
 
     let end = tokio::select! {
         _ = stopped => End::Shutdown,
-        end = read_loop(ctx, &mut stream, (&control_tx, &answers), &shared, acks.as_ref(), node_id) => end,
+        end = read_loop(ctx, &mut stream, &control_tx, &shared, &answers, acks.as_ref(), node_id) => end,
         end = write_loop(&mut sink, &mut commands, &mut control_rx, &shared, timing.peer_max) => end,
         end = timer_loop(&shared, &control_tx, acks.as_deref()) => end,
     };
@@ -285,8 +285,9 @@ async fn timer_loop(
 async fn read_loop(
     ctx: Context<'_>,
     stream: &mut SplitStream<Transport>,
-    (control, answers): (&mpsc::UnboundedSender<Envelope>, &mpsc::Sender<Outgoing>),
+    control: &mpsc::UnboundedSender<Envelope>,
     shared: &Shared,
+    answers: &mpsc::Sender<Outgoing>,
     acks: Option<&Arc<SessionAcks>>,
     node_id: &str,
 ) -> End {

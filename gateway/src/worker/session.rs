@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
-use wsgate_proto::link::acks::{Unacked, Window};
+use wsgate_proto::link::acks::{AckError, Stalled, Unacked, Window};
 use wsgate_proto::link::{
     AwaitRegister, Beat, BodyKind, FirstFrame, Heartbeat, Sender, SilenceCheck, frames,
 };
@@ -48,8 +48,72 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LinkStream for T {}
 
 type LinkIo<S> = Framed<S, WorkerCodec>;
 
-/// The events a link with acks has written and not had acknowledged; `None` without acks.
-type Held = Option<Unacked<Envelope>>;
+/// The events a link with acks has written and not had acknowledged, each counted in the
+/// `events_unacked` gauge from the moment it is written until it is acknowledged or leaves
+/// with the link; without acks it holds nothing and is always open.
+struct Held {
+    window: Option<Unacked<Envelope>>,
+    stats: Arc<Stats>,
+}
+
+impl Held {
+    fn new(acks: bool, config: &crate::config::Config, stats: Arc<Stats>) -> Self {
+        let window = acks.then(|| {
+            Unacked::new(Window {
+                events: config.worker_ack_window,
+                bytes: config.worker_ack_window_bytes,
+                timeout: config.worker_ack_timeout,
+            })
+        });
+        Self { window, stats }
+    }
+
+    /// Whether another event may be written.
+    fn has_room(&self) -> bool {
+        self.window.as_ref().is_none_or(Unacked::has_room)
+    }
+
+    /// `env` (of `bytes`) is about to be written: an event gets its number and a copy is kept.
+    fn keep(&mut self, env: &mut Envelope, bytes: usize) {
+        if let Some(window) = self.window.as_mut()
+            && env.body.as_ref().is_some_and(|b| event_kind(b).is_some())
+        {
+            env.event_seq = window.sent(env.clone(), bytes, std::time::Instant::now());
+            Stats::incr(&self.stats.events_unacked);
+        }
+    }
+
+    /// An `Ack`: releases what it covers. `None` on a link without acks.
+    fn ack(&mut self, up_to: u64) -> Option<Result<(), AckError>> {
+        let released = self.window.as_mut()?.ack(up_to);
+        Some(released.map(|n| {
+            Stats::incr(&self.stats.acks_received);
+            self.stats
+                .events_unacked
+                .fetch_sub(n as u64, Ordering::Relaxed);
+        }))
+    }
+
+    /// The oldest event has waited past the ack timeout.
+    fn stalled(&self, now: std::time::Instant) -> Option<Stalled> {
+        self.window.as_ref()?.handle_timeout(now)
+    }
+
+    /// What was never acknowledged, in the order written, ready to go to another link:
+    /// marked redelivered, unnumbered (the link it goes to numbers it anew, if it acknowledges).
+    fn into_redeliveries(self) -> impl Iterator<Item = Envelope> {
+        let items = self.window.map(Unacked::into_items).into_iter().flatten();
+        let items: Vec<Envelope> = items.map(|(_, env)| env).collect();
+        self.stats
+            .events_unacked
+            .fetch_sub(items.len() as u64, Ordering::Relaxed);
+        items.into_iter().map(|mut env| {
+            env.event_seq = 0;
+            env.redelivered = true;
+            env
+        })
+    }
+}
 
 /// Frames queued for one link before event producers wait.
 const LINK_QUEUE: usize = 8192;
@@ -124,19 +188,14 @@ pub(crate) async fn serve<S: LinkStream>(
         ctx.links.next_id(),
         register.name,
         &wanted,
-        (register.authorize, register.acks),
+        register.authorize,
+        register.acks,
         tx,
         config.link_queue_bytes,
     ));
     // However this session ends, the connections pinned to it are let go on.
     let _hand_over = link.hand_over_guard();
-    let mut unacked: Held = link.acks.then(|| {
-        Unacked::new(Window {
-            events: config.worker_ack_window,
-            bytes: config.worker_ack_window_bytes,
-            timeout: config.worker_ack_timeout,
-        })
-    });
+    let mut unacked = Held::new(link.acks, config, ctx.stats.clone());
     let ok = Envelope {
         request_id,
         body: Some(Body::RegisterOk(RegisterOk {
@@ -168,14 +227,14 @@ pub(crate) async fn serve<S: LinkStream>(
     // link's queue and are written after RegisterOk.
     ctx.links.add(link.clone());
     if io.send(ok).await.is_err() {
-        finish(io, rx, Ended::Failed, None, (&link, unacked), &ctx).await;
+        finish(io, rx, Ended::Failed, None, &link, unacked, &ctx).await;
         return;
     }
     tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
 
     let mut rx = rx;
     let (ended, farewell) = run(&mut io, &mut rx, &link, &mut unacked, &ctx, &shutdown).await;
-    finish(io, rx, ended, farewell, (&link, unacked), &ctx).await;
+    finish(io, rx, ended, farewell, &link, unacked, &ctx).await;
 }
 
 /// A setting as a `Limits` field.
@@ -259,7 +318,7 @@ async fn run<S: LinkStream>(
             _ = shutdown.cancelled() => return (Ended::Shutdown, None),
             // With acks, a full window takes nothing more until the business process
             // acknowledges: the queue fills and the clients whose events wait are read no further.
-            env = queue.recv(), if unacked.as_ref().is_none_or(Unacked::has_room) => {
+            env = queue.recv(), if unacked.has_room() => {
                 // The sender lives in `link`, which we hold: the queue cannot close here.
                 let Some(env) = env else { return (Ended::Failed, None) };
                 if let Err(e) = write_burst(io, env, queue, link, unacked, ctx).await {
@@ -296,7 +355,7 @@ async fn run<S: LinkStream>(
                             return (Ended::Failed, Some(frames::unreadable(&e)));
                         }
                         Some(Ok(Envelope { body: Some(Body::Ack(ack)), request_id, .. })) => {
-                            if let Some(error) = acknowledged(ack.up_to, request_id, (link, unacked), &ctx.stats) {
+                            if let Some(error) = acknowledged(ack.up_to, request_id, link, unacked) {
                                 return (Ended::Failed, Some(error));
                             }
                         }
@@ -325,7 +384,7 @@ async fn run<S: LinkStream>(
             () = &mut tick => {
                 // A stalled process is looked for when a ping is due, like a silent one: the
                 // close comes up to one heartbeat interval after the ack timeout.
-                if let Some(stalled) = unacked.as_ref().and_then(|w| w.handle_timeout(std::time::Instant::now())) {
+                if let Some(stalled) = unacked.stalled(std::time::Instant::now()) {
                     Stats::incr(&ctx.stats.links_ack_timeouts);
                     tracing::warn!(name = %link.name, link = link.id, unacked = stalled.unacked, waited = ?stalled.waited, "worker link acknowledged no event past --worker-ack-timeout; closing it and handing its events to other business processes");
                     let msg = format!(
@@ -391,25 +450,14 @@ fn fits(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
 /// An `Ack` from the business process: releases what it covers. Returns the `Error` that
 /// closes the link when it acknowledges events never sent. On a link without acks it is
 /// ignored.
-fn acknowledged(
-    up_to: u64,
-    request_id: u64,
-    (link, unacked): (&Link, &mut Held),
-    stats: &Stats,
-) -> Option<Envelope> {
-    let Some(window) = unacked.as_mut() else {
-        tracing::debug!(name = %link.name, link = link.id, "Ack on a link without acks ignored");
-        return None;
-    };
-    let e = match window.ack(up_to) {
-        Ok(released) => {
-            Stats::incr(&stats.acks_received);
-            stats
-                .events_unacked
-                .fetch_sub(released as u64, Ordering::Relaxed);
+fn acknowledged(up_to: u64, request_id: u64, link: &Link, unacked: &mut Held) -> Option<Envelope> {
+    let e = match unacked.ack(up_to) {
+        None => {
+            tracing::debug!(name = %link.name, link = link.id, "Ack on a link without acks ignored");
             return None;
         }
-        Err(e) => e,
+        Some(Ok(())) => return None,
+        Some(Err(e)) => e,
     };
     tracing::warn!(name = %link.name, link = link.id, error = %e, "worker link acknowledged events never sent; closing it");
     Some(frames::error(
@@ -483,7 +531,7 @@ async fn write_burst<S: LinkStream>(
     for _ in 1..BURST {
         // A burst of large events ends early: the loop must come back to read commands (and,
         // with acks, the Acks that open the window again).
-        if bytes >= BURST_BYTES || unacked.as_ref().is_some_and(|w| !w.has_room()) {
+        if bytes >= BURST_BYTES || !unacked.has_room() {
             break;
         }
         match rx.try_recv() {
@@ -507,12 +555,7 @@ async fn feed<S: LinkStream>(
     let Some(mut env) = fits(env, link, ctx) else {
         return Ok(bytes);
     };
-    if let Some(window) = unacked.as_mut()
-        && env.body.as_ref().is_some_and(|b| event_kind(b).is_some())
-    {
-        env.event_seq = window.sent(env.clone(), bytes, std::time::Instant::now());
-        Stats::incr(&ctx.stats.events_unacked);
-    }
+    unacked.keep(&mut env, bytes);
     io.feed(env).await.map(|()| bytes)
 }
 
@@ -523,7 +566,8 @@ async fn finish<S: LinkStream>(
     mut rx: mpsc::Receiver<Envelope>,
     ended: Ended,
     farewell: Option<Envelope>,
-    (link, unacked): (&Link, Held),
+    link: &Link,
+    unacked: Held,
     ctx: &Context,
 ) {
     ctx.links.remove(link);
@@ -531,16 +575,9 @@ async fn finish<S: LinkStream>(
     // What it was given and did not acknowledge first, in the order it was written; then
     // what was still queued. (At shutdown every link is closing: nobody to give them to.)
     let mut redelivered = 0u64;
-    if let Some(window) = &unacked {
-        ctx.stats
-            .events_unacked
-            .fetch_sub(window.len() as u64, Ordering::Relaxed);
-    }
+    let unacknowledged = unacked.into_redeliveries();
     if ended == Ended::Failed {
-        for (_, mut env) in unacked.into_iter().flat_map(Unacked::into_items) {
-            // Numbered anew by the link it goes to (if that one acknowledges).
-            env.event_seq = 0;
-            env.redelivered = true;
+        for env in unacknowledged {
             if ctx.links.redispatch(env).await {
                 redelivered += 1;
             }
