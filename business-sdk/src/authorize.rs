@@ -19,7 +19,7 @@ use wsgate_proto::v1::envelope::Body;
 use wsgate_proto::v1::{Authorize, AuthorizeReply};
 
 use crate::error::Error;
-use crate::outgoing::{Outgoing, OutgoingKind};
+use crate::outgoing::{Meta, Outgoing, OutgoingKind};
 
 /// One client handshake waiting for this process's decision.
 ///
@@ -166,6 +166,7 @@ impl Responder {
     async fn send(self, reply: AuthorizeReply) -> Result<(), Error> {
         let outgoing = Outgoing {
             body: Body::AuthorizeReply(reply),
+            meta: Meta::default(),
             kind: OutgoingKind::AnswerTo(self.request_id),
         };
         let lost = || {
@@ -314,6 +315,7 @@ mod tests {
             .commands
             .try_send(Outgoing {
                 body: Body::Ping(Ping {}),
+                meta: Meta::default(),
                 kind: OutgoingKind::Post,
             })
             .expect("room for one");

@@ -140,6 +140,19 @@ impl ClientBuilder {
         self
     }
 
+    /// When `true` (the default), every command that expects an answer gets a command id
+    /// (`Envelope.command_id`), and one whose link drops before the answer is sent again, with
+    /// the same id, once the link is back — within the request timeout — instead of failing
+    /// with [`Error::Disconnected`](crate::Error::Disconnected). The gateway carries out a
+    /// command id once, so a retry never delivers twice. Only with gateways that remember
+    /// command ids (`Limits.command_ids` > 0); with others, and when `false`, a lost link
+    /// fails the commands waiting on it as before. A command sent while the link is down still
+    /// fails at once with [`Error::NotConnected`]. See `docs/delivery.md`.
+    pub fn retries(mut self, retries: bool) -> Self {
+        self.config.retries = retries;
+        self
+    }
+
     /// How often to ping the gateway. Default: the gateway's `heartbeat_interval_ms`.
     /// Values below 1 ms are raised to 1 ms.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {

@@ -29,12 +29,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 use wsgate_proto::v1::envelope::Body;
-use wsgate_proto::v1::{self, ConnInfo, CountsReply, ListKind, ListReply, OnlineReply, Payload};
+use wsgate_proto::v1::{
+    self, ConnInfo, CountsReply, ListKind, ListReply, OnlineReply, Payload, ReceiptMode,
+};
 
 use crate::command::{self, LIST_ALL_PAGE, next_cursor, strings};
 use crate::config::Config;
 use crate::error::Error;
 use crate::link::LinkShared;
+use crate::outgoing::Call;
 use crate::report::{self, Report};
 use crate::session_change::SessionChange;
 use crate::targets::Targets;
@@ -69,6 +72,8 @@ use crate::targets::Targets;
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// What this handle's commands carry (see [`Client::with_command_id`]).
+    call: Call,
 }
 
 struct Inner {
@@ -111,7 +116,34 @@ impl Client {
                 clients_gone,
                 tracker,
             }),
+            call: Call::default(),
         }
+    }
+
+    /// A handle on the same link whose commands carry `command_id` (`Envelope.command_id`)
+    /// instead of a fresh one: the gateway carries out a command id once and answers every
+    /// later command with that id with the first one's result — use it to retry one command
+    /// yourself, across restarts of this process too (derive the id from what the command is
+    /// for, such as an order number and its status). One id per command: the gateway refuses an
+    /// id reused for a different command. Printable ASCII, at most 128 bytes.
+    pub fn with_command_id(&self, command_id: impl Into<String>) -> Client {
+        let mut handle = self.clone();
+        handle.call.command_id = Some(command_id.into().into());
+        handle
+    }
+
+    /// A handle on the same link whose casts (`multicast`, `broadcast`, `send_to_users`,
+    /// `publish`) wait for receipts: the [`Report`] lists, for each target connection, whether
+    /// the message was written to its socket, the connection was gone, or the message was
+    /// dropped unwritten (a slow consumer, or closed with it queued). The answer comes once
+    /// every target has an outcome, so allow for slow clients in the request timeout. A cast
+    /// may reach at most the gateway's `--max-conn-ids-per-command` connections with receipts
+    /// (a bigger one is refused). For one connection, use `multicast` with its id. Other
+    /// commands are refused on this handle.
+    pub fn with_receipts(&self) -> Client {
+        let mut handle = self.clone();
+        handle.call.receipt = ReceiptMode::Wait;
+        handle
     }
 
     /// Sends `payload` to one client connection.
@@ -470,7 +502,9 @@ impl Client {
     pub async fn post(&self, body: Body) -> Result<(), Error> {
         let link = &self.inner.link;
         let session = link.current()?;
-        link.post_on(&session, body, self.inner.config.request_timeout)
+        // Fire and forget: nothing to retry, so only the handle's own command id goes along.
+        let meta = self.call.meta(&body, false);
+        link.post_on(&session, body, meta, self.inner.config.request_timeout)
             .await
     }
 
@@ -498,9 +532,10 @@ impl Client {
 
     /// Sends a command with a fresh request id and waits for the gateway's `Result`.
     async fn request(&self, body: Body) -> Result<v1::Result, Error> {
+        let meta = self.call.meta(&body, self.inner.config.retries);
         self.inner
             .link
-            .request(body, self.inner.config.request_timeout)
+            .request(body, &meta, self.inner.config.request_timeout)
             .await
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) authorize: bool,
     /// Register with acks: events are acknowledged once the application receives them.
     pub(crate) acks: bool,
+    /// Give commands ids and send them again after a lost session (see `link::handle`).
+    pub(crate) retries: bool,
     pub(crate) heartbeat_interval: Option<Duration>,
     pub(crate) heartbeat_timeout: Option<Duration>,
     pub(crate) request_timeout: Duration,
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Config {
             .field("events", &self.events)
             .field("authorize", &self.authorize)
             .field("acks", &self.acks)
+            .field("retries", &self.retries)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -78,6 +81,7 @@ impl Config {
             events: Vec::new(),
             authorize: false,
             acks: false,
+            retries: true,
             heartbeat_interval: None,
             heartbeat_timeout: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

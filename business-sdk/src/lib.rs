@@ -99,5 +99,6 @@ pub use tls::TlsOptions;
 pub use wsgate_proto as proto;
 pub use wsgate_proto::v1::{
     Authorize, AuthorizeReply, ClosedBy, ConnClose, ConnInfo, ConnMessage, ConnOpen, CountsReply,
-    ErrorCode, EventKind, ListKind, ListReply, OnlineReply, Payload, PayloadKind, TopicCount,
+    Delivery, ErrorCode, EventKind, ListKind, ListReply, OnlineReply, Payload, PayloadKind,
+    Receipt, TopicCount,
 };

@@ -4,10 +4,14 @@
 //! A leaf, so that both ends of the queue (the link, [`AuthorizeCall`](crate::AuthorizeCall))
 //! can name it without naming each other.
 
-use std::time::Instant;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::oneshot;
-use wsgate_proto::v1::{self, envelope::Body};
+use wsgate_proto::link::body::BodyKind;
+use wsgate_proto::v1::{self, ReceiptMode, envelope::Body};
 
 use crate::error::Error;
 
@@ -21,7 +25,70 @@ pub(crate) type Waiter = oneshot::Sender<Outcome>;
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub(crate) body: Body,
+    pub(crate) meta: Meta,
     pub(crate) kind: OutgoingKind,
+}
+
+/// What a command carries in its envelope besides the body: its command id, the same on every
+/// retry (empty: none), and whether it asks for receipts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) command_id: String,
+    pub(crate) receipt: ReceiptMode,
+}
+
+impl Meta {
+    /// The envelope fields for `body`: `command_id` when given, else a fresh one when the
+    /// client retries and `body` is a command (queries change nothing and need none).
+    pub(crate) fn of(
+        body: &Body,
+        command_id: Option<&str>,
+        retries: bool,
+        receipt: ReceiptMode,
+    ) -> Self {
+        let command_id = match command_id {
+            Some(id) => id.to_owned(),
+            None if retries && BodyKind::of(body) == BodyKind::Command => fresh_command_id(),
+            None => String::new(),
+        };
+        Self {
+            command_id,
+            receipt,
+        }
+    }
+}
+
+/// What the commands of one client handle carry, as its `with_…` methods set it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Call {
+    /// The caller's own command id, for every command of the handle.
+    pub(crate) command_id: Option<std::sync::Arc<str>>,
+    pub(crate) receipt: ReceiptMode,
+}
+
+impl Call {
+    /// The envelope fields of `body` sent through this handle.
+    pub(crate) fn meta(&self, body: &Body, retries: bool) -> Meta {
+        Meta::of(body, self.command_id.as_deref(), retries, self.receipt)
+    }
+}
+
+/// A command id no other process is likely to choose: 64 random bits for this process, then
+/// a counter.
+pub(crate) fn fresh_command_id() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| {
+        // The standard library's per-process random hash keys, mixed with the time and pid.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        hasher.write_u128(now.as_nanos());
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    });
+    format!("{prefix:016x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Which request id the frame gets, and whether an answer is awaited.

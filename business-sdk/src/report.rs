@@ -22,6 +22,10 @@ pub struct Report {
     /// The target users that have no connection on this gateway. Not an error: in a cluster a
     /// user may be connected to another gateway, or offline.
     pub unknown_user_ids: Vec<String>,
+    /// With receipts asked for ([`Client::with_receipts`](crate::Client::with_receipts)): what
+    /// became of the message for each target connection — written to its socket, gone before
+    /// the cast, or dropped unwritten. Empty otherwise.
+    pub receipts: Vec<v1::Receipt>,
 }
 
 /// The outcome of a multi-target command: OK and UNKNOWN_CONNECTION are (partial) successes,
@@ -35,6 +39,7 @@ pub(crate) fn report_from_result(result: v1::Result) -> Result<Report, Error> {
                 delivered: result.delivered,
                 unknown_conn_ids: result.unknown_conn_ids,
                 unknown_user_ids: result.unknown_user_ids,
+                receipts: result.receipts,
             })
         }
         code => Err(Error::Gateway {

@@ -306,6 +306,16 @@ pub struct Config {
     #[serde(serialize_with = "render::duration")]
     pub worker_ack_timeout: Duration,
 
+    /// Command ids (`Envelope.command_id`, HTTP `Idempotency-Key`) this gateway remembers at
+    /// most, so a retried command is carried out once; 0 turns command ids off.
+    #[arg(long, env = "WSGATE_COMMAND_IDS", default_value_t = 100_000)]
+    pub command_ids: usize,
+
+    /// How long a command id is remembered after its command finished.
+    #[arg(long, env = "WSGATE_COMMAND_ID_TTL", default_value = "10m", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
+    pub command_id_ttl: Duration,
+
     /// Time a new worker link has to send Register.
     #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]

@@ -30,6 +30,7 @@ use crate::lifecycle::Lifecycle;
 use crate::links::Links;
 use crate::stats::Stats;
 use crate::tls::TlsReloader;
+use crate::worker::command_ids::{self, CommandIds, Window};
 use crate::worker::in_process::InProcessGateway;
 use crate::{api, client, grpc, worker};
 
@@ -208,6 +209,7 @@ impl Gateway {
             config.node_id.clone(),
             parts.conns.clone(),
             parts.worker.limits,
+            parts.worker.command_ids.clone(),
             parts.stats.clone(),
         ));
         running.cluster = Some(tokio::spawn(cluster::run(
@@ -314,6 +316,14 @@ impl Parts {
             config.heartbeat_reply.as_bytes(),
         );
         let limits = worker::limits::Limits::of(&config);
+        let command_ids = Arc::new(CommandIds::new(
+            Window {
+                count: config.command_ids,
+                ttl: config.command_id_ttl,
+                bytes: command_ids::WINDOW_BYTES,
+            },
+            stats.clone(),
+        ));
         let config = Arc::new(config);
         let client = Arc::new(client::context::Context {
             config: config.clone(),
@@ -334,6 +344,7 @@ impl Parts {
             hook,
             stats: stats.clone(),
             limits,
+            command_ids,
         });
         Ok(Self {
             config,

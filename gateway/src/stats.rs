@@ -58,6 +58,8 @@ pub struct Stats {
     pub acks_received: AtomicU64,
     /// Worker links closed because their oldest event waited past --worker-ack-timeout.
     pub links_ack_timeouts: AtomicU64,
+    /// Commands answered from the command-id window: retries not carried out again.
+    pub commands_deduplicated: AtomicU64,
     pub commands: AtomicU64,
     pub command_errors: AtomicU64,
     /// Client connections closed, indexed by [`CloseReason`].

@@ -250,6 +250,26 @@ pub fn force_offline(c: &v1::ForceOffline, limits: &Limits) -> Result<u16, Refus
 }
 
 /// Checks a command or query body. Bodies that are neither pass: they are not commands.
+/// Longest command id (`Envelope.command_id`, HTTP `Idempotency-Key`), in bytes.
+pub const MAX_COMMAND_ID_BYTES: usize = 128;
+
+/// A command id: 1 to [`MAX_COMMAND_ID_BYTES`] bytes of printable ASCII (space to `~`), so it
+/// fits an HTTP header and a log line as it is. `field` names it in the refusal.
+pub fn command_id(field: &str, id: &str) -> Result<(), Refused> {
+    if id.is_empty() || id.len() > MAX_COMMAND_ID_BYTES {
+        return Err(Refused::bad(format!(
+            "{field} must be 1 to {MAX_COMMAND_ID_BYTES} bytes long, got {}; use a UUID or another id unique per command",
+            id.len()
+        )));
+    }
+    if let Some(c) = id.bytes().find(|b| !(b' '..=b'~').contains(b)) {
+        return Err(Refused::bad(format!(
+            "{field} may hold only printable ASCII (space to '~'), found byte 0x{c:02x}; use a UUID or another id unique per command"
+        )));
+    }
+    Ok(())
+}
+
 pub fn command(body: &Body, limits: &Limits) -> Result<(), Refused> {
     let topics = |field: &str, list: &[String]| {
         at_most(field, "topics", list.len(), limits.topics, TOPICS_FLAG)
@@ -479,5 +499,17 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn command_ids_are_short_printable_ascii() {
+        assert!(command_id("id", "0b7c3f0e-5a43-4d8e-9d7e-3f2f0c1a2b3c").is_ok());
+        assert!(command_id("id", &"x".repeat(MAX_COMMAND_ID_BYTES)).is_ok());
+        let long = command_id("id", &"x".repeat(MAX_COMMAND_ID_BYTES + 1)).unwrap_err();
+        assert!(long.message.contains("1 to 128 bytes"), "{}", long.message);
+        assert!(command_id("id", "").is_err());
+        let control = command_id("id", "a\nb").unwrap_err();
+        assert!(control.message.contains("0x0a"), "{}", control.message);
+        assert!(command_id("id", "é").is_err());
     }
 }

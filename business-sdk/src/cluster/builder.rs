@@ -113,6 +113,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Commands sent again after a lost link, with the same command id, so that they are
+    /// carried out once: see [`ClientBuilder::retries`](crate::ClientBuilder::retries).
+    /// Default `true`.
+    pub fn retries(mut self, retries: bool) -> Self {
+        self.link = self.link.retries(retries);
+        self
+    }
+
     /// How often to ping each gateway. Default: each gateway's `heartbeat_interval_ms`.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.link = self.link.heartbeat_interval(interval);

@@ -9,7 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use wsgate_proto::v1::envelope::Body;
-use wsgate_proto::v1::{ConnInfo, CountsReply, ListKind, ListReply, OnlineReply, Payload};
+use wsgate_proto::v1::{
+    ConnInfo, CountsReply, Delivery, ListKind, ListReply, OnlineReply, Payload, Receipt,
+};
 
 use crate::cluster::members::Members;
 use crate::cluster::merge;
@@ -17,6 +19,7 @@ use crate::cluster::report::{ClusterReport, Partial};
 use crate::cluster::status::GatewayStatus;
 use crate::command::{self, LIST_ALL_PAGE, next_cursor, strings};
 use crate::error::Error;
+use crate::outgoing::Call;
 use crate::report as single;
 use crate::session_change::SessionChange;
 use crate::targets::Targets;
@@ -65,6 +68,8 @@ use crate::targets::Targets;
 #[derive(Clone)]
 pub struct Cluster {
     pub(super) inner: Arc<Handle>,
+    /// What this handle's commands carry (see [`Cluster::with_command_id`]).
+    call: Call,
 }
 
 /// Tells the links when the last handle is gone.
@@ -93,7 +98,27 @@ impl Cluster {
     pub(crate) fn new(members: Arc<Members>) -> Self {
         Self {
             inner: Arc::new(Handle { members }),
+            call: Call::default(),
         }
+    }
+
+    /// A handle on the same cluster whose commands carry `command_id` instead of a fresh one:
+    /// each gateway carries out a command id once and answers a later command with that id
+    /// with the first one's result. See [`Client::with_command_id`](crate::Client::with_command_id);
+    /// the HTTP API's `Idempotency-Key` header does this.
+    pub fn with_command_id(&self, command_id: impl Into<String>) -> Cluster {
+        let mut handle = self.clone();
+        handle.call.command_id = Some(command_id.into().into());
+        handle
+    }
+
+    /// A handle on the same cluster whose casts wait for receipts from every gateway: see
+    /// [`Client::with_receipts`](crate::Client::with_receipts); the merged report lists every
+    /// gateway's receipts.
+    pub fn with_receipts(&self) -> Cluster {
+        let mut handle = self.clone();
+        handle.call.receipt = wsgate_proto::v1::ReceiptMode::Wait;
+        handle
     }
 
     fn members(&self) -> &Members {
@@ -289,6 +314,7 @@ impl Cluster {
         let gathered = self
             .members()
             .gather(
+                &self.call,
                 command::online(conn_ids.clone(), user_ids.clone()),
                 single::online_from_result,
             )
@@ -313,7 +339,11 @@ impl Cluster {
         loop {
             let gathered = self
                 .members()
-                .gather(command::conn_info(ask), single::conn_info_from_result)
+                .gather(
+                    &self.call,
+                    command::conn_info(ask),
+                    single::conn_info_from_result,
+                )
                 .await?;
             merge::add_failures(&mut failed, gathered.failed);
             let mut more = Vec::new();
@@ -346,6 +376,7 @@ impl Cluster {
         let gathered = self
             .members()
             .gather(
+                &self.call,
                 command::counts(topics.into_iter().collect()),
                 single::counts_from_result,
             )
@@ -372,6 +403,7 @@ impl Cluster {
         let gathered = self
             .members()
             .gather(
+                &self.call,
                 command::list(kind, key.into(), cursor.clone(), limit),
                 single::list_from_result,
             )
@@ -425,7 +457,7 @@ impl Cluster {
     /// to every gateway. Returns once the frames are queued; [`Partial::failed`] names the
     /// gateways that could not take theirs.
     pub async fn post(&self, body: Body) -> Result<Partial<()>, Error> {
-        self.members().post(body).await
+        self.members().post(&self.call, body).await
     }
 
     /// The node ids of the gateways that are registered now (up or draining), ordered by
@@ -468,7 +500,10 @@ impl Cluster {
 
     /// Sends a single-connection command to the owner and maps the answer like a `Client`.
     async fn single(&self, conn_id: &str, body: Body) -> Result<(), Error> {
-        let result = self.members().request_owner(conn_id, body).await?;
+        let result = self
+            .members()
+            .request_owner(&self.call, conn_id, body)
+            .await?;
         single::single_from_result(conn_id, result)
     }
 
@@ -476,10 +511,20 @@ impl Cluster {
     async fn report(&self, body: Body) -> Result<ClusterReport, Error> {
         let gathered = self
             .members()
-            .gather(body, single::report_from_result)
+            .gather(&self.call, body, single::report_from_result)
             .await?;
+        let mut report = merge::reports(gathered.values, gathered.malformed.clone());
+        // No gateway could have these ids: gone, as a gateway reports its unknown ones.
+        if self.call.receipt != wsgate_proto::v1::ReceiptMode::None {
+            report
+                .receipts
+                .extend(gathered.malformed.into_iter().map(|conn_id| Receipt {
+                    conn_id,
+                    delivery: Delivery::Gone as i32,
+                }));
+        }
         Ok(ClusterReport {
-            report: merge::reports(gathered.values, gathered.malformed),
+            report,
             failed: gathered.failed,
         })
     }

@@ -22,6 +22,7 @@ use crate::cluster::report::{GatewayFailure, Partial};
 use crate::cluster::route::{self, ByNode, Recipients};
 use crate::error::{self, Error};
 use crate::link::{GatewayState, LinkShared, SessionHandle};
+use crate::outgoing::{Call, Meta};
 
 /// A registered gateway to send to.
 struct Target {
@@ -100,12 +101,14 @@ impl Members {
     /// Sends `body` to the gateway owning `conn_id` and waits for its `Result`.
     pub(crate) async fn request_owner(
         &self,
+        call: &Call,
         conn_id: &str,
         body: Body,
     ) -> Result<v1::Result, Error> {
         self.check(&body)?;
         let target = self.owner(conn_id)?;
-        let reply = self.request_on(&target, body).await;
+        let meta = call.meta(&body, self.config().retries);
+        let reply = self.request_on(&target, body, &meta).await;
         self.unavailable_if_removed(reply, &target)
     }
 
@@ -116,6 +119,7 @@ impl Members {
     /// problem.
     pub(crate) async fn gather<T>(
         &self,
+        call: &Call,
         body: Body,
         map: impl Fn(v1::Result) -> Result<T, Error>,
     ) -> Result<Gathered<T>, Error> {
@@ -123,13 +127,16 @@ impl Members {
             return Err(Error::Closed);
         }
         self.check(&body)?;
+        // One id for the command: each gateway remembers its own part by it.
+        let meta = call.meta(&body, self.config().retries);
         let Plan {
             sends,
             mut failed,
             malformed,
         } = self.plan(body);
+        let meta = &meta;
         let answers = join_all(sends.into_iter().map(|(target, body)| async move {
-            let reply = self.request_on(&target, body).await;
+            let reply = self.request_on(&target, body, meta).await;
             (target, reply)
         }))
         .await;
@@ -163,14 +170,17 @@ impl Members {
 
     /// Queues `body` with request id 0 on every gateway it concerns (a single-connection body
     /// only on the owner, which must be up).
-    pub(crate) async fn post(&self, body: Body) -> Result<Partial<()>, Error> {
+    pub(crate) async fn post(&self, call: &Call, body: Body) -> Result<Partial<()>, Error> {
         if self.is_shut_down() {
             return Err(Error::Closed);
         }
         self.check(&body)?;
+        // Fire and forget: nothing to retry, so only the caller's own command id goes along.
+        let meta = call.meta(&body, false);
+        let meta = &meta;
         if let Recipients::Owner(conn_id) = route::recipients_of(&body) {
             let target = self.owner(&conn_id)?;
-            let sent = self.post_on(&target, body).await;
+            let sent = self.post_on(&target, body, meta).await;
             return self
                 .unavailable_if_removed(sent, &target)
                 .map(|()| Partial::default());
@@ -179,7 +189,7 @@ impl Members {
             sends, mut failed, ..
         } = self.plan(body);
         let sent = join_all(sends.into_iter().map(|(target, body)| async move {
-            let sent = self.post_on(&target, body).await;
+            let sent = self.post_on(&target, body, meta).await;
             (target, sent)
         }))
         .await;
@@ -196,15 +206,26 @@ impl Members {
 
     /// Sends `body` to one gateway and waits for its answer: a call when it is the gateway of
     /// this process, else a request on its session, bounded by the request timeout.
-    async fn request_on(&self, target: &Target, body: Body) -> Result<v1::Result, Error> {
+    async fn request_on(
+        &self,
+        target: &Target,
+        body: Body,
+        meta: &Meta,
+    ) -> Result<v1::Result, Error> {
         match self.in_process(&target.node_id) {
             Some(gateway) => {
                 let body = fits(target, body)?;
-                gateway.execute(body).await.map_err(error::from_wire)
+                gateway
+                    .execute(&meta.command_id, meta.receipt, body)
+                    .await
+                    .map_err(error::from_wire)
             }
             None => {
                 let timeout = self.config().request_timeout;
-                target.link.request_on(&target.session, body, timeout).await
+                target
+                    .link
+                    .request_on(&target.session, body, meta, timeout)
+                    .await
             }
         }
     }
@@ -212,16 +233,19 @@ impl Members {
     /// Queues `body` with no answer wanted: carried out at once by the gateway of this
     /// process (its answer dropped, as the gateway drops it on its link), else queued on the
     /// session.
-    async fn post_on(&self, target: &Target, body: Body) -> Result<(), Error> {
+    async fn post_on(&self, target: &Target, body: Body, meta: &Meta) -> Result<(), Error> {
         match self.in_process(&target.node_id) {
             Some(gateway) => {
                 let body = fits(target, body)?;
-                let _ = gateway.execute(body).await;
+                let _ = gateway.execute(&meta.command_id, meta.receipt, body).await;
                 Ok(())
             }
             None => {
                 let timeout = self.config().request_timeout;
-                target.link.post_on(&target.session, body, timeout).await
+                target
+                    .link
+                    .post_on(&target.session, body, meta.clone(), timeout)
+                    .await
             }
         }
     }

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use wsgate_proto::v1::{self, envelope::Body};
+use wsgate_proto::v1::{self, ReceiptMode, envelope::Body};
 
 /// The answer of an [`InProcess`] gateway to one command: its `Result`, or the `Error` it would
 /// have sent on its link.
@@ -26,8 +26,9 @@ pub trait InProcess: Send + Sync + std::fmt::Debug + 'static {
     /// [`execute`](Self::execute) when its link is registered under this node id.
     fn node_id(&self) -> &str;
 
-    /// Carries out one command or query, exactly as on the gateway's link. The future must
-    /// finish the command once it has started even when the caller stops waiting: the cluster
-    /// client applies no request timeout to it (nothing it waits for is remote).
-    fn execute(&self, body: Body) -> InProcessAnswer<'_>;
+    /// Carries out one command or query, exactly as on the gateway's link, with its command id
+    /// (`Envelope.command_id`; empty: none) and receipt mode (`Envelope.receipt`). The future must finish the command once it has
+    /// started even when the caller stops waiting: the cluster client applies no request
+    /// timeout to it (nothing it waits for is remote).
+    fn execute(&self, command_id: &str, receipt: ReceiptMode, body: Body) -> InProcessAnswer<'_>;
 }

@@ -31,6 +31,7 @@ pub(crate) fn reports(reports: Vec<Report>, malformed: Vec<String>) -> Report {
     for report in reports {
         merged.delivered = merged.delivered.saturating_add(report.delivered);
         merged.unknown_conn_ids.extend(report.unknown_conn_ids);
+        merged.receipts.extend(report.receipts);
         unknown_users = Some(match unknown_users {
             None => dedup(report.unknown_user_ids),
             Some(so_far) => {
@@ -183,6 +184,7 @@ mod tests {
             delivered,
             unknown_conn_ids: s(conns),
             unknown_user_ids: s(users),
+            receipts: Vec::new(),
         }
     }
 

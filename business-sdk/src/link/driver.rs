@@ -199,6 +199,7 @@ impl Link {
             node_id: node_id.clone(),
             limits: wsgate_proto::validate::Limits::of(&registered.limits),
             max_frame: wsgate_proto::link::register::peer_max_frame(&registered.limits),
+            retries: self.config.retries && registered.limits.command_ids > 0,
         }));
         self.shared.set_status(|status| {
             status.state = GatewayState::Up;

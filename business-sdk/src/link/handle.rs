@@ -5,21 +5,23 @@
 //! queue ([`SessionHandle`]), the link's [`LinkStatus`], and its shutdown token.
 //! [`LinkShared::request_on`] is the one request/reply exchange of the SDK: a caller that
 //! finds no session fails fast with [`Error::NotConnected`], and one that waits longer than
-//! its timeout gets [`Error::Timeout`]. The driver publishes and withdraws sessions; handles
-//! only read them, so data flows from the driver to the handles and commands back through the
-//! queue.
+//! its timeout gets [`Error::Timeout`]. A command with a command id, to a gateway that
+//! remembers them, is not failed when its session ends before the answer: it is sent again,
+//! with the same id, on the link's next session to the same gateway, until its timeout — the
+//! gateway carries it out once. The driver publishes and withdraws sessions; handles only read
+//! them, so data flows from the driver to the handles and commands back through the queue.
 
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use wsgate_proto::v1::envelope::Body;
 
 use crate::error::Error;
 use crate::link::status::{GatewayState, LinkStatus};
-use crate::outgoing::{Outcome, Outgoing, OutgoingKind};
+use crate::outgoing::{Meta, Outcome, Outgoing, OutgoingKind};
 
 /// The part of a registered session that clients use.
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub(crate) struct SessionHandle {
     pub(crate) limits: wsgate_proto::validate::Limits,
     /// The largest frame the gateway takes, as its `RegisterOk` said.
     pub(crate) max_frame: usize,
+    /// Commands with an id are sent again after a lost session: the client retries and the
+    /// gateway remembers command ids (`Limits.command_ids` > 0).
+    pub(crate) retries: bool,
 }
 
 /// State shared between a link driver and the handles that send commands through it.
@@ -37,6 +42,8 @@ pub(crate) struct SessionHandle {
 pub(crate) struct LinkShared {
     addr: String,
     session: Mutex<Option<SessionHandle>>,
+    /// Notified whenever a session is published or withdrawn, for retries waiting for the next.
+    session_changed: Notify,
     status: Mutex<LinkStatus>,
     /// Cancelled when this link is shut down (by `Client::shutdown`, `Cluster::shutdown`, or a
     /// cluster dropping a gateway that vanished from discovery).
@@ -51,6 +58,7 @@ impl LinkShared {
         Self {
             addr,
             session: Mutex::new(None),
+            session_changed: Notify::new(),
             status: Mutex::new(LinkStatus {
                 state: GatewayState::Connecting,
                 node_id: None,
@@ -121,25 +129,78 @@ impl LinkShared {
 
     /// Sends a command on the current session and waits for the gateway's `Result`, at most
     /// `timeout` in all.
-    pub(crate) async fn request(&self, body: Body, timeout: Duration) -> Outcome {
+    pub(crate) async fn request(&self, body: Body, meta: &Meta, timeout: Duration) -> Outcome {
         let session = self.current()?;
-        self.request_on(&session, body, timeout).await
+        self.request_on(&session, body, meta, timeout).await
     }
 
     /// Like [`request`](Self::request), on a session the caller already picked (a cluster
-    /// routes by the session's node id and must send on that very session).
+    /// routes by the session's node id and must send on that very session, and retries only
+    /// on a later session to the same node).
     pub(crate) async fn request_on(
         &self,
         session: &SessionHandle,
         body: Body,
+        meta: &Meta,
         timeout: Duration,
+    ) -> Outcome {
+        let deadline = Instant::now() + timeout;
+        if meta.command_id.is_empty() || !session.retries {
+            return self.exchange(session, body, meta, deadline).await;
+        }
+        let mut session = session.clone();
+        loop {
+            let outcome = self.exchange(&session, body.clone(), meta, deadline).await;
+            if !matches!(outcome, Err(Error::Disconnected | Error::NotConnected)) {
+                return outcome;
+            }
+            match self.next_session(&session.node_id, deadline).await {
+                Some(next) => {
+                    debug!(addr = %self.addr, command_id = %meta.command_id, "the session ended before the answer; sending the command again on the next one");
+                    session = next;
+                }
+                None => return outcome,
+            }
+        }
+    }
+
+    /// Waits until `deadline` for a session to the gateway `node_id` other than a closed one;
+    /// `None` at the deadline, on shutdown, or when the link registered with another gateway
+    /// (a command for one gateway's connections is no business of another's).
+    async fn next_session(&self, node_id: &str, deadline: Instant) -> Option<SessionHandle> {
+        loop {
+            let changed = self.session_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_shut_down() {
+                return None;
+            }
+            if let Some(session) = self.session()
+                && !session.tx.is_closed()
+            {
+                return (session.node_id == node_id && session.retries).then_some(session);
+            }
+            tokio::time::timeout_at(deadline.into(), changed)
+                .await
+                .ok()?;
+        }
+    }
+
+    /// One try of a request on `session`, answered or failed by `deadline`.
+    async fn exchange(
+        &self,
+        session: &SessionHandle,
+        body: Body,
+        meta: &Meta,
+        deadline: Instant,
     ) -> Outcome {
         let (waiter, answer) = oneshot::channel();
         // The session gives up on the request at this deadline too, so its table never keeps
         // a caller that has stopped waiting.
-        let deadline = Instant::now() + timeout;
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let outgoing = Outgoing {
             body,
+            meta: meta.clone(),
             kind: OutgoingKind::Request { waiter, deadline },
         };
         let exchange = async {
@@ -166,10 +227,12 @@ impl LinkShared {
         &self,
         session: &SessionHandle,
         body: Body,
+        meta: Meta,
         timeout: Duration,
     ) -> Result<(), Error> {
         let outgoing = Outgoing {
             body,
+            meta,
             kind: OutgoingKind::Post,
         };
         match tokio::time::timeout(timeout, session.tx.send(outgoing)).await {
@@ -200,6 +263,7 @@ impl LinkShared {
     /// Publishes the registered session (or withdraws it with `None`); for the driver.
     pub(crate) fn set_session(&self, session: Option<SessionHandle>) {
         *self.lock() = session;
+        self.session_changed.notify_waiters();
     }
 
     /// Changes the status; for the driver.

@@ -458,7 +458,7 @@ async fn feed(
 ) -> Result<(), End> {
     let (envelope, awaited) = match frame {
         Frame::Control(envelope) => (envelope, false),
-        Frame::Command(Outgoing { body, kind }) => {
+        Frame::Command(Outgoing { body, meta, kind }) => {
             let (request_id, awaited) = match kind {
                 OutgoingKind::Post => (0, false),
                 OutgoingKind::AnswerTo(request_id) => (request_id, false),
@@ -474,6 +474,8 @@ async fn feed(
             };
             let envelope = Envelope {
                 request_id,
+                command_id: meta.command_id,
+                receipt: meta.receipt as i32,
                 body: Some(body),
                 ..Default::default()
             };

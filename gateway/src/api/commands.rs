@@ -6,6 +6,14 @@
 //! Single-connection commands (send, bind, unbind, session) answer `delivered: 1`, or 404
 //! `unknown_connection` when the connection is gone. The others report how many connections
 //! they reached and which ids or users were unknown, like the worker protocol's `Result`.
+//!
+//! The casts to several connections take `"receipts": true`: the reply then lists, per target
+//! connection, whether the message was written to its socket, the connection was gone, or the
+//! message was dropped unwritten (`receipts`).
+//!
+//! Every command takes an `Idempotency-Key` header: it becomes the command's id on every
+//! gateway, so a request retried with the same key is carried out once and answered with the
+//! first one's reply (docs/delivery.md).
 
 use std::collections::HashMap;
 
@@ -18,7 +26,7 @@ use wsgate_proto::validate;
 
 use super::context::ApiContext;
 use super::errors::ApiError;
-use super::extract::JsonBody;
+use super::extract::{IdempotencyKey, JsonBody};
 use super::payload;
 use super::reach::{cluster, some_answered};
 use super::reply::CommandReply;
@@ -29,6 +37,21 @@ type Reply = Result<Json<CommandReply>, ApiError>;
 fn report(cluster: &wsgate_business::Cluster, report: ClusterReport) -> Reply {
     some_answered(cluster, &report.failed)?;
     Ok(Json(report.into()))
+}
+
+/// `cluster`, waiting for receipts when the body asked for them.
+fn asking(cluster: wsgate_business::Cluster, receipts: bool) -> wsgate_business::Cluster {
+    if receipts {
+        cluster.with_receipts()
+    } else {
+        cluster
+    }
+}
+
+/// A cast's reply, with its receipts when they were asked for (an empty list included).
+fn receipted(cluster: &wsgate_business::Cluster, r: ClusterReport, asked: bool) -> Reply {
+    some_answered(cluster, &r.failed)?;
+    Ok(Json(CommandReply::of(r, asked)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,10 +67,11 @@ pub(crate) struct SendBody {
 /// POST /api/v1/send: one message to one connection.
 pub(crate) async fn send(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<SendBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     cluster
         .single_cast(body.conn_id, payload)
         .await
@@ -63,20 +87,24 @@ pub(crate) struct MulticastBody {
     text: Option<String>,
     #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
+    /// Wait for, and answer with, each target connection's receipt.
+    #[serde(default)]
+    receipts: bool,
 }
 
 /// POST /api/v1/multicast: one message to several connections.
 pub(crate) async fn multicast(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<MulticastBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = cluster(&context).await?;
+    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
     let r = cluster
         .multicast(body.conn_ids, payload)
         .await
         .map_err(ApiError::from_sdk)?;
-    report(&cluster, r)
+    receipted(&cluster, r, body.receipts)
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,20 +116,24 @@ pub(crate) struct BroadcastBody {
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
+    /// Wait for, and answer with, each target connection's receipt.
+    #[serde(default)]
+    receipts: bool,
 }
 
 /// POST /api/v1/broadcast: one message to every connection of the cluster.
 pub(crate) async fn broadcast(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<BroadcastBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = cluster(&context).await?;
+    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
     let r = cluster
         .broadcast(payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    report(&cluster, r)
+    receipted(&cluster, r, body.receipts)
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,20 +146,24 @@ pub(crate) struct UsersSendBody {
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
+    /// Wait for, and answer with, each target connection's receipt.
+    #[serde(default)]
+    receipts: bool,
 }
 
 /// POST /api/v1/users/send: one message to every connection of these users.
 pub(crate) async fn send_to_users(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<UsersSendBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = cluster(&context).await?;
+    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
     let r = cluster
         .send_to_users(body.user_ids, payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    report(&cluster, r)
+    receipted(&cluster, r, body.receipts)
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,20 +176,24 @@ pub(crate) struct PublishBody {
     binary: Option<String>,
     #[serde(default)]
     exclude_conn_ids: Vec<String>,
+    /// Wait for, and answer with, each target connection's receipt.
+    #[serde(default)]
+    receipts: bool,
 }
 
 /// POST /api/v1/topics/publish: one message to every member of these topics.
 pub(crate) async fn publish(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = cluster(&context).await?;
+    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
     let r = cluster
         .publish(body.topics, payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    report(&cluster, r)
+    receipted(&cluster, r, body.receipts)
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,9 +206,10 @@ pub(crate) struct BindBody {
 /// POST /api/v1/users/bind: binds a user id to a connection.
 pub(crate) async fn bind_user(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<BindBody>,
 ) -> Reply {
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     cluster
         .bind_user(body.conn_id, body.user_id)
         .await
@@ -185,9 +226,10 @@ pub(crate) struct UnbindBody {
 /// POST /api/v1/users/unbind: removes a connection's user binding.
 pub(crate) async fn unbind_user(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<UnbindBody>,
 ) -> Reply {
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     cluster
         .unbind_user(body.conn_id)
         .await
@@ -218,10 +260,11 @@ impl TopicsBody {
 /// POST /api/v1/topics/subscribe: adds connections (or users' connections) to topics.
 pub(crate) async fn subscribe(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<TopicsBody>,
 ) -> Reply {
     let (topics, targets) = body.into_parts();
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     let r = cluster
         .subscribe(topics, targets)
         .await
@@ -232,10 +275,11 @@ pub(crate) async fn subscribe(
 /// POST /api/v1/topics/unsubscribe: removes connections (or users' connections) from topics.
 pub(crate) async fn unsubscribe(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<TopicsBody>,
 ) -> Reply {
     let (topics, targets) = body.into_parts();
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     let r = cluster
         .unsubscribe(topics, targets)
         .await
@@ -252,9 +296,10 @@ pub(crate) struct DeleteTopicsBody {
 /// POST /api/v1/topics/delete: removes every member from these topics.
 pub(crate) async fn delete_topics(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<DeleteTopicsBody>,
 ) -> Reply {
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     let r = cluster
         .delete_topics(body.topics)
         .await
@@ -295,10 +340,11 @@ impl SessionBody {
 /// POST /api/v1/session: changes a connection's session data.
 pub(crate) async fn set_session(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<SessionBody>,
 ) -> Reply {
     let (conn_id, change) = body.change();
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     cluster
         .set_session(conn_id, change)
         .await
@@ -329,6 +375,7 @@ pub(crate) struct ForceOfflineBody {
 /// server side, optionally sending a last message first.
 pub(crate) async fn force_offline(
     State(context): State<ApiContext>,
+    key: IdempotencyKey,
     JsonBody(body): JsonBody<ForceOfflineBody>,
 ) -> Reply {
     let code = validate::close(body.code, &body.reason).map_err(ApiError::refused)?;
@@ -340,7 +387,7 @@ pub(crate) async fn force_offline(
         reason: body.reason,
         last_message: last,
     };
-    let cluster = cluster(&context).await?;
+    let cluster = key.apply(cluster(&context).await?);
     let r = crate::cluster::force_offline(&cluster, command)
         .await
         .map_err(ApiError::from_sdk)?;

@@ -87,6 +87,49 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// The `Idempotency-Key` header of a command: its command id (`Envelope.command_id`), so that a
+/// retried request is carried out once and answered with the first one's reply.
+#[derive(Debug, Default)]
+pub(crate) struct IdempotencyKey(pub Option<String>);
+
+/// The header's name.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+impl IdempotencyKey {
+    /// `cluster`, sending this key as its commands' id when there is one.
+    pub(crate) fn apply(self, cluster: wsgate_business::Cluster) -> wsgate_business::Cluster {
+        match self.0 {
+            Some(key) => cluster.with_command_id(key),
+            None => cluster,
+        }
+    }
+
+    /// The key of a request's headers (HTTP and gRPC metadata alike), checked.
+    pub(crate) fn of(value: Option<&[u8]>) -> Result<Self, String> {
+        let Some(value) = value else {
+            return Ok(Self(None));
+        };
+        let key = std::str::from_utf8(value).map_err(|_| {
+            "the Idempotency-Key is not ASCII; use a UUID or another id unique per command"
+                .to_owned()
+        })?;
+        wsgate_proto::validate::command_id("the Idempotency-Key", key).map_err(|r| r.message)?;
+        Ok(Self(Some(key.to_owned())))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(IDEMPOTENCY_KEY)
+            .map(HeaderValue::as_bytes);
+        Self::of(value).map_err(ApiError::bad_request)
+    }
+}
+
 /// The one `{…}` segment of a path.
 #[derive(Debug)]
 pub(crate) struct PathSegment(pub String);

@@ -223,6 +223,13 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.links_ack_timeouts),
     );
     out.single(
+        "wsgate_commands_deduplicated_total",
+        "counter",
+        "Commands answered from the command-id window instead of being carried out again: \
+         retries (SDK after a lost link, Idempotency-Key) of a command already run.",
+        get(&stats.commands_deduplicated),
+    );
+    out.single(
         "wsgate_client_queued_bytes",
         "gauge",
         "Bytes queued to clients now, being written included (each client at most \

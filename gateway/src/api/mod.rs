@@ -17,7 +17,7 @@ mod commands;
 mod console;
 pub(crate) mod context;
 pub(crate) mod errors;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod metrics;
 mod openapi;

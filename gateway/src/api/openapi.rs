@@ -264,25 +264,45 @@ fn schemas(limits: &Limits) -> Value {
                 "delivered": { "type": "integer", "format": "int32", "minimum": 0, "description": "Connections reached: messages queued, connections closed (force-offline) or changed; 1 for a single-connection command." },
                 "unknown_conn_ids": strings("Named connections that are not connected."),
                 "unknown_user_ids": strings("Named users with no connection on any gateway that answered."),
-                "failed": schema_ref("Failed")
+                "failed": schema_ref("Failed"),
+                "receipts": {
+                    "type": "array",
+                    "description": "Only when the cast asked for receipts: each target connection's outcome.",
+                    "items": {
+                        "type": "object",
+                        "required": ["conn_id", "delivery"],
+                        "properties": {
+                            "conn_id": { "type": "string" },
+                            "delivery": {
+                                "type": "string",
+                                "enum": ["written", "gone", "dropped"],
+                                "description": "written: to the client's socket; gone: not connected when the cast ran; dropped: never written (slow consumer, or closed with it queued)."
+                            }
+                        }
+                    }
+                }
             }
         },
         "SendRequest": with_message(object(&["conn_id"], json!({
             "conn_id": conn_id("A connection id from a ConnOpen event.")
         }), "One message to one connection.")),
         "MulticastRequest": with_message(object(&["conn_ids"], json!({
-            "conn_ids": conn_ids(1, "Connection ids.")
+            "conn_ids": conn_ids(1, "Connection ids."),
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
         }), "One message to several connections.")),
         "BroadcastRequest": with_message(object(&[], json!({
-            "exclude_conn_ids": exclude
+            "exclude_conn_ids": exclude,
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
         }), "One message to every connection of the cluster.")),
         "UsersSendRequest": with_message(object(&["user_ids"], json!({
             "user_ids": user_ids(1, "User ids."),
-            "exclude_conn_ids": exclude
+            "exclude_conn_ids": exclude,
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
         }), "One message to every connection of these users.")),
         "PublishRequest": with_message(object(&["topics"], json!({
             "topics": topics("Topics."),
-            "exclude_conn_ids": exclude
+            "exclude_conn_ids": exclude,
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
         }), "One message to every member of these topics.")),
         "BindRequest": object(&["conn_id", "user_id"], json!({
             "conn_id": conn_id("A connection id."),
@@ -469,7 +489,7 @@ pub(crate) fn build(limits: &Limits) -> Value {
         "info": {
             "title": "wsgate HTTP push API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Push to and query the WebSocket clients of a wsgate gateway, or of its whole cluster when peers are configured. Commands are POST with JSON bodies (Content-Type: application/json), queries GET with query parameters. Messages are `text`, or `binary` as standard base64. Every success body has `failed`: the gateways that did not answer. Errors are `{\"error\": code, \"message\": text}`. Without an API key the API answers only requests to a loopback name or address."
+            "description": "Push to and query the WebSocket clients of a wsgate gateway, or of its whole cluster when peers are configured. Commands are POST with JSON bodies (Content-Type: application/json), queries GET with query parameters. Messages are `text`, or `binary` as standard base64. Every success body has `failed`: the gateways that did not answer. Errors are `{\"error\": code, \"message\": text}`. A command may carry an `Idempotency-Key` header (1 to 128 printable ASCII bytes, one per command): a request retried with the same key is carried out once and answered with the first reply; the same key with a different command is refused (400). Without an API key the API answers only requests to a loopback name or address."
         },
         "tags": [
             { "name": "commands", "description": "Send, bind, subscribe, change sessions, close." },

@@ -2,7 +2,7 @@
 //! that did not answer (`failed`, present in every success body, empty when all answered).
 
 use serde::Serialize;
-use wsgate_business::{ClusterReport, GatewayFailure};
+use wsgate_business::{ClusterReport, Delivery, GatewayFailure, Receipt};
 
 /// A gateway that did not answer (its part is missing from the answer).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -35,6 +35,32 @@ pub(crate) struct CommandReply {
     /// Named users with no connection on any gateway that answered.
     pub unknown_user_ids: Vec<String>,
     pub failed: Vec<Failure>,
+    /// Each target connection's outcome; only when the cast asked for receipts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<Vec<ReceiptReply>>,
+}
+
+/// One connection's receipt.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct ReceiptReply {
+    pub conn_id: String,
+    /// `written`, `gone` or `dropped`.
+    pub delivery: &'static str,
+}
+
+impl ReceiptReply {
+    fn of(r: Receipt) -> Self {
+        let delivery = match r.delivery() {
+            Delivery::Written => "written",
+            Delivery::Gone => "gone",
+            // What this gateway does not know yet (a newer peer's outcome) reads as not written.
+            Delivery::Dropped | Delivery::Unspecified => "dropped",
+        };
+        Self {
+            conn_id: r.conn_id,
+            delivery,
+        }
+    }
 }
 
 impl CommandReply {
@@ -49,11 +75,26 @@ impl CommandReply {
 
 impl From<ClusterReport> for CommandReply {
     fn from(r: ClusterReport) -> Self {
+        Self::of(r, false)
+    }
+}
+
+impl CommandReply {
+    /// The reply to a command; `receipts` listed when the cast asked for them.
+    pub fn of(r: ClusterReport, receipts: bool) -> Self {
+        let listed = receipts.then(|| {
+            r.report
+                .receipts
+                .into_iter()
+                .map(ReceiptReply::of)
+                .collect()
+        });
         Self {
             delivered: r.report.delivered,
             unknown_conn_ids: r.report.unknown_conn_ids,
             unknown_user_ids: r.report.unknown_user_ids,
             failed: failures(r.failed),
+            receipts: listed,
         }
     }
 }

@@ -414,7 +414,7 @@ async fn write_queue<S: ClientStream>(
     // Data messages for the counters; control frames (pongs, pings) travel the same queue.
     let (mut written, mut bytes, mut raw) = (0u64, 0u64, 0usize);
     for item in &queue {
-        if let Outbound::Frame(f) = item {
+        if let Some(f) = item.frame() {
             raw += f.len();
             if frame::is_data(f) {
                 written += 1;

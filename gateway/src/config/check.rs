@@ -37,6 +37,7 @@ impl Config {
             ("worker-ack-window", self.worker_ack_window == 0),
             ("worker-ack-window-bytes", self.worker_ack_window_bytes == 0),
             ("worker-ack-timeout", self.worker_ack_timeout.is_zero()),
+            ("command-id-ttl", self.command_id_ttl.is_zero()),
             ("max-topics-per-conn", self.max_topics_per_conn == 0),
             ("max-topics-per-command", self.max_topics_per_command == 0),
             (

@@ -10,6 +10,7 @@
 //! ([`registry`]); a seat is given back when dropped ([`limit`]).
 
 pub(crate) mod limit;
+pub(crate) mod receipts;
 pub(crate) mod registry;
 pub(crate) mod state;
 pub(crate) mod users;

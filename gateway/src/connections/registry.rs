@@ -23,6 +23,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use wsgate_proto::v1::ClosedBy;
 
+use crate::connections::receipts::{Receipts, Slot};
 use crate::connections::state::ConnState;
 use crate::stats::Stats;
 use crate::websocket::close_code;
@@ -60,7 +61,39 @@ impl CloseRequest {
 pub enum Outbound {
     /// An encoded WebSocket frame, shared with every other recipient.
     Frame(Bytes),
+    /// The same, for a cast that asked for receipts: its slot settles when the frame is
+    /// written or dropped. Boxed so the common item stays as small as it was.
+    Tracked(Box<Tracked>),
     Close(CloseRequest),
+}
+
+/// A frame with its receipt slot.
+#[derive(Debug)]
+pub struct Tracked {
+    frame: Bytes,
+    slot: Slot,
+}
+
+impl Outbound {
+    /// `frame` for `conn`, with a receipt slot when the cast asked for receipts.
+    fn of(conn: &Conn, frame: &Bytes, receipts: Option<&Arc<Receipts>>) -> Self {
+        match receipts {
+            None => Outbound::Frame(frame.clone()),
+            Some(receipts) => Outbound::Tracked(Box::new(Tracked {
+                frame: frame.clone(),
+                slot: receipts.slot(conn.id().clone()),
+            })),
+        }
+    }
+
+    /// The encoded frame, if this is one.
+    pub fn frame(&self) -> Option<&Bytes> {
+        match self {
+            Outbound::Frame(f) => Some(f),
+            Outbound::Tracked(t) => Some(&t.frame),
+            Outbound::Close(_) => None,
+        }
+    }
 }
 
 /// What the connection's handshake told us; fixed for its lifetime.
@@ -282,10 +315,7 @@ pub enum SendOutcome {
 impl Outbound {
     /// Bytes this item takes in a queue.
     fn len(&self) -> usize {
-        match self {
-            Outbound::Frame(f) => f.len(),
-            Outbound::Close(_) => 0,
-        }
+        self.frame().map_or(0, Bytes::len)
     }
 }
 
@@ -333,22 +363,40 @@ impl Registry {
         )
     }
 
-    /// Queues an encoded frame for one connection.
-    pub fn send(&self, conn_id: &str, frame: &Bytes) -> SendOutcome {
+    /// Queues an encoded frame for one connection, recording its outcome in `receipts` when
+    /// given.
+    pub fn send_with(
+        &self,
+        conn_id: &str,
+        frame: &Bytes,
+        receipts: Option<&Arc<Receipts>>,
+    ) -> SendOutcome {
         match self.conns.get(conn_id) {
-            Some(conn) => self.offer(&conn, frame),
-            None => SendOutcome::Unknown,
+            Some(conn) => self.offer_item(&conn, Outbound::of(&conn, frame, receipts)),
+            None => {
+                if let Some(receipts) = receipts {
+                    receipts.gone(conn_id);
+                }
+                SendOutcome::Unknown
+            }
         }
     }
 
     /// Queues an encoded frame for every connection not in `exclude`; returns how many got it.
-    pub fn broadcast(&self, frame: &Bytes, exclude: &HashSet<&str>) -> u32 {
+    /// With `receipts`, each connection's outcome is recorded there.
+    pub fn broadcast(
+        &self,
+        frame: &Bytes,
+        exclude: &HashSet<&str>,
+        receipts: Option<&Arc<Receipts>>,
+    ) -> u32 {
         let mut queued = 0;
         for entry in self.conns.iter() {
             if !exclude.is_empty() && exclude.contains(&**entry.key()) {
                 continue;
             }
-            if self.offer(entry.value(), frame) == SendOutcome::Queued {
+            let conn = entry.value();
+            if self.offer_item(conn, Outbound::of(conn, frame, receipts)) == SendOutcome::Queued {
                 queued += 1;
             }
         }
@@ -393,11 +441,13 @@ impl Registry {
     /// Queues a frame for a connection already in hand (its own task's control frames too: a
     /// client that sends pings but never reads the pongs fills its queue like any other).
     pub fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
-        match conn.push(
-            [Outbound::Frame(frame.clone())],
-            self.queue_limit,
-            &self.stats,
-        ) {
+        self.offer_item(conn, Outbound::Frame(frame.clone()))
+    }
+
+    /// Queues one item; a full queue closes the connection as a slow consumer (and drops the
+    /// item, which settles a receipt slot as dropped).
+    fn offer_item(&self, conn: &Conn, item: Outbound) -> SendOutcome {
+        match conn.push([item], self.queue_limit, &self.stats) {
             Ok(()) => SendOutcome::Queued,
             Err(SendOutcome::SlowConsumer) => {
                 Stats::incr(&self.stats.dropped_slow_consumer);
@@ -416,14 +466,18 @@ impl Registry {
 
 impl crate::websocket::io::Chunk for Outbound {
     fn bytes(&self) -> &[u8] {
-        match self {
-            Outbound::Frame(f) => f,
-            Outbound::Close(_) => &[],
-        }
+        self.frame().map_or(&[], |f| f)
     }
     fn consume(&mut self, n: usize) {
-        if let Outbound::Frame(f) = self {
-            bytes::Buf::advance(f, n);
+        match self {
+            Outbound::Frame(f) => bytes::Buf::advance(f, n),
+            Outbound::Tracked(t) => bytes::Buf::advance(&mut t.frame, n),
+            Outbound::Close(_) => {}
+        }
+    }
+    fn written(&mut self) {
+        if let Outbound::Tracked(t) = self {
+            t.slot.written();
         }
     }
 }

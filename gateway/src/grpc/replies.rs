@@ -28,6 +28,7 @@ pub(crate) fn command(report: ClusterReport) -> CommandResponse {
         unknown_conn_ids: report.report.unknown_conn_ids,
         unknown_user_ids: report.report.unknown_user_ids,
         failed: failures(report.failed),
+        receipts: report.report.receipts,
     }
 }
 
@@ -122,6 +123,7 @@ mod tests {
                 delivered,
                 unknown_conn_ids: vec![conn.into()],
                 unknown_user_ids: vec![user.into()],
+                receipts: Vec::new(),
             },
             failed: vec![failure(failed)],
         };

@@ -7,7 +7,9 @@
 //! (`validate::command`, run by the cluster client before it routes), so a refusal here reads
 //! as it does on the worker link and the HTTP API. Only what the cluster client's typed
 //! methods cannot take is checked here, by the same rules: a missing payload, a close code wider
-//! than `u16`, an unknown list kind.
+//! than `u16`, an unknown list kind. A command's `idempotency-key` metadata is its command id,
+//! as the HTTP API's `Idempotency-Key` header; a cast's `receipts: wait` metadata asks for
+//! each target connection's receipt in the reply.
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -26,6 +28,7 @@ use wsgate_proto::validate::{self, Refused};
 use super::status::{self, from_sdk, some_answered};
 use super::{events, replies};
 use crate::api::context::ApiContext;
+use crate::api::extract::{IDEMPOTENCY_KEY, IdempotencyKey};
 
 /// The service behind the gRPC listener.
 #[derive(Debug, Clone)]
@@ -46,6 +49,43 @@ impl PushService {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+
+/// The `idempotency-key` metadata of a command: its command id, as the HTTP API's header.
+fn idempotency_key<T>(request: &Request<T>) -> Result<IdempotencyKey, Status> {
+    let value = request
+        .metadata()
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.as_bytes());
+    IdempotencyKey::of(value).map_err(Status::invalid_argument)
+}
+
+/// Whether a cast asked for receipts with `receipts: wait` metadata.
+fn receipts_asked<T>(request: &Request<T>) -> Result<Receipts, Status> {
+    match request.metadata().get(RECEIPTS).map(|v| v.as_bytes()) {
+        None => Ok(Receipts(false)),
+        Some(b"wait") => Ok(Receipts(true)),
+        Some(other) => Err(Status::invalid_argument(format!(
+            "receipts metadata {:?} is not understood; send `receipts: wait` to wait for each target connection's receipt, or leave it out",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+/// The metadata key that asks a cast for receipts.
+const RECEIPTS: &str = "receipts";
+
+/// A cast's receipts, asked for or not.
+struct Receipts(bool);
+
+impl Receipts {
+    fn apply(self, cluster: Cluster) -> Cluster {
+        if self.0 {
+            cluster.with_receipts()
+        } else {
+            cluster
+        }
+    }
+}
 
 /// A command refused by the shared rules, as the cluster client would report it.
 fn refused(refused: Refused) -> Status {
@@ -71,6 +111,7 @@ fn command(cluster: &Cluster, report: wsgate_business::ClusterReport) -> Reply<C
 #[tonic::async_trait]
 impl PushApi for PushService {
     async fn single_cast(&self, request: Request<SingleCast>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::SingleCast(SingleCast {
@@ -78,7 +119,7 @@ impl PushApi for PushService {
                 ..c
             })));
         };
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         cluster
             .single_cast(c.conn_id, payload)
             .await
@@ -87,6 +128,8 @@ impl PushApi for PushService {
     }
 
     async fn multicast(&self, request: Request<Multicast>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
+        let receipts = receipts_asked(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::Multicast(Multicast {
@@ -94,7 +137,7 @@ impl PushApi for PushService {
                 ..c
             })));
         };
-        let cluster = self.cluster().await?;
+        let cluster = receipts.apply(key.apply(self.cluster().await?));
         let report = cluster
             .multicast(c.conn_ids, payload)
             .await
@@ -103,6 +146,8 @@ impl PushApi for PushService {
     }
 
     async fn broadcast(&self, request: Request<Broadcast>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
+        let receipts = receipts_asked(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::Broadcast(Broadcast {
@@ -110,7 +155,7 @@ impl PushApi for PushService {
                 ..c
             })));
         };
-        let cluster = self.cluster().await?;
+        let cluster = receipts.apply(key.apply(self.cluster().await?));
         let report = cluster
             .broadcast(payload, c.exclude)
             .await
@@ -119,6 +164,8 @@ impl PushApi for PushService {
     }
 
     async fn send_to_users(&self, request: Request<SendToUsers>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
+        let receipts = receipts_asked(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::SendToUsers(SendToUsers {
@@ -126,7 +173,7 @@ impl PushApi for PushService {
                 ..c
             })));
         };
-        let cluster = self.cluster().await?;
+        let cluster = receipts.apply(key.apply(self.cluster().await?));
         let report = cluster
             .send_to_users(c.user_ids, payload, c.exclude_conn_ids)
             .await
@@ -135,6 +182,8 @@ impl PushApi for PushService {
     }
 
     async fn publish(&self, request: Request<Publish>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
+        let receipts = receipts_asked(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::Publish(Publish {
@@ -142,7 +191,7 @@ impl PushApi for PushService {
                 ..c
             })));
         };
-        let cluster = self.cluster().await?;
+        let cluster = receipts.apply(key.apply(self.cluster().await?));
         let report = cluster
             .publish(c.topics, payload, c.exclude_conn_ids)
             .await
@@ -151,8 +200,9 @@ impl PushApi for PushService {
     }
 
     async fn bind_user(&self, request: Request<BindUser>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         cluster
             .bind_user(c.conn_id, c.user_id)
             .await
@@ -161,19 +211,21 @@ impl PushApi for PushService {
     }
 
     async fn unbind_user(&self, request: Request<UnbindUser>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         cluster.unbind_user(c.conn_id).await.map_err(from_sdk)?;
         Ok(Response::new(replies::single()))
     }
 
     async fn subscribe(&self, request: Request<Subscribe>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
         let targets = Targets {
             conn_ids: c.conn_ids,
             user_ids: c.user_ids,
         };
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         let report = cluster
             .subscribe(c.topics, targets)
             .await
@@ -182,12 +234,13 @@ impl PushApi for PushService {
     }
 
     async fn unsubscribe(&self, request: Request<Unsubscribe>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
         let targets = Targets {
             conn_ids: c.conn_ids,
             user_ids: c.user_ids,
         };
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         let report = cluster
             .unsubscribe(c.topics, targets)
             .await
@@ -196,13 +249,15 @@ impl PushApi for PushService {
     }
 
     async fn delete_topics(&self, request: Request<DeleteTopics>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         let report = cluster.delete_topics(c.topics).await.map_err(from_sdk)?;
         command(&cluster, report)
     }
 
     async fn set_session(&self, request: Request<SetSession>) -> Reply<CommandResponse> {
+        let key = idempotency_key(&request)?;
         let c = request.into_inner();
         let id = c.conn_id;
         let mut change = SessionChange::new();
@@ -216,13 +271,14 @@ impl PushApi for PushService {
                 change = change.delete(key);
             }
         }
-        let cluster = self.cluster().await?;
+        let cluster = key.apply(self.cluster().await?);
         cluster.set_session(id, change).await.map_err(from_sdk)?;
         Ok(Response::new(replies::single()))
     }
 
     async fn force_offline(&self, request: Request<ForceOffline>) -> Reply<CommandResponse> {
-        let cluster = self.cluster().await?;
+        let key = idempotency_key(&request)?;
+        let cluster = key.apply(self.cluster().await?);
         let report = crate::cluster::force_offline(&cluster, request.into_inner())
             .await
             .map_err(from_sdk)?;

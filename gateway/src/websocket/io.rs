@@ -44,6 +44,8 @@ pub(crate) async fn read_into<S: AsyncRead + Unpin>(
 pub(crate) trait Chunk {
     fn bytes(&self) -> &[u8];
     fn consume(&mut self, n: usize);
+    /// The whole chunk has been written; it is dropped next.
+    fn written(&mut self) {}
 }
 
 /// Writes one frame, then flushes.
@@ -94,7 +96,9 @@ fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize) {
             return;
         }
         n -= len;
-        frames.pop_front();
+        if let Some(mut done) = frames.pop_front() {
+            done.written();
+        }
     }
 }
 

@@ -10,11 +10,13 @@
 //! [`limits`](super::limits)): what it may name, and how long it holds a thread.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use wsgate_proto::v1::{
     BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Publish,
-    Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser, envelope::Body,
+    ReceiptMode, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser,
+    envelope::Body,
 };
 
 use wsgate_proto::validate::{self, Refused};
@@ -23,22 +25,77 @@ use super::limits::{Budget, Limits, WORK_SLICE};
 use super::queries;
 use super::report::{Outcome, one_conn, refused, report, report_users};
 use crate::connections::Connections;
+use crate::connections::receipts::Receipts;
 use crate::connections::registry::{CloseRequest, Registry, SendOutcome};
 use crate::connections::state::{Locked, TopicLimit};
 use crate::stats::{CommandKind, Stats};
 use crate::websocket::frame;
 
+/// The receipts a cast asked for (`Envelope.receipt`): where its connections' outcomes go,
+/// and whether its `Result` waits for them — then the cast may reach at most the per-command
+/// connection-id limit, so that the `Result` stays within a frame.
+#[derive(Debug)]
+pub(crate) struct Asked {
+    pub receipts: Arc<Receipts>,
+    pub wait: bool,
+}
+
+impl Asked {
+    /// What `mode` asks of `body`: `None` for no receipts; refused when `body` is no cast.
+    pub(crate) fn of(mode: i32, body: &Body) -> Result<Option<Self>, Refused> {
+        let wait = match ReceiptMode::try_from(mode) {
+            Ok(ReceiptMode::None) => return Ok(None),
+            Ok(ReceiptMode::Wait) => true,
+            Ok(ReceiptMode::Later) => false,
+            Err(_) => {
+                return Err(Refused::bad(format!(
+                    "Envelope.receipt {mode} is not a ReceiptMode this gateway knows (0 none, 1 wait, 2 later)"
+                )));
+            }
+        };
+        let cast = matches!(
+            body,
+            Body::SingleCast(_)
+                | Body::Multicast(_)
+                | Body::Broadcast(_)
+                | Body::SendToUsers(_)
+                | Body::Publish(_)
+        );
+        if !cast {
+            return Err(Refused::bad(
+                "Envelope.receipt is for casts (SingleCast, Multicast, Broadcast, SendToUsers, Publish); send this command without it",
+            ));
+        }
+        Ok(Some(Self {
+            receipts: Receipts::new(),
+            wait,
+        }))
+    }
+
+    /// Refuses a waiting receipt for more connections than a `Result` may list.
+    fn bound(asked: Option<&Self>, targets: usize, limits: &Limits) -> Result<(), Refused> {
+        let max = limits.per_command.conn_ids;
+        match asked {
+            Some(a) if a.wait && targets > max => Err(Refused::bad(format!(
+                "RECEIPT_MODE_WAIT lists at most {max} connections (--max-conn-ids-per-command) and this cast reaches {targets}; ask for RECEIPT_MODE_LATER, which sends the receipts in as many Receipts frames as they need"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Runs one command or query body and counts it in `stats`: what a worker link and the
 /// gateway's own cluster client ([`super::in_process`]) both do with one. `None` when `body` is
-/// neither.
+/// neither. With `asked`, a cast records each target's outcome there; the caller seals it.
 pub(crate) async fn carry_out(
     conns: &Connections,
     limits: &Limits,
     stats: &Stats,
     body: Body,
+    asked: Option<&Asked>,
 ) -> Option<CmdResult> {
     let kind = CommandKind::of(&body);
-    let result = execute(conns, limits, body).await;
+    let result = execute(conns, limits, body, asked).await;
     let failed = result
         .as_ref()
         .is_some_and(|r| r.code != ErrorCode::Ok as i32);
@@ -47,20 +104,27 @@ pub(crate) async fn carry_out(
 }
 
 /// Runs one command or query body. `None` when `body` is neither.
-async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<CmdResult> {
+async fn execute(
+    conns: &Connections,
+    limits: &Limits,
+    body: Body,
+    asked: Option<&Asked>,
+) -> Option<CmdResult> {
     if let Err(refusal) = validate::command(&body, &limits.per_command) {
         return Some(refused(refusal));
     }
     let mut budget = Budget::default();
     let registry = &conns.registry;
+    let receipts = asked.map(|a| &a.receipts);
     let result = match body {
-        Body::SingleCast(c) => single_cast(registry, c),
-        Body::Multicast(c) => multicast(registry, c, &mut budget).await,
-        Body::Broadcast(c) => broadcast(registry, c),
+        Body::SingleCast(c) => single_cast(registry, c, receipts),
+        Body::Multicast(c) => multicast(registry, c, receipts, &mut budget).await,
+        Body::Broadcast(c) => Asked::bound(asked, registry.len(), limits)
+            .and_then(|()| broadcast(registry, c, receipts)),
         Body::ForceOffline(c) => force_offline(conns, c, &mut budget).await,
         Body::BindUser(c) => bind_user(conns, limits, c),
         Body::UnbindUser(c) => unbind_user(conns, c),
-        Body::SendToUsers(c) => send_to_users(conns, c, &mut budget).await,
+        Body::SendToUsers(c) => send_to_users(conns, limits, c, asked, &mut budget).await,
         Body::Subscribe(c) => {
             let targets = Targets::new("Subscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(conns, limits, targets, true, &mut budget).await
@@ -69,7 +133,7 @@ async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<Cmd
             let targets = Targets::new("Unsubscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(conns, limits, targets, false, &mut budget).await
         }
-        Body::Publish(c) => publish(conns, c, &mut budget).await,
+        Body::Publish(c) => publish(conns, limits, c, asked, &mut budget).await,
         Body::DeleteTopics(c) => delete_topics(conns, c, &mut budget).await,
         Body::SetSession(c) => set_session(conns, c),
         Body::QueryOnline(q) => queries::online(conns, q),
@@ -81,22 +145,31 @@ async fn execute(conns: &Connections, limits: &Limits, body: Body) -> Option<Cmd
     Some(result.unwrap_or_else(refused))
 }
 
-fn single_cast(registry: &Registry, c: SingleCast) -> Outcome {
+fn single_cast(registry: &Registry, c: SingleCast, receipts: Option<&Arc<Receipts>>) -> Outcome {
     // An empty conn_id was refused by validate::command.
     let msg = frame::outgoing(c.payload, "SingleCast.payload")?;
-    Ok(match registry.send(&c.conn_id, &msg) {
+    Ok(match registry.send_with(&c.conn_id, &msg, receipts) {
         SendOutcome::Queued => report(1, Vec::new()),
         // A slow consumer is being closed: for the caller it is gone.
         SendOutcome::Unknown | SendOutcome::SlowConsumer => report(0, vec![c.conn_id]),
     })
 }
 
-async fn multicast(registry: &Registry, c: Multicast, budget: &mut Budget) -> Outcome {
+async fn multicast(
+    registry: &Registry,
+    c: Multicast,
+    receipts: Option<&Arc<Receipts>>,
+    budget: &mut Budget,
+) -> Outcome {
+    // Within the per-command limit already (validate::command), so a waiting receipt fits.
     let msg = frame::outgoing(c.payload, "Multicast.payload")?;
     let mut delivered = 0;
     let mut unknown = Vec::new();
+    let mut seen = HashSet::new();
     for id in c.conn_ids {
-        match registry.send(&id, &msg) {
+        // A connection named twice gets the message twice, but one receipt.
+        let tracked = receipts.filter(|_| seen.insert(id.clone()));
+        match registry.send_with(&id, &msg, tracked) {
             SendOutcome::Queued => delivered += 1,
             SendOutcome::Unknown | SendOutcome::SlowConsumer => unknown.push(id),
         }
@@ -105,10 +178,13 @@ async fn multicast(registry: &Registry, c: Multicast, budget: &mut Budget) -> Ou
     Ok(report(delivered, unknown))
 }
 
-fn broadcast(registry: &Registry, c: Broadcast) -> Outcome {
+fn broadcast(registry: &Registry, c: Broadcast, receipts: Option<&Arc<Receipts>>) -> Outcome {
     let msg = frame::outgoing(c.payload, "Broadcast.payload")?;
     let exclude: HashSet<&str> = c.exclude.iter().map(String::as_str).collect();
-    Ok(report(registry.broadcast(&msg, &exclude), Vec::new()))
+    Ok(report(
+        registry.broadcast(&msg, &exclude, receipts),
+        Vec::new(),
+    ))
 }
 
 async fn force_offline(conns: &Connections, c: ForceOffline, budget: &mut Budget) -> Outcome {
@@ -197,10 +273,26 @@ fn unbind_user(conns: &Connections, c: UnbindUser) -> Outcome {
     Ok(one_conn(c.conn_id, done))
 }
 
-async fn send_to_users(conns: &Connections, c: SendToUsers, budget: &mut Budget) -> Outcome {
+async fn send_to_users(
+    conns: &Connections,
+    limits: &Limits,
+    c: SendToUsers,
+    asked: Option<&Asked>,
+    budget: &mut Budget,
+) -> Outcome {
     let msg = frame::outgoing(c.payload, "SendToUsers.payload")?;
     let (targets, unknown_users) = users_conns(conns, &c.user_ids, budget).await;
-    let delivered = send_each(&conns.registry, targets, &c.exclude_conn_ids, &msg, budget).await;
+    Asked::bound(asked, targets.len(), limits)?;
+    let receipts = asked.map(|a| &a.receipts);
+    let delivered = send_each(
+        &conns.registry,
+        targets,
+        &c.exclude_conn_ids,
+        &msg,
+        receipts,
+        budget,
+    )
+    .await;
     Ok(report_users(delivered, Vec::new(), unknown_users))
 }
 
@@ -210,6 +302,7 @@ async fn send_each(
     conns: Vec<String>,
     exclude: &[String],
     msg: &Bytes,
+    receipts: Option<&Arc<Receipts>>,
     budget: &mut Budget,
 ) -> u32 {
     let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
@@ -220,7 +313,7 @@ async fn send_each(
         if exclude.contains(id.as_str()) || !seen.insert(id.as_str()) {
             continue;
         }
-        if registry.send(id, msg) == SendOutcome::Queued {
+        if registry.send_with(id, msg, receipts) == SendOutcome::Queued {
             delivered += 1;
         }
     }
@@ -344,7 +437,13 @@ fn preview(ids: &[String]) -> String {
     shown.join(", ")
 }
 
-async fn publish(conns: &Connections, c: Publish, budget: &mut Budget) -> Outcome {
+async fn publish(
+    conns: &Connections,
+    limits: &Limits,
+    c: Publish,
+    asked: Option<&Asked>,
+    budget: &mut Budget,
+) -> Outcome {
     let msg = frame::outgoing(c.payload, "Publish.payload")?;
     let mut targets = Vec::new();
     for topic in &c.topics {
@@ -352,7 +451,17 @@ async fn publish(conns: &Connections, c: Publish, budget: &mut Budget) -> Outcom
         budget.spend(1 + members.len()).await;
         targets.extend(members);
     }
-    let delivered = send_each(&conns.registry, targets, &c.exclude_conn_ids, &msg, budget).await;
+    Asked::bound(asked, targets.len(), limits)?;
+    let receipts = asked.map(|a| &a.receipts);
+    let delivered = send_each(
+        &conns.registry,
+        targets,
+        &c.exclude_conn_ids,
+        &msg,
+        receipts,
+        budget,
+    )
+    .await;
     Ok(report(delivered, Vec::new()))
 }
 

@@ -1,9 +1,10 @@
 //! What the worker side uses, handed to it by the server: the settings, the connections its
 //! commands act on (under [`Limits`]), the links it registers, the authorize hook its
-//! answers go to, and the counters.
+//! answers go to, the command ids it remembers, and the counters.
 
 use std::sync::Arc;
 
+use super::command_ids::CommandIds;
 use super::limits::Limits;
 use crate::auth::AuthHook;
 use crate::config::Config;
@@ -19,4 +20,6 @@ pub(crate) struct Context {
     pub hook: Arc<AuthHook>,
     pub stats: Arc<Stats>,
     pub limits: Limits,
+    /// Shared with the APIs' in-process calls: a retry may come through either.
+    pub command_ids: Arc<CommandIds>,
 }

@@ -15,10 +15,13 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use wsgate_business::{InProcess, InProcessAnswer};
-use wsgate_proto::v1::{self, ErrorCode, envelope::Body};
+use wsgate_proto::v1::{self, ErrorCode, ReceiptMode, envelope::Body};
+use wsgate_proto::validate::Refused;
 
-use super::commands;
+use super::command_ids::CommandIds;
+use super::commands::{self, Asked};
 use super::limits::Limits;
+use super::report::refused;
 use crate::connections::Connections;
 use crate::stats::Stats;
 
@@ -28,6 +31,7 @@ pub(crate) struct InProcessGateway {
     node_id: String,
     conns: Arc<Connections>,
     limits: Limits,
+    command_ids: Arc<CommandIds>,
     stats: Arc<Stats>,
 }
 
@@ -36,12 +40,14 @@ impl InProcessGateway {
         node_id: String,
         conns: Arc<Connections>,
         limits: Limits,
+        command_ids: Arc<CommandIds>,
         stats: Arc<Stats>,
     ) -> Self {
         Self {
             node_id,
             conns,
             limits,
+            command_ids,
             stats,
         }
     }
@@ -52,10 +58,32 @@ impl InProcess for InProcessGateway {
         &self.node_id
     }
 
-    fn execute(&self, body: Body) -> InProcessAnswer<'_> {
+    fn execute(&self, command_id: &str, receipt: ReceiptMode, body: Body) -> InProcessAnswer<'_> {
         let (conns, limits, stats) = (self.conns.clone(), self.limits, self.stats.clone());
-        let mut work =
-            Box::pin(async move { commands::carry_out(&conns, &limits, &stats, body).await });
+        let (ids, command_id) = (self.command_ids.clone(), command_id.to_owned());
+        // The APIs have no link to send Receipts frames on later: they wait for them.
+        let asked = match receipt {
+            ReceiptMode::Later => Err(Refused::bad(
+                "RECEIPT_MODE_LATER needs a worker link to send the Receipts frames on; ask the HTTP and gRPC APIs to wait (RECEIPT_MODE_WAIT)",
+            )),
+            mode => Asked::of(mode as i32, &body),
+        };
+        let mut work = Box::pin(async move {
+            let asked = match asked {
+                Ok(asked) => asked,
+                Err(refusal) => return Some(refused(refusal)),
+            };
+            ids.carry_out(&command_id, body, |body| async move {
+                let mut result =
+                    commands::carry_out(&conns, &limits, &stats, body, asked.as_ref()).await?;
+                if let Some(asked) = asked {
+                    asked.receipts.seal();
+                    result.receipts = asked.receipts.all().await;
+                }
+                Some(result)
+            })
+            .await
+        });
         Box::pin(async move {
             let answer = match (&mut work).now_or_never() {
                 Some(answer) => answer,
@@ -92,6 +120,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::connections::registry::{Conn, Next, PeerInfo, QueueLimit};
+    use crate::worker::command_ids::Window;
 
     /// A gateway's connections without sockets: `n` registered connections.
     fn gateway(n: usize) -> (InProcessGateway, Vec<Arc<Conn>>) {
@@ -116,7 +145,13 @@ mod tests {
             })
             .collect();
         let limits = Limits::of(&Config::default());
-        let gw = InProcessGateway::new("node".into(), conns, limits, stats);
+        let window = Window {
+            count: 0,
+            ttl: Duration::ZERO,
+            bytes: 0,
+        };
+        let ids = Arc::new(CommandIds::new(window, stats.clone()));
+        let gw = InProcessGateway::new("node".into(), conns, limits, ids, stats);
         (gw, all)
     }
 
@@ -131,7 +166,10 @@ mod tests {
             conn_ids: all.iter().map(|c| c.id().to_string()).collect(),
             ..Default::default()
         });
-        let joined = gw.execute(subscribe).await.expect("subscribed");
+        let joined = gw
+            .execute("", ReceiptMode::None, subscribe)
+            .await
+            .expect("subscribed");
         assert_eq!(joined.delivered as usize, n);
 
         let publish = Body::Publish(Publish {
@@ -142,7 +180,7 @@ mod tests {
             }),
             exclude_conn_ids: Vec::new(),
         });
-        let mut answer = gw.execute(publish);
+        let mut answer = gw.execute("", ReceiptMode::None, publish);
         assert!(
             poll!(&mut answer).is_pending(),
             "a publish to {n} members yields after the first slice"
@@ -173,13 +211,15 @@ mod tests {
             }),
             exclude: Vec::new(),
         });
-        let mut answer = gw.execute(broadcast);
+        let mut answer = gw.execute("", ReceiptMode::None, broadcast);
         match poll!(&mut answer) {
             std::task::Poll::Ready(Ok(result)) => assert_eq!(result.delivered, 3),
             other => panic!("a broadcast to 3 is answered at once, got {other:?}"),
         }
         assert!(all.iter().all(|c| c.next().now_or_never().is_some()));
-        let not_a_command = gw.execute(Body::Ping(Default::default())).await;
+        let not_a_command = gw
+            .execute("", ReceiptMode::None, Body::Ping(Default::default()))
+            .await;
         assert_eq!(
             not_a_command.map_err(|e| e.code),
             Err(ErrorCode::Unsupported as i32)

@@ -3,8 +3,10 @@
 //! commands without a link.
 
 pub(crate) mod accept;
+pub(crate) mod command_ids;
 pub(crate) mod commands;
 pub(crate) mod context;
+pub(crate) mod deferred;
 pub(crate) mod in_process;
 pub(crate) mod limits;
 pub(crate) mod queries;

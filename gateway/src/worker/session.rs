@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use prost::Message;
 use subtle::ConstantTimeEq;
@@ -36,8 +37,10 @@ use wsgate_proto::v1::{
 };
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
-use super::commands;
+use super::commands::{self, Asked};
 use super::context::Context;
+use super::deferred::{self, Later};
+use super::report::refused;
 use crate::links::{Link, event_kind};
 use crate::stats::Stats;
 
@@ -214,10 +217,9 @@ pub(crate) async fn serve<S: LinkStream>(
                 max_user_ids_per_command: clamp(config.max_user_ids_per_command),
                 ack_window: clamp(config.worker_ack_window),
                 ack_window_bytes: clamp(config.worker_ack_window_bytes),
-                ack_timeout_ms: config
-                    .worker_ack_timeout
-                    .as_millis()
-                    .min(u128::from(u32::MAX)) as u32,
+                ack_timeout_ms: millis(config.worker_ack_timeout),
+                command_ids: clamp(config.command_ids),
+                command_id_ttl_ms: millis(config.command_id_ttl),
             }),
         })),
         ..Default::default()
@@ -233,8 +235,27 @@ pub(crate) async fn serve<S: LinkStream>(
     tracing::info!(%peer, name = %link.name, link = link.id, "business process registered");
 
     let mut rx = rx;
-    let (ended, farewell) = run(&mut io, &mut rx, &link, &mut unacked, &ctx, &shutdown).await;
+    let mut later = FuturesUnordered::new();
+    let (ended, farewell) = run(
+        &mut io,
+        &mut rx,
+        &link,
+        (&mut unacked, &mut later),
+        &ctx,
+        &shutdown,
+    )
+    .await;
+    // Casts still waiting for receipts finish on their own: their command ids must end with
+    // their Results, not be forgotten (see `deferred`). Their answers had nowhere to go.
+    for answer in later {
+        tokio::spawn(answer);
+    }
     finish(io, rx, ended, farewell, &link, unacked, &ctx).await;
+}
+
+/// A duration in whole milliseconds, as a `Limits` field holds it (saturating).
+fn millis(d: std::time::Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX)) as u32
 }
 
 /// A setting as a `Limits` field.
@@ -296,8 +317,8 @@ async fn run<S: LinkStream>(
     io: &mut LinkIo<S>,
     queue: &mut mpsc::Receiver<Envelope>,
     link: &Link,
-    unacked: &mut Held,
-    ctx: &Context,
+    (unacked, later): (&mut Held, &mut FuturesUnordered<Later>),
+    ctx: &Arc<Context>,
     shutdown: &CancellationToken,
 ) -> (Ended, Option<Envelope>) {
     let config = &ctx.config;
@@ -360,7 +381,7 @@ async fn run<S: LinkStream>(
                             }
                         }
                         Some(Ok(env)) => {
-                            if let Some(reply) = handle(env, link, ctx).await
+                            if let Some(reply) = handle(env, link, ctx, later).await
                                 && let Some(reply) = fits(reply, link, ctx)
                                 && io.feed(reply).await.is_err() {
                                     return (Ended::Failed, None);
@@ -375,6 +396,18 @@ async fn run<S: LinkStream>(
                     match io.next().now_or_never() {
                         Some(next) => frame = next,
                         None => break,
+                    }
+                }
+                if io.flush().await.is_err() {
+                    return (Ended::Failed, None);
+                }
+            }
+            Some(answer) = later.next(), if !later.is_empty() => {
+                for env in answer {
+                    if let Some(env) = fits(env, link, ctx)
+                        && io.feed(env).await.is_err()
+                    {
+                        return (Ended::Failed, None);
                     }
                 }
                 if io.flush().await.is_err() {
@@ -468,7 +501,12 @@ fn acknowledged(up_to: u64, request_id: u64, link: &Link, unacked: &mut Held) ->
 }
 
 /// Answers one frame from the business process; returns the reply to send, if any.
-async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
+async fn handle(
+    env: Envelope,
+    link: &Link,
+    ctx: &Arc<Context>,
+    later: &mut FuturesUnordered<Later>,
+) -> Option<Envelope> {
     let request_id = env.request_id;
     let Some(body) = env.body else {
         let msg =
@@ -508,7 +546,29 @@ async fn handle(env: Envelope, link: &Link, ctx: &Context) -> Option<Envelope> {
         };
         return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     }
-    let result = commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body).await?;
+    let asked = match Asked::of(env.receipt, &body) {
+        Ok(asked) => asked,
+        Err(refusal) => {
+            return (request_id != 0).then(|| Envelope {
+                request_id,
+                body: Some(Body::Result(refused(refusal))),
+                ..Default::default()
+            });
+        }
+    };
+    if let Some(asked) = asked {
+        match deferred::start(ctx.clone(), request_id, env.command_id, body, asked).await {
+            Ok(out) => later.push(Box::pin(std::future::ready(out))),
+            Err(answer) => later.push(answer),
+        }
+        return None;
+    }
+    let result = ctx
+        .command_ids
+        .carry_out(&env.command_id, body, |body| {
+            commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, None)
+        })
+        .await?;
     if result.code != ErrorCode::Ok as i32 && request_id == 0 {
         tracing::debug!(name = %link.name, message = %result.message, "command without request id failed");
     }

@@ -43,6 +43,8 @@ pub enum BodyKind {
     Query,
     /// `Result`: answers a command or query.
     Result,
+    /// `Receipts`: what became of a cast sent with `RECEIPT_MODE_LATER`.
+    Receipts,
     /// `Authorize`: the gateway asks about a client handshake.
     Authorize,
     /// `AuthorizeReply`: the business process's decision.
@@ -78,6 +80,7 @@ impl BodyKind {
             | Body::QueryCounts(_)
             | Body::QueryList(_) => Self::Query,
             Body::Result(_) => Self::Result,
+            Body::Receipts(_) => Self::Receipts,
             Body::Authorize(_) => Self::Authorize,
             Body::AuthorizeReply(_) => Self::AuthorizeReply,
         }
@@ -87,9 +90,12 @@ impl BodyKind {
     pub fn sender(self) -> Sender {
         match self {
             Self::Error | Self::Ping | Self::Pong => Sender::Either,
-            Self::RegisterOk | Self::Draining | Self::Event | Self::Result | Self::Authorize => {
-                Sender::Gateway
-            }
+            Self::RegisterOk
+            | Self::Draining
+            | Self::Event
+            | Self::Result
+            | Self::Receipts
+            | Self::Authorize => Sender::Gateway,
             Self::Register | Self::Ack | Self::Command | Self::Query | Self::AuthorizeReply => {
                 Sender::Business
             }
@@ -115,6 +121,7 @@ mod tests {
             ),
             (Body::QueryList(v1::QueryList::default()), BodyKind::Query),
             (Body::Result(v1::Result::default()), BodyKind::Result),
+            (Body::Receipts(v1::Receipts::default()), BodyKind::Receipts),
             (
                 Body::AuthorizeReply(v1::AuthorizeReply::default()),
                 BodyKind::AuthorizeReply,
