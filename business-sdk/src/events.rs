@@ -77,6 +77,10 @@ pub struct ClusterEvent {
     /// What happened. [`Event::Connected`] and [`Event::Disconnected`] are per gateway here;
     /// [`Event::Draining`] announces that this gateway is shutting down.
     pub event: Event,
+    /// The gateway gave this connection event to another process before, which did not
+    /// acknowledge it (it died or stalled): it may have been handled already. Deduplicate by
+    /// `conn_id` and [`ConnMessage::seq`]. See [`Events::redelivered`].
+    pub redelivered: bool,
 }
 
 /// Where a link driver delivers its events: the one [`Events`] queue of a
@@ -84,29 +88,30 @@ pub struct ClusterEvent {
 /// [`Cluster`](crate::Cluster), where each event is tagged with its gateway.
 #[derive(Debug, Clone)]
 pub(crate) enum EventSink {
-    Client(mpsc::UnboundedSender<(Event, Option<Taken>)>),
+    Client(mpsc::UnboundedSender<((Event, bool), Option<Taken>)>),
     Cluster(mpsc::UnboundedSender<(ClusterEvent, Option<Taken>)>),
 }
 
 impl EventSink {
     /// Delivers `event` from the session with `node_id` on the link to `addr`; `false` when
     /// the receiver is gone. `taken` is marked when the application receives it (links with
-    /// acks).
+    /// acks); `redelivered` is the envelope's flag.
     pub(crate) fn send(
         &self,
         node_id: &str,
         addr: &str,
         event: Event,
-        taken: Option<Taken>,
+        (taken, redelivered): (Option<Taken>, bool),
     ) -> bool {
         match self {
-            EventSink::Client(tx) => tx.send((event, taken)).is_ok(),
+            EventSink::Client(tx) => tx.send(((event, redelivered), taken)).is_ok(),
             EventSink::Cluster(tx) => tx
                 .send((
                     ClusterEvent {
                         node_id: if node_id.is_empty() { addr } else { node_id }.to_owned(),
                         addr: addr.to_owned(),
                         event,
+                        redelivered,
                     },
                     taken,
                 ))
@@ -153,23 +158,44 @@ impl EventSink {
 /// ```
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::UnboundedReceiver<(Event, Option<Taken>)>,
+    rx: mpsc::UnboundedReceiver<((Event, bool), Option<Taken>)>,
+    /// Whether the event last received was redelivered.
+    redelivered: bool,
 }
 
 impl Events {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<(Event, Option<Taken>)>) -> Self {
-        Self { rx }
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<((Event, bool), Option<Taken>)>) -> Self {
+        Self {
+            rx,
+            redelivered: false,
+        }
     }
 
     /// The next event, or `None` once the client was shut down and every event was read.
     /// With [`acks`](crate::ClientBuilder::acks), receiving an event acknowledges it.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await.map(taken)
+        let item = self.rx.recv().await;
+        self.received(item)
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok().map(taken)
+        let item = self.rx.try_recv().ok();
+        self.received(item)
+    }
+
+    /// Whether the event last received was given by the gateway to another process before,
+    /// which did not acknowledge it (it died or stalled, see
+    /// [`acks`](crate::ClientBuilder::acks)): it may have been handled already, so deduplicate
+    /// by `conn_id` and [`ConnMessage::seq`]. `false` for every other event.
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    fn received(&mut self, item: Option<((Event, bool), Option<Taken>)>) -> Option<Event> {
+        let (event, redelivered) = item.map(taken)?;
+        self.redelivered = redelivered;
+        Some(event)
     }
 }
 
@@ -177,7 +203,8 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx).map(|e| e.map(taken))
+        let item = std::task::ready!(self.rx.poll_recv(cx));
+        Poll::Ready(self.received(item))
     }
 }
 

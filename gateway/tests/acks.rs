@@ -219,6 +219,10 @@ async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
             Some(_) => {}
             None => panic!("the first process's events ended"),
         }
+        assert!(
+            !first_events.redelivered(),
+            "first deliveries are not flagged"
+        );
     }
     assert_eq!(received, ["open", "m#1"]);
     wait_until("the two events received are acknowledged", || {
@@ -239,7 +243,10 @@ async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
     let mut redelivered = Vec::new();
     while redelivered.len() < 2 {
         match within("a redelivered event", second_events.recv()).await {
-            Some(Event::Message(m)) => redelivered.push(m.seq),
+            Some(Event::Message(m)) => {
+                assert!(second_events.redelivered(), "message {} is flagged", m.seq);
+                redelivered.push(m.seq);
+            }
             Some(_) => {}
             None => panic!("the second process's events ended"),
         }

@@ -81,12 +81,13 @@ pub(crate) struct Context<'a> {
 impl Context<'_> {
     /// Hands an event of the session with `node_id` to the events receiver.
     pub(crate) fn emit(&self, node_id: &str, event: Event) {
-        self.emit_taken(node_id, event, None);
+        self.emit_taken(node_id, event, (None, false));
     }
 
-    /// The same, with what the receiver marks when the application takes it (acks).
-    fn emit_taken(&self, node_id: &str, event: Event, taken: Option<Taken>) {
-        if !self.events.send(node_id, self.shared.addr(), event, taken) {
+    /// The same, with what the receiver marks when the application takes it (acks), and the
+    /// envelope's redelivered flag.
+    fn emit_taken(&self, node_id: &str, event: Event, tags: (Option<Taken>, bool)) {
+        if !self.events.send(node_id, self.shared.addr(), event, tags) {
             debug!("event dropped: the events receiver was dropped");
         }
     }
@@ -309,7 +310,7 @@ async fn read_loop(
         shared.heartbeat().handle_frame(Instant::now());
         let request_id = envelope.request_id;
         // With acks, what the application will mark when it receives this event.
-        let taken = || Taken::of(acks, envelope.event_seq);
+        let taken = || (Taken::of(acks, envelope.event_seq), envelope.redelivered);
         match envelope.body {
             Some(Body::Ping(_)) => {
                 let _ = control.send(frames::pong(request_id));
