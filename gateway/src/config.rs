@@ -306,6 +306,13 @@ pub struct Config {
     #[serde(serialize_with = "render::duration")]
     pub worker_ack_timeout: Duration,
 
+    /// When no business process is registered at all (the only one is restarting), how long a
+    /// client event waits for one before it is dropped; the client's reads wait with it. 0:
+    /// dropped at once (a gateway used only through the HTTP and gRPC APIs has none).
+    #[arg(long, env = "WSGATE_NO_BUSINESS_WAIT", default_value = "0s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
+    pub no_business_wait: Duration,
+
     /// Command ids (`Envelope.command_id`, HTTP `Idempotency-Key`) this gateway remembers at
     /// most, so a retried command is carried out once; 0 turns command ids off.
     #[arg(long, env = "WSGATE_COMMAND_IDS", default_value_t = 100_000)]

@@ -6,6 +6,12 @@
 //! want the event kind, so processes agree on nothing, adding one moves only new connections,
 //! and when a process goes away its connections spread evenly over the rest.
 //!
+//! When no business process is registered at all (the only one is restarting), an event waits
+//! up to `--no-business-wait` for one to register instead of being dropped; the connection's
+//! reads wait with it, so memory stays bounded by one event per connection. With a process
+//! registered that does not want the event's kind, it is dropped as before: waiting would stall
+//! every connection of a gateway whose processes want only some kinds.
+//!
 //! A link's queue is bounded twice: in frames (its channel) and in bytes (`--link-queue-bytes`,
 //! a semaphore of bytes taken by every frame queued and given back once it is written). A
 //! business process that reads slower than its clients send thus holds back those clients'
@@ -176,20 +182,40 @@ pub struct Links {
     next_authorizer: AtomicU64,
     stats: Arc<Stats>,
     drop_log: Mutex<Throttle>,
+    /// How long an event waits for a business process when none is registered.
+    wait: Duration,
+    /// Notified when a link registers, for the events waiting for one.
+    registered: tokio::sync::Notify,
 }
 
 /// At most one "no business process" warning per this interval.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Links {
-    pub fn new(stats: Arc<Stats>) -> Self {
+    /// The links of a gateway whose events wait up to `wait` for a business process when none
+    /// is registered (`--no-business-wait`).
+    pub fn new(stats: Arc<Stats>, wait: Duration) -> Self {
         Self {
             list: RwLock::new(Arc::from(Vec::new())),
             next_id: AtomicU64::new(1),
             next_authorizer: AtomicU64::new(0),
             stats,
             drop_log: Mutex::new(Throttle::new(DROP_LOG_EVERY)),
+            wait,
+            registered: tokio::sync::Notify::new(),
         }
+    }
+
+    /// When an event routed now stops waiting for a business process.
+    pub fn wait_deadline(&self) -> Instant {
+        Instant::now() + self.wait
+    }
+
+    /// No business process is registered (peer gateways' links are none).
+    fn no_business(&self) -> bool {
+        self.snapshot()
+            .iter()
+            .all(|l| l.name == PEER_LINK_NAME || l.is_closed())
     }
 
     pub fn next_id(&self) -> u64 {
@@ -210,6 +236,8 @@ impl Links {
         let mut next: Vec<_> = list.iter().cloned().collect();
         next.push(link);
         *list = next.into();
+        drop(list);
+        self.registered.notify_waiters();
     }
 
     /// Takes a link out of routing; events already pinned to it move on their next send, and
@@ -277,16 +305,17 @@ impl Links {
             body: Some(body),
             ..Default::default()
         };
-        self.route(pin, env).await
+        self.route(pin, env, self.wait_deadline()).await
     }
 
     /// Re-routes an event that a link that has gone away held (queued, or written and not
-    /// acknowledged: then marked `redelivered`).
-    pub async fn redispatch(&self, env: Envelope) -> bool {
-        self.route(&mut Pinned::default(), env).await
+    /// acknowledged: then marked `redelivered`), waiting for a business process until
+    /// `deadline` at most (one deadline for all of them: see [`wait_deadline`](Self::wait_deadline)).
+    pub async fn redispatch(&self, env: Envelope, deadline: Instant) -> bool {
+        self.route(&mut Pinned::default(), env, deadline).await
     }
 
-    async fn route(&self, pin: &mut Pinned, mut env: Envelope) -> bool {
+    async fn route(&self, pin: &mut Pinned, mut env: Envelope, deadline: Instant) -> bool {
         let Some(body) = env.body.as_ref() else {
             return false;
         };
@@ -295,17 +324,30 @@ impl Links {
         };
         let started = Instant::now();
         let conn_id = conn_id.to_owned();
+        let mut waited = false;
         loop {
             if let Some(gone) = pin.link.as_ref().filter(|l| l.is_closed()) {
                 // What it held goes to other links first; this event follows it.
                 gone.handed_over.cancelled().await;
             }
+            // Listening before looking, so a registration in between is not missed.
+            let registered = self.registered.notified();
+            tokio::pin!(registered);
+            registered.as_mut().enable();
             let pinned = pin
                 .link
                 .as_ref()
                 .filter(|l| !l.is_closed() && l.wants(kind))
                 .cloned();
             let Some(link) = pinned.or_else(|| self.choose(&conn_id, kind)) else {
+                if self.no_business() && Instant::now() < deadline {
+                    if !waited {
+                        waited = true;
+                        Stats::incr(&self.stats.events_waited_for_business);
+                    }
+                    let _ = tokio::time::timeout_at(deadline.into(), registered).await;
+                    continue;
+                }
                 self.dropped(kind, &conn_id);
                 return false;
             };

@@ -309,7 +309,7 @@ impl Parts {
         };
         let stats = Arc::new(Stats::default());
         let conns = Arc::new(Connections::new(ids, queue, max_connections, stats.clone()));
-        let links = Arc::new(Links::new(stats.clone()));
+        let links = Arc::new(Links::new(stats.clone(), config.no_business_wait));
         let hook = Arc::new(AuthHook::default());
         let heartbeat_reply = crate::websocket::frame::encode(
             crate::websocket::frame::TEXT,

@@ -58,6 +58,8 @@ pub struct Stats {
     pub acks_received: AtomicU64,
     /// Worker links closed because their oldest event waited past --worker-ack-timeout.
     pub links_ack_timeouts: AtomicU64,
+    /// Events that waited for a business process to register (`--no-business-wait`).
+    pub events_waited_for_business: AtomicU64,
     /// Commands answered from the command-id window: retries not carried out again.
     pub commands_deduplicated: AtomicU64,
     pub commands: AtomicU64,

@@ -259,3 +259,64 @@ async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
     assert_eq!(gw.stat(|s| &s.events_redelivered), 2);
     gw.stop().await;
 }
+
+/// With `--no-business-wait`, the events of a gateway left without any business process wait
+/// for the next one to register: those the only process had not acknowledged when it died,
+/// and those clients send meanwhile, in order.
+#[tokio::test]
+async fn with_no_business_wait_the_next_process_gets_what_came_while_there_was_none() {
+    use wsgate_business::{Client, Event};
+    let gw =
+        TestGateway::start_with(|c| c.no_business_wait = std::time::Duration::from_secs(10)).await;
+    let connect = |name: &'static str| {
+        Client::builder(gw.worker_addr.to_string())
+            .name(name)
+            .acks(true)
+            .connect()
+    };
+    let (first, mut first_events) = connect("only").await.expect("connects");
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "m1").await;
+    let mut got = 0;
+    while got < 2 {
+        match within("an event", first_events.recv()).await {
+            Some(Event::Open(_) | Event::Message(_)) => got += 1,
+            Some(_) => {}
+            None => panic!("the events ended"),
+        }
+    }
+    // Written to the only process, never received by its application: it dies with them.
+    send_text(&mut ws, "m2").await;
+    wait_until("the gateway holds m2", || {
+        gw.stat(|s| &s.events_unacked) == 1
+    })
+    .await;
+    drop(first);
+    drop(first_events);
+    wait_until("no business process is left", || {
+        gw.stat(|s| &s.links_current) == 0
+    })
+    .await;
+    // Sent while there is none.
+    send_text(&mut ws, "m3").await;
+    wait_until("events wait for a process", || {
+        gw.stat(|s| &s.events_waited_for_business) >= 1
+    })
+    .await;
+
+    let (_next, mut next_events) = connect("restarted").await.expect("connects");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match within("a waiting event", next_events.recv()).await {
+            Some(Event::Message(m)) => seen.push((m.seq, next_events.redelivered())),
+            Some(_) => {}
+            None => panic!("the events ended"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [(2, true), (3, false)],
+        "m2 redelivered, then m3, in order"
+    );
+    assert_eq!(gw.stat(|s| &s.dropped_no_business), 0);
+}

@@ -223,6 +223,13 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.links_ack_timeouts),
     );
     out.single(
+        "wsgate_events_waited_for_business_total",
+        "counter",
+        "Client events that waited for a business process to register because none was \
+         (--no-business-wait); those still without one at its end are dropped (no_business).",
+        get(&stats.events_waited_for_business),
+    );
+    out.single(
         "wsgate_commands_deduplicated_total",
         "counter",
         "Commands answered from the command-id window instead of being carried out again: \

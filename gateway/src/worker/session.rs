@@ -636,9 +636,11 @@ async fn finish<S: LinkStream>(
     // what was still queued. (At shutdown every link is closing: nobody to give them to.)
     let mut redelivered = 0u64;
     let unacknowledged = unacked.into_redeliveries();
+    // With no business process left, they all wait for the next one together.
+    let deadline = ctx.links.wait_deadline();
     if ended == Ended::Failed {
         for env in unacknowledged {
-            if ctx.links.redispatch(env).await {
+            if ctx.links.redispatch(env, deadline).await {
                 redelivered += 1;
             }
         }
@@ -650,7 +652,7 @@ async fn finish<S: LinkStream>(
     while let Some(env) = rx.recv().await {
         let is_event = env.body.as_ref().is_some_and(|b| event_kind(b).is_some());
         if ended == Ended::Failed && is_event {
-            if ctx.links.redispatch(env).await {
+            if ctx.links.redispatch(env, deadline).await {
                 moved += 1;
             }
         } else if ended == Ended::Shutdown
