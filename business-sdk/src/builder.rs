@@ -18,7 +18,7 @@ use wsgate_proto::v1::EventKind;
 use crate::client::Client;
 use crate::config::{Config, MIN_DURATION};
 use crate::error::Error;
-use crate::events::{EventSink, Events};
+use crate::events::{AckPoint, EventSink, Events};
 use crate::link::{FirstAttempt, FirstFailure, Link, LinkShared};
 use crate::tls::TlsOptions;
 
@@ -140,6 +140,15 @@ impl ClientBuilder {
         self
     }
 
+    /// With [`acks`](Self::acks): when an event counts as taken — when the application receives
+    /// it ([`AckPoint::Received`], the default) or when it has handled it, i.e. asks for the
+    /// next one ([`AckPoint::Handled`]: a process that dies while handling an event gets it
+    /// again, or another process does). See `docs/delivery.md`.
+    pub fn ack_point(mut self, point: AckPoint) -> Self {
+        self.config.ack_point = point;
+        self
+    }
+
     /// When `true` (the default), every command that expects an answer gets a command id
     /// (`Envelope.command_id`), and one whose link drops before the answer is sent again, with
     /// the same id, once the link is back — within the request timeout — instead of failing
@@ -241,8 +250,9 @@ impl ClientBuilder {
         first.await.unwrap_or(Err(Error::Closed))?;
         not_connected.disarm();
 
+        let point = config.ack_point;
         let client = Client::new(config, shared, clients_gone, tracker);
-        Ok((client, Events::new(event_rx)))
+        Ok((client, Events::new(event_rx, point)))
     }
 }
 

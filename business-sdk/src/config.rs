@@ -10,6 +10,7 @@ use wsgate_proto::backoff::{self, Backoff};
 use wsgate_proto::v1::EventKind;
 
 use crate::error::Error;
+use crate::events::AckPoint;
 use crate::tls::{Connector, TlsOptions};
 
 /// The default name sent in `Register`.
@@ -29,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) authorize: bool,
     /// Register with acks: events are acknowledged once the application receives them.
     pub(crate) acks: bool,
+    /// With acks: when an event counts as taken.
+    pub(crate) ack_point: AckPoint,
     /// Give commands ids and send them again after a lost session (see `link::handle`).
     pub(crate) retries: bool,
     pub(crate) heartbeat_interval: Option<Duration>,
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("events", &self.events)
             .field("authorize", &self.authorize)
             .field("acks", &self.acks)
+            .field("ack_point", &self.ack_point)
             .field("retries", &self.retries)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
@@ -81,6 +85,7 @@ impl Config {
             events: Vec::new(),
             authorize: false,
             acks: false,
+            ack_point: AckPoint::Received,
             retries: true,
             heartbeat_interval: None,
             heartbeat_timeout: None,

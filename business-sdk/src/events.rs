@@ -83,6 +83,58 @@ pub struct ClusterEvent {
     pub redelivered: bool,
 }
 
+/// When an event counts as taken, on a link with [`acks`](crate::ClientBuilder::acks): the
+/// gateway keeps it until then, and hands it to another process if this one goes away first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AckPoint {
+    /// When the application receives it (`recv`, `try_recv`, the stream). A process that dies
+    /// while handling an event it received does not get it again. The default.
+    #[default]
+    Received,
+    /// When the application has handled it: when it asks for the next event (or calls
+    /// [`Events::handled`] / [`ClusterEvents::handled`](crate::ClusterEvents::handled)). A
+    /// process that dies while handling an event — before asking for the next — gets it again
+    /// (or another process does), marked redelivered. Handle events one at a time, in the
+    /// order received; an application that hands events to other tasks wants `Received`.
+    Handled,
+}
+
+/// What an events receiver has to acknowledge, per its [`AckPoint`].
+#[derive(Debug)]
+pub(crate) struct Acking {
+    point: AckPoint,
+    /// With `Handled`: the event the application has, to mark once it asks for the next.
+    held: Option<Taken>,
+}
+
+impl Acking {
+    pub(crate) fn new(point: AckPoint) -> Self {
+        Self { point, held: None }
+    }
+
+    /// The application has handled what it received so far.
+    pub(crate) fn handled(&mut self) {
+        if let Some(t) = self.held.take() {
+            t.mark();
+        }
+    }
+
+    /// The application asks for the next event, which comes with `taken`: `item` is returned.
+    pub(crate) fn next<T>(&mut self, item: Option<(T, Option<Taken>)>) -> Option<T> {
+        let (item, taken) = item?;
+        match self.point {
+            AckPoint::Received => {
+                if let Some(t) = taken {
+                    t.mark();
+                }
+            }
+            AckPoint::Handled => self.held = taken,
+        }
+        Some(item)
+    }
+}
+
 /// Where a link driver delivers its events: the one [`Events`] queue of a
 /// [`Client`](crate::Client), or the shared [`ClusterEvents`](crate::ClusterEvents) queue of a
 /// [`Cluster`](crate::Cluster), where each event is tagged with its gateway.
@@ -161,27 +213,41 @@ pub struct Events {
     rx: mpsc::UnboundedReceiver<((Event, bool), Option<Taken>)>,
     /// Whether the event last received was redelivered.
     redelivered: bool,
+    acking: Acking,
 }
 
 impl Events {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<((Event, bool), Option<Taken>)>) -> Self {
+    pub(crate) fn new(
+        rx: mpsc::UnboundedReceiver<((Event, bool), Option<Taken>)>,
+        point: AckPoint,
+    ) -> Self {
         Self {
             rx,
             redelivered: false,
+            acking: Acking::new(point),
         }
     }
 
     /// The next event, or `None` once the client was shut down and every event was read.
-    /// With [`acks`](crate::ClientBuilder::acks), receiving an event acknowledges it.
+    /// With [`acks`](crate::ClientBuilder::acks), this acknowledges the event it returns
+    /// ([`AckPoint::Received`]) or the one it returned before ([`AckPoint::Handled`]).
     pub async fn recv(&mut self) -> Option<Event> {
+        self.acking.handled();
         let item = self.rx.recv().await;
         self.received(item)
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
+        self.acking.handled();
         let item = self.rx.try_recv().ok();
         self.received(item)
+    }
+
+    /// With [`AckPoint::Handled`]: the event last received is handled; acknowledge it now
+    /// rather than when the next is asked for. Nothing otherwise.
+    pub fn handled(&mut self) {
+        self.acking.handled();
     }
 
     /// Whether the event last received was given by the gateway to another process before,
@@ -193,7 +259,7 @@ impl Events {
     }
 
     fn received(&mut self, item: Option<((Event, bool), Option<Taken>)>) -> Option<Event> {
-        let (event, redelivered) = item.map(taken)?;
+        let (event, redelivered) = self.acking.next(item)?;
         self.redelivered = redelivered;
         Some(event)
     }
@@ -203,15 +269,8 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.acking.handled();
         let item = std::task::ready!(self.rx.poll_recv(cx));
         Poll::Ready(self.received(item))
     }
-}
-
-/// The application has `item` now: what it acknowledges is marked taken.
-pub(crate) fn taken<T>((item, taken): (T, Option<Taken>)) -> T {
-    if let Some(t) = taken {
-        t.mark();
-    }
-    item
 }

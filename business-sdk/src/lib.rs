@@ -89,7 +89,7 @@ pub use config::{DEFAULT_NAME, DEFAULT_REQUEST_TIMEOUT};
 pub use discovery::{Discovery, StaticDiscovery};
 pub use dns::DnsDiscovery;
 pub use error::{Error, ErrorClass};
-pub use events::{Event, Events};
+pub use events::{AckPoint, Event, Events};
 pub use report::Report;
 pub use session_change::SessionChange;
 pub use targets::Targets;

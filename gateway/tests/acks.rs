@@ -320,3 +320,56 @@ async fn with_no_business_wait_the_next_process_gets_what_came_while_there_was_n
     );
     assert_eq!(gw.stat(|s| &s.dropped_no_business), 0);
 }
+
+/// With `AckPoint::Handled`, an event counts as taken only once the application asks for the
+/// next one: a process that dies while handling one gets it redelivered elsewhere.
+#[tokio::test]
+async fn with_ack_point_handled_an_event_being_handled_when_the_process_dies_is_redelivered() {
+    use wsgate_business::{AckPoint, Client, Event};
+    let gw = TestGateway::start().await;
+    let connect = |name: &'static str| {
+        Client::builder(gw.worker_addr.to_string())
+            .name(name)
+            .acks(true)
+            .ack_point(AckPoint::Handled)
+            .connect()
+    };
+    let (first, mut first_events) = connect("first").await.expect("connects");
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "m1").await;
+    loop {
+        match within("m1", first_events.recv()).await {
+            Some(Event::Message(m)) => {
+                assert_eq!(m.seq, 1);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the events ended"),
+        }
+    }
+    // ConnOpen was handled (the application asked for the next event); m1 is being handled.
+    wait_until("only m1 is unacknowledged", || {
+        gw.stat(|s| &s.events_unacked) == 1
+    })
+    .await;
+    let (_second, mut second_events) = connect("second").await.expect("connects");
+    drop(first);
+    drop(first_events); // dies while handling m1
+    loop {
+        match within("m1 again", second_events.recv()).await {
+            Some(Event::Message(m)) => {
+                assert_eq!(m.seq, 1);
+                assert!(second_events.redelivered());
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the events ended"),
+        }
+    }
+    // Handled explicitly: acknowledged without asking for another event.
+    second_events.handled();
+    wait_until("m1 acknowledged by the second process", || {
+        gw.stat(|s| &s.events_unacked) == 0
+    })
+    .await;
+}

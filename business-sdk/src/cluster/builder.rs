@@ -113,6 +113,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// With [`acks`](Self::acks): when an event counts as taken; see
+    /// [`ClientBuilder::ack_point`](crate::ClientBuilder::ack_point).
+    pub fn ack_point(mut self, point: crate::AckPoint) -> Self {
+        self.link = self.link.ack_point(point);
+        self
+    }
+
     /// Commands sent again after a lost link, with the same command id, so that they are
     /// carried out once: see [`ClientBuilder::retries`](crate::ClientBuilder::retries).
     /// Default `true`.
@@ -265,6 +272,9 @@ impl ClusterBuilder {
         }
         info!(gateways = registered, "cluster: connected");
         members.spawn_rediscovery(Arc::clone(&self.discovery), self.rediscover_every);
-        Ok((Cluster::new(members), ClusterEvents::new(event_rx)))
+        Ok((
+            Cluster::new(members),
+            ClusterEvents::new(event_rx, config.ack_point),
+        ))
     }
 }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::events::{ClusterEvent, taken};
+use crate::events::{AckPoint, Acking, ClusterEvent};
 use crate::link::Taken;
 
 /// The receiving end of a cluster's events, returned by
@@ -43,22 +43,39 @@ use crate::link::Taken;
 #[derive(Debug)]
 pub struct ClusterEvents {
     rx: mpsc::UnboundedReceiver<(ClusterEvent, Option<Taken>)>,
+    acking: Acking,
 }
 
 impl ClusterEvents {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<(ClusterEvent, Option<Taken>)>) -> Self {
-        Self { rx }
+    pub(crate) fn new(
+        rx: mpsc::UnboundedReceiver<(ClusterEvent, Option<Taken>)>,
+        point: AckPoint,
+    ) -> Self {
+        Self {
+            rx,
+            acking: Acking::new(point),
+        }
     }
 
     /// The next event, or `None` once the cluster was shut down and every event was read.
-    /// With [`acks`](crate::ClusterBuilder::acks), receiving an event acknowledges it.
+    /// With [`acks`](crate::ClusterBuilder::acks), this acknowledges the event it returns
+    /// ([`AckPoint::Received`]) or the one it returned before ([`AckPoint::Handled`]).
     pub async fn recv(&mut self) -> Option<ClusterEvent> {
-        self.rx.recv().await.map(taken)
+        self.acking.handled();
+        let item = self.rx.recv().await;
+        self.acking.next(item)
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<ClusterEvent> {
-        self.rx.try_recv().ok().map(taken)
+        self.acking.handled();
+        let item = self.rx.try_recv().ok();
+        self.acking.next(item)
+    }
+
+    /// With [`AckPoint::Handled`]: the event last received is handled; acknowledge it now.
+    pub fn handled(&mut self) {
+        self.acking.handled();
     }
 }
 
@@ -66,6 +83,8 @@ impl Stream for ClusterEvents {
     type Item = ClusterEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClusterEvent>> {
-        self.rx.poll_recv(cx).map(|e| e.map(taken))
+        self.acking.handled();
+        let item = std::task::ready!(self.rx.poll_recv(cx));
+        Poll::Ready(self.acking.next(item))
     }
 }
