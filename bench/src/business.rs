@@ -5,8 +5,14 @@
 //! The peers do these jobs natively (`?topic=` on the URL, echo in the hub); wsgate keeps the
 //! logic in a business process on the worker link, so that process is part of what is
 //! measured. They run on the bench's driver runtime, a thread apart from the clients.
+//!
+//! The fault scenario needs echo processes it can kill and stop for real: [`process`] is this
+//! executable started again in a hidden mode (`wsgate-bench business-echo --worker ADDR
+//! --acks`), playing the same echo as a process of its own.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -210,6 +216,56 @@ async fn echo(client: &Client, tally: &Tally, msg: ConnMessage) {
             tally.done.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => tally.fail(format!("posting the echo failed: {e}")),
+    }
+}
+
+/// What [`process`] prints on standard output once it is registered.
+pub const READY: &str = "bench business process registered";
+
+/// The hidden `business-echo` mode: registers an echo (with acks if `acks`) with wsgate at
+/// `worker`, says [`READY`] on standard output, and echoes until its standard input closes:
+/// the bench that started it holds the other end, so it ends with the bench whatever way the
+/// bench ends. Killed or stopped by the bench on purpose otherwise.
+pub fn process(worker: SocketAddr, acks: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("wsgate-bench business-echo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let role = if acks { Role::EchoAcked } else { Role::Echo };
+    let outcome = runtime.block_on(async {
+        let tally = Arc::new(Tally::default());
+        let client = start(worker, role, tally.clone()).await?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{READY} pid={}", std::process::id());
+        let _ = stdout.flush();
+        drop(stdout);
+        // Until the bench closes our standard input (or it fails).
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+        })
+        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.shutdown()).await;
+        match tally.first_error() {
+            Some(e) => Err(BenchError::Driver {
+                what: format!("the echo ({} failed)", tally.failed()),
+                reason: e,
+            }),
+            None => Ok(()),
+        }
+    });
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsgate-bench business-echo: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -311,6 +311,42 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         }
     }
 
+    // Fault: with acks, a killed or hung business process loses no client message.
+    let name = "fault: no message lost when a business process is killed or hangs (acks)";
+    if results.fault.is_empty() {
+        out.push(missing(name, "fault was not run for wsgate"));
+    } else {
+        let rows = &results.fault;
+        let lost: u64 = rows.iter().map(|r| r.lost).sum();
+        let sent: u64 = rows.iter().map(|r| r.sent).sum();
+        let per = rows
+            .iter()
+            .map(|r| format!("{} {}", r.fault.label(), r.lost))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let takeover = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.fault.label(),
+                    r.takeover_ms
+                        .map_or_else(|| "never".to_owned(), |t| format!("{t:.0} ms"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(check(
+            name,
+            format!("{lost} of {sent} lost ({per})"),
+            Verdict::of(lost == 0 && sent > 0),
+            format!(
+                "takeover {takeover}; ack timeout {:.1} s; {} clients",
+                rows[0].ack_timeout_secs, rows[0].clients
+            ),
+        ));
+    }
+
     // Soak: only when asked for (it is not in the default list).
     if let Some(r) = results.soak.first() {
         out.push(check(

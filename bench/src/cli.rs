@@ -4,10 +4,11 @@
 //! Counts and durations are `Option`s in [`Args`] so that `--smoke` can tell "not given" (take
 //! the smoke value) from "given" (keep it).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::error::BenchError;
@@ -18,6 +19,10 @@ use crate::target::TargetKind;
 #[derive(Debug, Parser)]
 #[command(name = "wsgate-bench", version, about, long_about = None)]
 pub struct Args {
+    /// A hidden mode (the fault scenario's business processes); without one, the benchmark.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// A few-second run of every scenario with tiny counts that checks that messages arrive
     /// (not speeds); writes to a temporary directory unless --out is given.
     #[arg(long)]
@@ -33,12 +38,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub benchmarks_md: Option<PathBuf>,
 
-    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak (soak is
-    /// not in the default list: it runs for --duration, 10m for a real soak).
+    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak, fault
+    /// (soak is not in the default list: it runs for --duration, 10m for a real soak).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "idle,broadcast,topics,echo,churn"
+        default_value = "idle,broadcast,topics,echo,churn,fault"
     )]
     pub scenarios: Vec<Scenario>,
 
@@ -166,9 +171,46 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub soak_sample: Option<Duration>,
 
+    /// fault: clients, each sending numbered messages at its share of --fault-rate [default:
+    /// 200; smoke: 20].
+    #[arg(long, value_name = "N")]
+    pub fault_clients: Option<usize>,
+
+    /// fault: messages per second over all clients, sent open loop [default: 2000; smoke:
+    /// 400].
+    #[arg(long, value_name = "PER_SEC")]
+    pub fault_rate: Option<u64>,
+
+    /// fault: wsgate's --worker-ack-timeout; the stopped process stays stopped this long plus
+    /// 1 s (smoke: twice as long) before it is killed [default: 2s; smoke: 500ms].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub fault_ack_timeout: Option<Duration>,
+
+    /// fault: how long the clients send before the first fault, after each fault, and after
+    /// the replacement process starts [default: 3s; smoke: 500ms].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub fault_settle: Option<Duration>,
+
     /// Longest wait for stragglers after a load phase stops publishing.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub drain: Duration,
+}
+
+/// The hidden modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The fault scenario's echo business process: registers with wsgate at --worker, sends
+    /// every client message back to its sender, and exits when its standard input closes (the
+    /// bench that started it ended).
+    #[command(hide = true)]
+    BusinessEcho {
+        /// wsgate's worker address.
+        #[arg(long, value_name = "ADDR")]
+        worker: SocketAddr,
+        /// Register with acks and acknowledge each event once received.
+        #[arg(long)]
+        acks: bool,
+    },
 }
 
 /// One benchmark scenario.
@@ -187,6 +229,8 @@ pub enum Scenario {
     Churn,
     /// Long steady mixed traffic: memory and open-file drift.
     Soak,
+    /// Business processes killed and hung mid-stream: lost, duplicated and late messages.
+    Fault,
 }
 
 impl Scenario {
@@ -198,17 +242,19 @@ impl Scenario {
             Scenario::Echo => "echo",
             Scenario::Churn => "churn",
             Scenario::Soak => "soak",
+            Scenario::Fault => "fault",
         }
     }
 
     /// The order scenarios run in, whatever order they were named in.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Idle,
         Scenario::Broadcast,
         Scenario::Topics,
         Scenario::Echo,
         Scenario::Churn,
         Scenario::Soak,
+        Scenario::Fault,
     ];
 }
 
@@ -243,6 +289,15 @@ pub struct Plan {
     pub soak_interval: Duration,
     #[serde(with = "secs")]
     pub soak_sample: Duration,
+    pub fault_clients: usize,
+    pub fault_rate: u64,
+    #[serde(with = "secs")]
+    pub fault_ack_timeout: Duration,
+    /// How long the stopped process stays stopped: past the ack timeout.
+    #[serde(with = "secs")]
+    pub fault_stop: Duration,
+    #[serde(with = "secs")]
+    pub fault_settle: Duration,
     pub source_addrs: u8,
     pub connect_concurrency: usize,
     pub client_threads: usize,
@@ -274,6 +329,17 @@ impl Plan {
             .filter(|t| args.targets.contains(t))
             .collect();
         targets.dedup();
+        // Whole milliseconds: that is how wsgate is told.
+        let fault_ack_timeout = args
+            .fault_ack_timeout
+            .unwrap_or(if smoke {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(2)
+            })
+            .max(Duration::from_millis(100));
+        let fault_ack_timeout =
+            Duration::from_millis(u64::try_from(fault_ack_timeout.as_millis()).unwrap_or(u64::MAX));
         if scenarios.is_empty() || targets.is_empty() {
             return Err(BenchError::Usage(
                 "nothing to run: --scenarios and --targets must each name at least one".into(),
@@ -331,6 +397,23 @@ impl Plan {
                     Duration::from_secs(10)
                 })
                 .max(Duration::from_millis(10)),
+            fault_clients: pick(args.fault_clients, 200, 20),
+            fault_rate: args.fault_rate.unwrap_or(if smoke { 400 } else { 2_000 }),
+            fault_ack_timeout,
+            fault_stop: fault_ack_timeout
+                + if smoke {
+                    fault_ack_timeout
+                } else {
+                    Duration::from_secs(1)
+                },
+            fault_settle: args
+                .fault_settle
+                .unwrap_or(if smoke {
+                    Duration::from_millis(500)
+                } else {
+                    Duration::from_secs(3)
+                })
+                .max(Duration::from_millis(100)),
             source_addrs: args.source_addrs,
             connect_concurrency: args.connect_concurrency.max(1),
             client_threads: args.client_threads.unwrap_or_else(|| {
@@ -344,6 +427,7 @@ impl Plan {
             ("--echo-clients", plan.echo_clients),
             ("--churn-concurrency", plan.churn_concurrency),
             ("--soak-clients", plan.soak_clients),
+            ("--fault-clients", plan.fault_clients),
             ("--client-threads", plan.client_threads),
         ];
         if let Some((flag, _)) = zero.iter().find(|(_, v)| *v == 0) {
@@ -366,12 +450,22 @@ impl Plan {
                 "--rate and --duration must be greater than 0".into(),
             ));
         }
+        if plan.fault_rate == 0 {
+            return Err(BenchError::Usage(
+                "--fault-rate must be greater than 0".into(),
+            ));
+        }
         Ok(plan)
     }
 
     /// Clients of the topics scenario.
     pub fn topic_clients(&self) -> usize {
         self.topics.saturating_mul(self.subscribers)
+    }
+
+    /// fault: the time between two messages of one client.
+    pub fn fault_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.fault_clients as f64 / self.fault_rate.max(1) as f64)
     }
 }
 
@@ -427,6 +521,47 @@ mod tests {
         assert_eq!(full.idle_counts, vec![1000, 5000, 10_000, 18_000]);
         assert_eq!(full.rate, 1_000_000);
         assert_eq!(full.echo_in_flight, vec![1, 8]);
+    }
+
+    #[test]
+    fn fault_settings() {
+        let plan = Plan::from_args(&Args::parse_from(["wsgate-bench"])).expect("plan");
+        assert!(plan.scenarios.contains(&Scenario::Fault));
+        assert_eq!(plan.fault_clients, 200);
+        assert_eq!(plan.fault_interval(), Duration::from_millis(100));
+        assert_eq!(plan.fault_ack_timeout, Duration::from_secs(2));
+        assert_eq!(plan.fault_stop, Duration::from_secs(3));
+        let smoke = Plan::from_args(&Args::parse_from([
+            "wsgate-bench",
+            "--smoke",
+            "--fault-ack-timeout",
+            "0.75s",
+        ]))
+        .expect("plan");
+        assert_eq!(smoke.fault_ack_timeout, Duration::from_millis(750));
+        assert_eq!(smoke.fault_stop, Duration::from_millis(1500));
+        assert_eq!(smoke.fault_interval(), Duration::from_millis(50));
+        let zero = Args::parse_from(["wsgate-bench", "--fault-rate", "0"]);
+        assert!(Plan::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn the_hidden_business_mode() {
+        let args = Args::parse_from([
+            "wsgate-bench",
+            "business-echo",
+            "--worker",
+            "127.0.0.1:8081",
+            "--acks",
+        ]);
+        match args.command {
+            Some(Command::BusinessEcho { worker, acks }) => {
+                assert_eq!(worker.port(), 8081);
+                assert!(acks);
+            }
+            None => panic!("business-echo is a mode"),
+        }
+        assert!(Args::parse_from(["wsgate-bench"]).command.is_none());
     }
 
     #[test]

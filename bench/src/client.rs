@@ -1,5 +1,6 @@
 //! What one load client does once its WebSocket is open: receive and count (idle, broadcast,
-//! topics), or send and wait for the echo (echo). The same code drives every target.
+//! topics), send and wait for the echo (echo, soak), or send numbered messages at a steady pace
+//! and log every answer (fault). The same code drives every target.
 //!
 //! Reading is one `read` per wake-up into a per-client buffer, then every complete frame in it
 //! is handled; the clock is read once per `read`, not once per message. Pings get a masked pong,
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::frame::{self, Header};
 use crate::handshake::Conn;
+use crate::ledger::Ledger;
 use crate::recorder::Recorder;
 use crate::stamp;
 
@@ -33,6 +35,10 @@ pub enum Behaviour {
     /// Once the flag turns true: one stamped message every interval, waiting for something
     /// to come back in between (its echo, or a broadcast); a steady, moderate client.
     Paced(watch::Receiver<bool>, std::time::Duration),
+    /// Once the flag turns true: a numbered message every interval, open loop (whether or not
+    /// answers come), each send and each answer written to the ledger; reads on after the
+    /// ledger says to stop sending.
+    Numbered(watch::Receiver<bool>, std::time::Duration, Arc<Ledger>),
 }
 
 /// Why a client stopped.
@@ -66,6 +72,9 @@ pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Reco
             echo(&mut reader, id, &recorder, start, in_flight).await
         }
         Behaviour::Paced(start, every) => paced(&mut reader, id, &recorder, start, every).await,
+        Behaviour::Numbered(start, every, ledger) => {
+            numbered(&mut reader, id, &recorder, start, every, &ledger).await
+        }
     };
     recorder.server_ended(end.to_string());
 }
@@ -170,6 +179,57 @@ async fn paced(
     }
 }
 
+async fn numbered(
+    reader: &mut Reader,
+    id: usize,
+    recorder: &Recorder,
+    mut start: watch::Receiver<bool>,
+    every: std::time::Duration,
+    ledger: &Ledger,
+) -> End {
+    if start.wait_for(|go| *go).await.is_err() {
+        return End::Failed("the bench stopped before the fault phase started".into());
+    }
+    reader.seqs = Some(Vec::with_capacity(8));
+    // Clients start spread over one interval, so the total rate is steady.
+    let offset = every.mul_f64(id as f64 / ledger.clients().max(1) as f64);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies = Vec::new();
+    let mut out = Vec::with_capacity(128);
+    loop {
+        // `read_some` may be dropped mid-way when a tick comes first: it keeps what it read
+        // (the seqs, a close) in the reader, so nothing is lost.
+        tokio::select! {
+            _ = tick.tick(), if ledger.sending() => {
+                let now = stamp::now_nanos();
+                let seq = ledger.send(id, now);
+                out.clear();
+                frame::encode_client(
+                    frame::OP_TEXT,
+                    stamp::message_at(now, seq).as_bytes(),
+                    frame::random_mask(),
+                    &mut out,
+                );
+                if let Err(e) = reader.stream.write_all(&out).await {
+                    return End::Failed(format!("sending: {e}"));
+                }
+            }
+            read = reader.read_some(false, &mut latencies) => {
+                if let Err(end) = read {
+                    return end;
+                }
+            }
+        }
+        let seqs = reader.seqs.get_or_insert_default();
+        if !seqs.is_empty() {
+            ledger.answered(id, seqs, stamp::now_nanos());
+            recorder.record(id, seqs.len() as u64, &[]);
+            seqs.clear();
+        }
+    }
+}
+
 /// The receiving half of a client: buffer, frame parser, and the answers to control frames.
 struct Reader {
     stream: TcpStream,
@@ -180,6 +240,11 @@ struct Reader {
     fragment_stamp: Option<u64>,
     /// A close frame arrived behind data messages: reported on the next call, after them.
     closed: Option<End>,
+    /// When set, the sequence number of every data message received is pushed here (numbered
+    /// clients): the messages' own numbers, kept even if a call is dropped half-way.
+    seqs: Option<Vec<u64>>,
+    /// The sequence number of a fragmented message whose first fragment has arrived.
+    fragment_seq: Option<u64>,
 }
 
 impl Reader {
@@ -196,11 +261,17 @@ impl Reader {
             out: Vec::new(),
             fragment_stamp: None,
             closed: None,
+            seqs: None,
+            fragment_seq: None,
         }
     }
 
     /// Handles the frames already buffered, or else reads once and handles what arrived.
     /// Returns the data messages completed; with `timed`, pushes their latencies (µs).
+    ///
+    /// Dropped half-way (a `select!`), it loses only its return value: the bytes read stay
+    /// buffered or handled, seqs and a close frame are kept in `self`, and control-frame answers
+    /// not yet written stay in `out` for the next call.
     async fn read_some(&mut self, timed: bool, latencies: &mut Vec<u64>) -> Result<u64, End> {
         if let Some(end) = self.closed.take() {
             return Err(end);
@@ -231,14 +302,25 @@ impl Reader {
                     if timed && let Some(l) = stamp::latency_micros(payload, now) {
                         latencies.push(l);
                     }
+                    if let Some(seqs) = self.seqs.as_mut()
+                        && let Some(seq) = stamp::parse_seq(payload)
+                    {
+                        seqs.push(seq);
+                    }
                 }
                 frame::OP_TEXT | frame::OP_BINARY => {
                     self.fragment_stamp = stamp::parse(payload);
+                    self.fragment_seq = stamp::parse_seq(payload);
                 }
                 frame::OP_CONTINUATION if h.fin => {
                     messages += 1;
                     if timed && let Some(sent) = self.fragment_stamp.take() {
                         latencies.push(now.saturating_sub(sent) / 1000);
+                    }
+                    if let Some(seq) = self.fragment_seq.take()
+                        && let Some(seqs) = self.seqs.as_mut()
+                    {
+                        seqs.push(seq);
                     }
                 }
                 frame::OP_PING => {
@@ -268,23 +350,34 @@ impl Reader {
                 break;
             }
         }
-        if !self.out.is_empty() {
-            let written = self.stream.write_all(&self.out).await;
-            self.out.clear();
-            if let Err(e) = written
-                && closed.is_none()
-            {
-                return Err(End::Failed(format!("answering a control frame: {e}")));
+        if let Some(code) = closed {
+            self.closed = Some(End::Closed(code));
+        }
+        // Written piece by piece, what is left staying in `out`, so that a dropped call
+        // neither loses nor repeats part of a frame.
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out).await {
+                Ok(n) if n > 0 => {
+                    self.out.drain(..n);
+                }
+                written => {
+                    self.out.clear();
+                    if self.closed.is_some() {
+                        break;
+                    }
+                    let e = written
+                        .err()
+                        .map_or("the socket took nothing".into(), |e| e.to_string());
+                    return Err(End::Failed(format!("answering a control frame: {e}")));
+                }
             }
         }
-        match closed {
-            Some(code) if messages == 0 => Err(End::Closed(code)),
-            Some(code) => {
-                self.closed = Some(End::Closed(code));
-                Ok(messages)
-            }
-            None => Ok(messages),
+        if messages == 0
+            && let Some(end) = self.closed.take()
+        {
+            return Err(end);
         }
+        Ok(messages)
     }
 
     /// Whether a whole frame is already buffered (so no read is needed).

@@ -2,8 +2,8 @@
 //! clients and a real publisher or business process, side by side with two peers (a plain
 //! tokio-tungstenite hub and a Node.js `ws` hub), and writes JSON, Markdown and SVG results.
 //!
-//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn and soak; see
-//! `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
+//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn, soak and fault;
+//! see `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
 //! the bench's business processes on a second, one-thread runtime, so that neither starves
 //! the other of scheduling turns. `--smoke` runs everything tiny and asserts that traffic
 //! arrived, for CI.
@@ -19,6 +19,7 @@ mod frame;
 mod gate;
 mod handshake;
 mod http;
+mod ledger;
 mod machine;
 mod progress;
 mod publisher;
@@ -39,7 +40,7 @@ use std::time::Instant;
 
 use clap::Parser;
 
-use crate::cli::{Args, Plan, Scenario};
+use crate::cli::{Args, Command, Plan, Scenario};
 use crate::error::BenchError;
 use crate::progress::Progress;
 use crate::results::{Results, Skip};
@@ -62,6 +63,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The fault scenario's business processes: this executable again, in a hidden mode.
+    if let Some(Command::BusinessEcho { worker, acks }) = &args.command {
+        return business::process(*worker, *acks);
+    }
     let plan = match Plan::from_args(&args) {
         Ok(plan) => plan,
         Err(e) => {
@@ -193,6 +198,7 @@ async fn run(
         echo: Vec::new(),
         churn: Vec::new(),
         soak: Vec::new(),
+        fault: Vec::new(),
         failures: Vec::new(),
         skipped,
         warnings: Vec::new(),
@@ -218,6 +224,7 @@ async fn run(
             Scenario::Echo => scenario::echo::run(&ctx, &mut results).await,
             Scenario::Churn => scenario::churn::run(&ctx, &mut results).await,
             Scenario::Soak => scenario::soak::run(&ctx, &mut results).await,
+            Scenario::Fault => scenario::fault::run(&ctx, &mut results).await,
         }
     }
     printer.abort();

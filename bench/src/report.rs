@@ -600,6 +600,10 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         let _ = writeln!(md);
     }
 
+    if !results.fault.is_empty() {
+        fault_section(&mut md, results);
+    }
+
     let _ = writeln!(md, "## Notes\n");
     for s in &results.skipped {
         let _ = writeln!(md, "- **{} skipped**: {}", s.target, s.reason);
@@ -624,6 +628,22 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
             let _ = writeln!(md, "  - `{}`", line.replace('`', "'"));
         }
     }
+    for r in results
+        .fault
+        .iter()
+        .filter(|r| r.clients_lost > 0 || r.unexpected_answers > 0)
+    {
+        let _ = writeln!(
+            md,
+            "- fault {}: {} clients closed by the server, {} answers to messages never sent{}",
+            r.fault.label(),
+            r.clients_lost,
+            r.unexpected_answers,
+            r.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; first: {e}"))
+        );
+    }
     for rows in [&results.broadcast, &results.topics] {
         for r in rows
             .iter()
@@ -643,6 +663,83 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         }
     }
     md
+}
+
+/// The fault scenario: how it ran, what each figure means, one row per fault.
+fn fault_section(md: &mut String, results: &Results) {
+    let plan = &results.plan;
+    let interval = plan.fault_interval();
+    let _ = writeln!(
+        md,
+        "## Fault: a business process killed, then one hung\n\nwsgate only (the peers have no business processes). wsgate runs with `--worker-ack-timeout {:?}` and a worker heartbeat of a quarter of it (a stalled link is looked for when a ping is due); two echo business processes, each an OS process of its own, register with acks (the SDK's `acks(true)`: each event acknowledged once the process has received it) and send every message back to its sender with a single cast. {} clients send numbered messages open loop, {} a second in all (one every {:?} each), and log every answer. {:?} after sending starts, one echo process is killed (SIGKILL); {:?} later a replacement is started; {:?} later the process that holds every connection by then (a connection stays with its process while that lives) is stopped (SIGSTOP) for {:?}, then killed; {:?} later sending stops and the last answers are waited for (at most {:?}).\n",
+        plan.fault_ack_timeout,
+        plan.fault_clients,
+        plan.fault_rate,
+        interval,
+        plan.fault_settle,
+        plan.fault_settle,
+        plan.fault_settle,
+        plan.fault_stop,
+        plan.fault_settle,
+        plan.drain
+    );
+    let _ = writeln!(
+        md,
+        "Each row counts the messages sent in its fault's window: the first from the start of sending to the replacement's registration, the second from then to the end of sending, so each holds the traffic that was in flight when its fault hit. Times are from the start of sending.\n\n- **lost**: sent and never answered (the goal is 0).\n- **duplicated**: answered more than once (redelivered after the failing process had already echoed it).\n- **out of order**: first answers that arrived after the first answer to a later message of the same connection.\n- **takeover**: from the fault until the last connection to recover got its first answer to a message it sent at or after the fault; it includes up to one send interval ({interval:?}) before that message left. \"never\": some connection got no such answer.\n- **longest gap**: the longest time between two answers in a row on one connection, the second after the fault and the first before the window's end. The send interval is the floor of both: a takeover and a gap of about {interval:?} mean that no client waited longer than usual.\n- **slowest answer**: the longest time from sending a message of the window to its first answer.\n- **redelivered**, **ack timeouts**: what the gateway counted over the window (`wsgate_events_redelivered_total`, `wsgate_worker_ack_timeouts_total`).\n"
+    );
+    table(
+        md,
+        &[
+            "fault",
+            "what was done",
+            "at",
+            "window",
+            "sent",
+            "answered",
+            "lost",
+            "duplicated",
+            "out of order",
+            "takeover",
+            "longest gap",
+            "slowest answer",
+            "redelivered",
+            "ack timeouts",
+        ],
+        2,
+        results.fault.iter().map(|r| {
+            vec![
+                r.fault.label().to_owned(),
+                r.action.clone(),
+                format!("{:.1} s", r.fault_at_secs),
+                format!("{:.1}–{:.1} s", r.from_secs, r.to_secs),
+                r.sent.to_string(),
+                r.answered.to_string(),
+                format!("**{}**", r.lost),
+                r.duplicated.to_string(),
+                r.out_of_order.to_string(),
+                r.takeover_ms.map_or_else(
+                    || format!("never ({} connections)", r.never_answered_after),
+                    millis,
+                ),
+                millis(r.longest_gap_ms),
+                millis(r.slowest_answer_ms),
+                r.redelivered.to_string(),
+                r.ack_timeouts.to_string(),
+            ]
+        }),
+    );
+    let _ = writeln!(md);
+}
+
+/// Milliseconds, as ms or s.
+fn millis(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 /// A broadcast or topics table for one phase.
@@ -711,7 +808,7 @@ fn table(
 
 #[cfg(test)]
 mod tests {
-    use super::{micros, relative, short_micros};
+    use super::{micros, millis, relative, short_micros};
     use std::path::Path;
 
     #[test]
@@ -736,5 +833,8 @@ mod tests {
         assert_eq!(short_micros(2_240), "2.2ms");
         assert_eq!(short_micros(151_400), "151ms");
         assert_eq!(short_micros(4_300_000), "4.3s");
+        assert_eq!(millis(104.4), "104 ms");
+        assert_eq!(millis(2_254.0), "2.25 s");
+        assert_eq!(millis(12_500.0), "12.5 s");
     }
 }

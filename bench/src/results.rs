@@ -224,6 +224,73 @@ impl SoakRow {
     }
 }
 
+/// fault: what was done to a business process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// SIGKILL: the process and its socket are gone at once.
+    Kill,
+    /// SIGSTOP past the ack timeout, then SIGKILL: a process that hangs behind a live socket.
+    Stop,
+}
+
+impl FaultKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Stop => "stop",
+        }
+    }
+}
+
+/// fault: one fault and the messages of its window (sent from the end of the previous
+/// fault's window, or the start of sending, to the end of its own).
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRow {
+    pub fault: FaultKind,
+    /// What was done, for the report.
+    pub action: String,
+    pub clients: usize,
+    /// Messages per second requested over all clients.
+    pub rate: u64,
+    pub ack_timeout_secs: f64,
+    /// From the start of sending: the window and the fault.
+    pub from_secs: f64,
+    pub fault_at_secs: f64,
+    pub to_secs: f64,
+    /// stop: how long the process stayed stopped before it was killed.
+    pub stopped_secs: Option<f64>,
+    pub sent: u64,
+    /// Answered at least once.
+    pub answered: u64,
+    /// Never answered by the end of the drain (the goal is 0).
+    pub lost: u64,
+    /// Answered more than once (redelivered after the process had echoed it).
+    pub duplicated: u64,
+    /// First answers that came after the first answer to a later message of the same
+    /// connection.
+    pub out_of_order: u64,
+    /// From the fault to the last connection's first answer to a message it sent at or
+    /// after the fault, in ms; `None` when a connection never got one.
+    pub takeover_ms: Option<f64>,
+    /// Connections that sent after the fault and never got an answer to any of those messages.
+    pub never_answered_after: u64,
+    /// The longest time between two answers in a row on one connection, the second after
+    /// the fault, the first before the window's end, in ms.
+    pub longest_gap_ms: f64,
+    /// The slowest first answer to a message of the window, send to arrival, in ms.
+    pub slowest_answer_ms: f64,
+    /// What the gateway counted over the window: events redelivered, links closed for
+    /// acknowledging nothing past the ack timeout.
+    pub redelivered: u64,
+    pub ack_timeouts: u64,
+    /// Clients the server closed (over the whole run; each fault row carries the same).
+    pub clients_lost: u64,
+    /// Answers to messages never sent (the whole run; should be 0).
+    pub unexpected_answers: u64,
+    pub first_error: Option<String>,
+}
+
 /// A scenario that failed for a target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -263,6 +330,7 @@ pub struct Results {
     pub echo: Vec<EchoRow>,
     pub churn: Vec<ChurnRow>,
     pub soak: Vec<SoakRow>,
+    pub fault: Vec<FaultRow>,
     pub failures: Vec<Failure>,
     pub skipped: Vec<Skip>,
     pub warnings: Vec<Warnings>,

@@ -1,6 +1,7 @@
 //! What a `--smoke` run must show: for every target and scenario, that the traffic actually
-//! arrived (connections held, messages delivered, round trips and handshakes completed).
-//! Speeds are not checked: CI machines and debug builds vary too much for that.
+//! arrived (connections held, messages delivered, round trips and handshakes completed), and
+//! that the fault scenario lost no message. Speeds are not checked: CI machines and debug
+//! builds vary too much for that.
 
 use crate::cli::{Plan, Scenario};
 use crate::results::Results;
@@ -81,6 +82,28 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                     Some(r) if r.handshakes > 0 => {}
                     _ => out.push(format!("churn {t}: no handshake completed")),
                 },
+                // wsgate only; there every message must have been answered after both faults.
+                Scenario::Fault if t != TargetKind::Wsgate => {}
+                Scenario::Fault => {
+                    if results.fault.len() != 2 {
+                        out.push(format!(
+                            "fault wsgate: {} rows instead of one per fault",
+                            results.fault.len()
+                        ));
+                    }
+                    for r in &results.fault {
+                        if r.answered == 0 || r.lost > 0 || r.takeover_ms.is_none() {
+                            out.push(format!(
+                                "fault wsgate, {}: {} sent, {} answered, {} lost, {} connections never answered after the fault",
+                                r.fault.label(),
+                                r.sent,
+                                r.answered,
+                                r.lost,
+                                r.never_answered_after
+                            ));
+                        }
+                    }
+                }
                 // wsgate only; there it must have moved traffic, sampled, and seen no error.
                 Scenario::Soak if t != TargetKind::Wsgate => {}
                 Scenario::Soak => match results.soak.first() {

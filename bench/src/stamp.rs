@@ -47,6 +47,19 @@ pub fn parse(message: &[u8]) -> Option<u64> {
     Some(value)
 }
 
+/// The sequence number of a message made by [`message_at`]: the digits after the stamp and
+/// its space.
+pub fn parse_seq(message: &[u8]) -> Option<u64> {
+    let rest = message.get(STAMP_DIGITS..)?.strip_prefix(b" ")?;
+    let digits = rest.iter().take_while(|d| d.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    rest[..digits].iter().try_fold(0u64, |value, &d| {
+        value.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// Microseconds from a message's embedded send time to `now_nanos` (0 if the clock went back).
 pub fn latency_micros(message: &[u8], now_nanos: u64) -> Option<u64> {
     parse(message).map(|sent| now_nanos.saturating_sub(sent) / 1000)
@@ -68,6 +81,8 @@ mod tests {
             Some(1000)
         );
         assert_eq!(latency_micros(m.as_bytes(), 0), Some(0));
+        assert_eq!(parse_seq(m.as_bytes()), Some(42));
+        assert_eq!(parse_seq(message_at(7, 0).as_bytes()), Some(0));
     }
 
     #[test]
@@ -75,5 +90,8 @@ mod tests {
         assert_eq!(parse(b"pong"), None);
         assert_eq!(parse(b"0000000000000000000a 1"), None);
         assert!(message(u64::MAX).len() == LEN);
+        assert_eq!(parse_seq(b"pong"), None);
+        assert_eq!(parse_seq(b"00000000000000000001 x"), None);
+        assert_eq!(parse_seq(b"00000000000000000001"), None);
     }
 }

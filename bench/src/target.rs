@@ -201,8 +201,13 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `kind` with its benchmark settings.
-    pub async fn start(kind: TargetKind, programs: &Programs) -> Result<Running, BenchError> {
+    /// Starts `kind` with its benchmark settings and `extra` arguments after them (flags the
+    /// settings do not give).
+    pub async fn start(
+        kind: TargetKind,
+        programs: &Programs,
+        extra: &[String],
+    ) -> Result<Running, BenchError> {
         programs.check(kind)?;
         let mut command = match kind {
             TargetKind::Wsgate => {
@@ -250,6 +255,7 @@ impl Running {
             }
         };
         command
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -364,6 +370,11 @@ impl Running {
             }
             TargetKind::Plain | TargetKind::Node => self.json_u64("/stats", "dropped").await,
         }
+    }
+
+    /// wsgate's `/metrics` text, to read with [`metric`].
+    pub async fn metrics(&self) -> Result<String, BenchError> {
+        self.get("/metrics").await
     }
 
     async fn json_u64(&self, path: &str, field: &str) -> Result<u64, BenchError> {
@@ -513,7 +524,7 @@ async fn drain_lines<R: AsyncRead + Unpin>(
 }
 
 /// The value of a metric sample line `name value` in a Prometheus exposition (0 if absent).
-fn metric(text: &str, name: &str) -> u64 {
+pub fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().parse::<f64>().ok())

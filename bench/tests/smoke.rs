@@ -1,7 +1,8 @@
 //! The load tool's smoke run, so it keeps working: `wsgate-bench --smoke` drives wsgate, the
-//! plain hub and the Node hub with tiny counts for about a second per scenario (the soak on
-//! wsgate only) and must show that traffic arrived everywhere (not any speed), and the short
-//! soak that it saw no error.
+//! plain hub and the Node hub with tiny counts for about a second per scenario (the soak and
+//! the fault scenario on wsgate only) and must show that traffic arrived everywhere (not any
+//! speed), the short soak that it saw no error, and the fault scenario (an echo process
+//! killed, then one stopped past a 500 ms ack timeout: about 5 s) that no message was lost.
 //!
 //! The wsgate binary is taken from next to `wsgate-bench`: `cargo test --workspace` builds it
 //! there for the gateway's own tests. The Node hub needs `npm ci` in bench/peers/node-hub
@@ -35,7 +36,7 @@ fn smoke_run_delivers_for_every_target() {
     let mut child = Command::new(&bench)
         .arg("--smoke")
         // Every scenario, soak included (it is not in the default list).
-        .args(["--scenarios", "idle,broadcast,topics,echo,churn,soak"])
+        .args(["--scenarios", "idle,broadcast,topics,echo,churn,soak,fault"])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -125,6 +126,19 @@ fn smoke_run_delivers_for_every_target() {
                 .unwrap_or(0);
             assert!(got > 0, "{target}: {scenario} {field} = {got}");
         }
+    }
+    if !skipped.contains(&"wsgate") {
+        let rows = results["fault"].as_array().expect("fault rows");
+        let kinds: Vec<&str> = rows.iter().filter_map(|r| r["fault"].as_str()).collect();
+        assert_eq!(kinds, ["kill", "stop"], "one fault row per fault");
+        for r in rows {
+            assert!(r["answered"].as_u64().unwrap_or(0) > 0, "fault row: {r}");
+            assert_eq!(r["lost"].as_u64(), Some(0), "fault row: {r}");
+        }
+        assert!(
+            read(&out.join("results.md")).contains("## Fault"),
+            "results.md has the fault table"
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,4 +1,4 @@
-//! The six scenarios and what they share: the run's context, starting and stopping targets,
+//! The seven scenarios and what they share: the run's context, starting and stopping targets,
 //! and the measured load phase used by broadcast and topics.
 //!
 //! Each scenario runs every selected target in turn, each from a fresh process, and adds its
@@ -8,6 +8,7 @@
 pub mod broadcast;
 pub mod churn;
 pub mod echo;
+pub mod fault;
 pub mod idle;
 pub mod soak;
 pub mod topics;
@@ -61,8 +62,17 @@ impl Ctx {
 
     /// Starts a fresh `kind`.
     pub async fn start(&self, kind: TargetKind) -> Result<Running, BenchError> {
+        self.start_with(kind, &[]).await
+    }
+
+    /// Starts a fresh `kind`, with `extra` arguments after its benchmark settings.
+    pub async fn start_with(
+        &self,
+        kind: TargetKind,
+        extra: &[String],
+    ) -> Result<Running, BenchError> {
         self.progress.say(format!("  starting {kind}"));
-        Running::start(kind, &self.programs).await
+        Running::start(kind, &self.programs, extra).await
     }
 
     /// Kills a target and adds its log warnings to the results.
@@ -80,7 +90,18 @@ impl Ctx {
         results: &mut Results,
         body: impl AsyncFnOnce(&Running) -> Result<T, BenchError>,
     ) -> Result<T, BenchError> {
-        let target = self.start(kind).await?;
+        self.measure_with(kind, &[], results, body).await
+    }
+
+    /// [`Ctx::measure`] with `extra` arguments for the target.
+    pub async fn measure_with<T>(
+        &self,
+        kind: TargetKind,
+        extra: &[String],
+        results: &mut Results,
+        body: impl AsyncFnOnce(&Running) -> Result<T, BenchError>,
+    ) -> Result<T, BenchError> {
+        let target = self.start_with(kind, extra).await?;
         let measured = body(&target).await;
         self.stop(target, results).await;
         measured
