@@ -29,7 +29,7 @@ async fn connect(
     worker: SocketAddr,
     name: &str,
     events: &[EventKind],
-    acks: bool,
+    (acks, retries): (bool, bool),
 ) -> Result<(Client, wsgate_business::Events), BenchError> {
     let events = if events.is_empty() {
         &[EventKind::Close][..]
@@ -40,6 +40,7 @@ async fn connect(
         .name(name)
         .events(events.iter().copied())
         .acks(acks)
+        .retries(retries)
         .connect()
         .await
         .map_err(|e| BenchError::Driver {
@@ -106,8 +107,11 @@ impl Tally {
 /// The parts a bench business process plays, each counting what it did in a [`Tally`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Publishes through the SDK and handles no events (broadcast).
+    /// Publishes through the SDK and handles no events (broadcast). With the SDK's defaults:
+    /// each broadcast carries a command id, sent again after a lost link.
     Publisher,
+    /// The same with `retries(false)`: no command ids, what the SDK did before them.
+    PublisherNoIds,
     /// Subscribes every new connection to the topic named by `topic=` in its upgrade query
     /// (topics). `Tally::done` counts confirmed subscriptions.
     Subscriber,
@@ -123,6 +127,7 @@ impl Role {
     fn name(self) -> &'static str {
         match self {
             Role::Publisher => "bench-publisher",
+            Role::PublisherNoIds => "bench-publisher-no-ids",
             Role::Subscriber => "bench-topics",
             Role::Echo => "bench-echo",
             Role::EchoAcked => "bench-echo-acks",
@@ -132,7 +137,7 @@ impl Role {
     /// The events it wants.
     fn events(self) -> &'static [EventKind] {
         match self {
-            Role::Publisher => &[],
+            Role::Publisher | Role::PublisherNoIds => &[],
             Role::Subscriber => &[EventKind::Open],
             Role::Echo | Role::EchoAcked => &[EventKind::Message],
         }
@@ -147,10 +152,11 @@ pub async fn start(
     tally: Arc<Tally>,
 ) -> Result<Client, BenchError> {
     let acks = role == Role::EchoAcked;
-    let (client, events) = connect(worker, role.name(), role.events(), acks).await?;
+    let retries = role != Role::PublisherNoIds;
+    let (client, events) = connect(worker, role.name(), role.events(), (acks, retries)).await?;
     match role {
         // A publisher handles no events; the link runs as long as the client lives.
-        Role::Publisher => drop(events),
+        Role::Publisher | Role::PublisherNoIds => drop(events),
         Role::Subscriber | Role::Echo | Role::EchoAcked => {
             drop(serve(role, client.clone(), events, tally));
         }

@@ -193,6 +193,35 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             _ => out.push(missing(&name, "wsgate or plain not measured")),
         }
     }
+    // The publisher's at-least-once machinery (command ids, retries) costs at most a tenth.
+    // Receipts are measured beside them, without a target: BENCHMARKS.md says what they cost.
+    for phase in [Phase::Max, Phase::Backend] {
+        let name = format!(
+            "broadcast via SDK with command ids ≥ {ACKS_MIN_RATIO}× without ({})",
+            phase.label()
+        );
+        match (
+            load_row(rows, TargetKind::Wsgate, Route::Sdk, phase),
+            load_row(rows, TargetKind::Wsgate, Route::SdkNoIds, phase),
+        ) {
+            (Some(r), Some(s)) if s.deliveries_per_s > 0.0 => {
+                let x = r.deliveries_per_s / s.deliveries_per_s;
+                out.push(check(
+                    &name,
+                    format!(
+                        "{x:.2}× ({:.0} vs {:.0}/s)",
+                        r.deliveries_per_s, s.deliveries_per_s
+                    ),
+                    Verdict::of(x >= ACKS_MIN_RATIO),
+                    "the SDK's defaults against retries(false)".to_owned(),
+                ));
+            }
+            _ => out.push(missing(
+                &name,
+                "SDK with or without command ids not measured",
+            )),
+        }
+    }
     let name = "backend publish round trip via HTTP API p50 ≤ 10 ms";
     match load_row(rows, TargetKind::Wsgate, Route::WsgateHttp, Phase::Backend) {
         Some(r) => out.push(check(

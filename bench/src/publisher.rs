@@ -35,6 +35,15 @@ pub enum Route {
     /// wsgate's Rust SDK over the worker link.
     #[serde(rename = "sdk")]
     Sdk,
+    /// The same, every cast asking for its receipts (each connection's written / gone /
+    /// dropped), sent later as `Receipts` frames so the publishers' pace is the SDK route's:
+    /// what knowing the outcome per connection costs the gateway.
+    #[serde(rename = "sdk-receipts")]
+    SdkReceipts,
+    /// The SDK without command ids (`retries(false)`): what the at-least-once machinery of
+    /// the SDK route costs.
+    #[serde(rename = "sdk-no-ids")]
+    SdkNoIds,
     /// wsgate's HTTP API.
     #[serde(rename = "http-api")]
     WsgateHttp,
@@ -51,6 +60,8 @@ impl Route {
     pub fn title(self) -> &'static str {
         match self {
             Route::Sdk => "SDK",
+            Route::SdkReceipts => "SDK, receipts later",
+            Route::SdkNoIds => "SDK, no command ids",
             Route::WsgateHttp => "HTTP API",
             Route::WsgateGrpc => "gRPC API",
             Route::PeerHttp => "HTTP",
@@ -60,6 +71,8 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Route::Sdk => "sdk",
+            Route::SdkReceipts => "sdk-receipts",
+            Route::SdkNoIds => "sdk-no-ids",
             Route::WsgateHttp => "http-api",
             Route::WsgateGrpc => "grpc",
             Route::PeerHttp => "http",
@@ -103,8 +116,13 @@ impl Sender {
     ) -> Result<Vec<Sender>, String> {
         (0..n)
             .map(|_| match (route, doors.sdk, doors.grpc) {
-                (Route::Sdk, Some(client), _) => Ok(Sender::Sdk(client.clone())),
-                (Route::Sdk, None, _) => Err("the SDK route needs a registered client".into()),
+                (Route::Sdk | Route::SdkNoIds, Some(client), _) => Ok(Sender::Sdk(client.clone())),
+                (Route::SdkReceipts, Some(client), _) => {
+                    Ok(Sender::Sdk(client.with_receipts_later()))
+                }
+                (Route::Sdk | Route::SdkReceipts | Route::SdkNoIds, None, _) => {
+                    Err("the SDK route needs a registered client".into())
+                }
                 (Route::WsgateGrpc, _, Some(addr)) => {
                     let _on = runtime.enter();
                     let channel = Channel::from_shared(format!("http://{addr}"))

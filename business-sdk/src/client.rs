@@ -146,6 +146,16 @@ impl Client {
         handle
     }
 
+    /// A handle whose casts answer at once, as without receipts, and whose receipts follow as
+    /// [`Event::Receipts`](crate::Event::Receipts) — for any number of targets (a broadcast, a
+    /// big topic), without holding the caller. Combine with
+    /// [`with_command_id`](Self::with_command_id) to know which cast an event is about.
+    pub fn with_receipts_later(&self) -> Client {
+        let mut handle = self.clone();
+        handle.call.receipt = ReceiptMode::Later;
+        handle
+    }
+
     /// Sends `payload` to one client connection.
     ///
     /// Fails with [`Error::UnknownConnection`] when the connection is not (or no longer)

@@ -60,6 +60,19 @@ pub enum Event {
     Message(ConnMessage),
     /// A client connection is gone; always its last event.
     Close(ConnClose),
+    /// What became of a cast sent through a handle from
+    /// [`Client::with_receipts_later`](crate::Client::with_receipts_later): each target
+    /// connection's outcome, in one or more of these (the last with `last` set) per gateway.
+    /// `command_id` is the cast's: give it one with
+    /// [`with_command_id`](crate::Client::with_command_id) to tell casts apart.
+    Receipts {
+        /// The cast's command id.
+        command_id: String,
+        /// Outcomes, in the order they settled.
+        receipts: Vec<wsgate_proto::v1::Receipt>,
+        /// This gateway sends no more for this cast.
+        last: bool,
+    },
     /// A client handshake waits for this process's decision (the gateway's `--authorize-hook`).
     /// Answer it with [`AuthorizeCall::allow`], [`AuthorizeCall::deny`] or
     /// [`AuthorizeCall::reply`], promptly: the gateway gives up after `--authorize-timeout`.

@@ -300,3 +300,38 @@ async fn http_and_grpc_casts_answer_with_receipts_when_asked() {
         .expect("ping");
     assert!(ws.next().await.is_some());
 }
+
+#[tokio::test]
+async fn the_sdk_gets_later_receipts_as_events() {
+    let gw = TestGateway::start().await;
+    let (client, mut events) = gw.business("receipts").await;
+    let mut ws = gw.client().await;
+    let reader = events.open().await.conn_id;
+    let report = client
+        .with_command_id("sale-7")
+        .with_receipts_later()
+        .broadcast(Payload::text("sale"), Vec::<String>::new())
+        .await
+        .expect("the broadcast answers at once");
+    assert_eq!(report.delivered, 1);
+    assert!(report.receipts.is_empty(), "they come later");
+    assert_eq!(recv_text(&mut ws).await, "sale");
+    loop {
+        match events.next().await {
+            wsgate_business::Event::Receipts {
+                command_id,
+                receipts,
+                last,
+            } => {
+                assert_eq!(command_id, "sale-7");
+                assert!(last);
+                assert_eq!(
+                    outcomes(&receipts),
+                    HashMap::from([(reader, Delivery::Written)])
+                );
+                break;
+            }
+            _ => continue,
+        }
+    }
+}

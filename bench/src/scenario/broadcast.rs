@@ -1,6 +1,7 @@
 //! Scenario 2, broadcast: M clients, one publisher sending 100-byte messages to all of them.
 //!
-//! Routes: wsgate through the SDK, the HTTP API and the gRPC API, each peer through its own
+//! Routes: wsgate through the SDK (as it comes: command ids on; without them; with receipts for
+//! every broadcast), the HTTP API and the gRPC API, each peer through its own
 //! `POST /broadcast`. Each route gets a fresh target and fresh clients, then three phases: max
 //! throughput (closed loop, nobody needs to drop), backend (a few publishers, each sending as
 //! soon as its last request is answered: what a PHP or Java backend gets) and a fixed rate
@@ -26,7 +27,13 @@ pub const PHASES: [Phase; 3] = [Phase::Max, Phase::Backend, Phase::Fixed];
 /// The routes a target is measured through.
 pub fn routes(kind: TargetKind) -> &'static [Route] {
     match kind {
-        TargetKind::Wsgate => &[Route::Sdk, Route::WsgateHttp, Route::WsgateGrpc],
+        TargetKind::Wsgate => &[
+            Route::Sdk,
+            Route::SdkNoIds,
+            Route::SdkReceipts,
+            Route::WsgateHttp,
+            Route::WsgateGrpc,
+        ],
         TargetKind::Plain | TargetKind::Node => &[Route::PeerHttp],
     }
 }
@@ -78,8 +85,12 @@ async fn one(
         )
         .await?;
         let sdk: Option<Registered> = match route {
-            Route::Sdk => Some(
+            Route::Sdk | Route::SdkReceipts => Some(
                 ctx.business(target, Role::Publisher, Arc::default())
+                    .await?,
+            ),
+            Route::SdkNoIds => Some(
+                ctx.business(target, Role::PublisherNoIds, Arc::default())
                     .await?,
             ),
             Route::WsgateHttp | Route::WsgateGrpc | Route::PeerHttp => None,

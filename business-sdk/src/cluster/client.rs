@@ -121,6 +121,17 @@ impl Cluster {
         handle
     }
 
+    /// A handle whose casts answer at once and whose receipts follow as
+    /// [`Event::Receipts`](crate::Event::Receipts), one series per gateway (its
+    /// [`ClusterEvent::node_id`](crate::ClusterEvent)). See
+    /// [`Client::with_receipts_later`](crate::Client::with_receipts_later). A gateway of this
+    /// process (the APIs' in-process part) refuses it.
+    pub fn with_receipts_later(&self) -> Cluster {
+        let mut handle = self.clone();
+        handle.call.receipt = wsgate_proto::v1::ReceiptMode::Later;
+        handle
+    }
+
     fn members(&self) -> &Members {
         &self.inner.members
     }

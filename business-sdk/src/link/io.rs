@@ -384,6 +384,14 @@ async fn read_loop(
             Some(Body::RegisterOk(_)) => {
                 warn!(%addr, "ignoring an unexpected RegisterOk from the gateway");
             }
+            Some(Body::Receipts(receipts)) => ctx.emit(
+                node_id,
+                Event::Receipts {
+                    command_id: envelope.command_id,
+                    receipts: receipts.receipts,
+                    last: receipts.last,
+                },
+            ),
             // Bodies that only a business process sends, or one this SDK does not know.
             other => {
                 let kind = other.as_ref().map(BodyKind::of);

@@ -28,7 +28,9 @@ pub(crate) struct Receipts {
 
 #[derive(Debug, Default)]
 struct Collected {
-    outcomes: Vec<Receipt>,
+    /// Settled outcomes; the ids become strings only in [`Receipts::all`], off the
+    /// connections' write path.
+    outcomes: Vec<(Arc<str>, Delivery)>,
     /// Slots handed out and not settled yet.
     pending: usize,
     /// The cast has queued everything: no slot is handed out any more.
@@ -42,10 +44,7 @@ impl Receipts {
 
     /// `conn_id` was not connected when the cast ran.
     pub(crate) fn gone(&self, conn_id: &str) {
-        self.lock().outcomes.push(Receipt {
-            conn_id: conn_id.to_owned(),
-            delivery: Delivery::Gone as i32,
-        });
+        self.lock().outcomes.push((conn_id.into(), Delivery::Gone));
     }
 
     /// A slot for the frame queued (or about to be) for `conn_id`.
@@ -53,7 +52,7 @@ impl Receipts {
         self.lock().pending += 1;
         Slot {
             receipts: self.clone(),
-            conn_id,
+            conn_id: Some(conn_id),
             delivery: Delivery::Dropped,
         }
     }
@@ -74,19 +73,24 @@ impl Receipts {
             {
                 let mut inner = self.lock();
                 if inner.sealed && inner.pending == 0 {
-                    return std::mem::take(&mut inner.outcomes);
+                    let outcomes = std::mem::take(&mut inner.outcomes);
+                    drop(inner);
+                    return outcomes
+                        .into_iter()
+                        .map(|(conn_id, delivery)| Receipt {
+                            conn_id: conn_id.to_string(),
+                            delivery: delivery as i32,
+                        })
+                        .collect();
                 }
             }
             settled.await;
         }
     }
 
-    fn settle(&self, conn_id: &Arc<str>, delivery: Delivery) {
+    fn settle(&self, conn_id: Arc<str>, delivery: Delivery) {
         let mut inner = self.lock();
-        inner.outcomes.push(Receipt {
-            conn_id: conn_id.to_string(),
-            delivery: delivery as i32,
-        });
+        inner.outcomes.push((conn_id, delivery));
         inner.pending -= 1;
         let done = inner.sealed && inner.pending == 0;
         drop(inner);
@@ -104,7 +108,8 @@ impl Receipts {
 #[derive(Debug)]
 pub(crate) struct Slot {
     receipts: Arc<Receipts>,
-    conn_id: Arc<str>,
+    /// Taken by the drop that settles it.
+    conn_id: Option<Arc<str>>,
     delivery: Delivery,
 }
 
@@ -117,7 +122,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.receipts.settle(&self.conn_id, self.delivery);
+        if let Some(conn_id) = self.conn_id.take() {
+            self.receipts.settle(conn_id, self.delivery);
+        }
     }
 }
 

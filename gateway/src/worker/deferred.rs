@@ -28,18 +28,56 @@ use super::context::Context;
 pub(crate) type Later = Pin<Box<dyn Future<Output = Vec<Envelope>> + Send>>;
 
 /// Carries out the cast `body` (from an envelope with `request_id` and `command_id`) with the
-/// receipts `asked` for. Returns once its frames are queued: `Ok` with what to answer when it
-/// is all done already, else the answer to come.
+/// receipts `asked` for. Returns once its frames are queued: what to answer now (`LATER`: the
+/// `Result`), and what to answer when the outcomes are in (`WAIT`: the `Result` with them;
+/// `LATER`: the `Receipts` frames).
 pub(crate) async fn start(
     ctx: Arc<Context>,
     request_id: u64,
     command_id: String,
     body: Body,
     asked: Asked,
-) -> Result<Vec<Envelope>, Later> {
+) -> (Option<Envelope>, Option<Later>) {
+    if asked.wait {
+        return match waiting(ctx, request_id, command_id, body, asked).await {
+            Ok(out) => (out, None),
+            Err(later) => (None, Some(later)),
+        };
+    }
+    let ran = AtomicBool::new(false);
+    let result = ctx
+        .command_ids
+        .carry_out(&command_id, body, |body| async {
+            let result =
+                commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked)).await;
+            asked.receipts.seal();
+            ran.store(true, Ordering::Relaxed);
+            result
+        })
+        .await;
+    let now = result.and_then(|r| answer(request_id, r));
+    // Receipts belong to the try that ran the cast; a retry answered from the command-id
+    // window gets its Result only.
+    let later = ran.load(Ordering::Relaxed).then(|| {
+        let per_frame = ctx.limits.per_command.conn_ids;
+        let receipts = asked.receipts;
+        Box::pin(async move { frames(request_id, &command_id, receipts.all().await, per_frame) })
+            as Later
+    });
+    (now, later)
+}
+
+/// `RECEIPT_MODE_WAIT`: the `Result` waits for every outcome, under the command id so that a
+/// retry gets it too. `Ok` when it is all done already, else the answer to come.
+async fn waiting(
+    ctx: Arc<Context>,
+    request_id: u64,
+    command_id: String,
+    body: Body,
+    asked: Asked,
+) -> Result<Option<Envelope>, Later> {
     let (queued_tx, queued_rx) = oneshot::channel();
-    let mut answer: Later = Box::pin(async move {
-        let ran = AtomicBool::new(false);
+    let mut answer = Box::pin(async move {
         let result = ctx
             .command_ids
             .carry_out(&command_id, body, |body| async {
@@ -47,43 +85,28 @@ pub(crate) async fn start(
                     commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked))
                         .await?;
                 asked.receipts.seal();
-                ran.store(true, Ordering::Relaxed);
                 let _ = queued_tx.send(());
-                if asked.wait {
-                    result.receipts = asked.receipts.all().await;
-                }
+                result.receipts = asked.receipts.all().await;
                 Some(result)
             })
             .await;
-        let mut out = Vec::new();
-        if let Some(result) = result
-            && request_id != 0
-        {
-            out.push(Envelope {
-                request_id,
-                body: Some(Body::Result(result)),
-                ..Default::default()
-            });
-        }
-        // Receipts sent later belong to the try that ran the cast; a retry answered from the
-        // command-id window gets its Result only.
-        if !asked.wait && ran.load(Ordering::Relaxed) {
-            let all = asked.receipts.all().await;
-            out.extend(frames(
-                request_id,
-                &command_id,
-                all,
-                ctx.limits.per_command.conn_ids,
-            ));
-        }
-        out
+        result.and_then(|r| answer(request_id, r))
     });
     tokio::select! {
         biased;
         out = &mut answer => Ok(out),
         // Queued (or, closed: answered without running it here); the rest waits.
-        _ = queued_rx => Err(answer),
+        _ = queued_rx => Err(Box::pin(async move { answer.await.into_iter().collect() })),
     }
+}
+
+/// The `Result` envelope, unless the command wanted none (request id 0).
+fn answer(request_id: u64, result: wsgate_proto::v1::Result) -> Option<Envelope> {
+    (request_id != 0).then(|| Envelope {
+        request_id,
+        body: Some(Body::Result(result)),
+        ..Default::default()
+    })
 }
 
 /// The receipts as `Receipts` frames of at most `per_frame` each, the last one marked.

@@ -557,11 +557,12 @@ async fn handle(
         }
     };
     if let Some(asked) = asked {
-        match deferred::start(ctx.clone(), request_id, env.command_id, body, asked).await {
-            Ok(out) => later.push(Box::pin(std::future::ready(out))),
-            Err(answer) => later.push(answer),
+        let (now, answer) =
+            deferred::start(ctx.clone(), request_id, env.command_id, body, asked).await;
+        if let Some(answer) = answer {
+            later.push(answer);
         }
-        return None;
+        return now;
     }
     let result = ctx
         .command_ids
