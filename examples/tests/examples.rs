@@ -259,6 +259,7 @@ async fn one_process_fails_mid_stream(fault: Fault) {
             let answers = async move {
                 let mut seen = Vec::new();
                 let mut distinct = std::collections::HashSet::new();
+                let mut answers = 0usize;
                 while distinct.len() < MESSAGES {
                     let msg = tokio::time::timeout(WAIT, rx.next())
                         .await
@@ -271,12 +272,13 @@ async fn one_process_fails_mid_stream(fault: Fault) {
                             .nth(1)
                             .and_then(|n| n.parse().ok())
                             .expect("an echo of a numbered message");
+                        answers += 1;
                         if distinct.insert(n) {
                             seen.push(n);
                         }
                     }
                 }
-                seen
+                (seen, answers - MESSAGES)
             };
             let (_tx, seen) = tokio::join!(send, answers);
             seen
@@ -300,14 +302,23 @@ async fn one_process_fails_mid_stream(fault: Fault) {
             assert!(stopped.success(), "SIGSTOP the echo process");
         }
     }
+    let mut duplicates = 0;
     for task in tasks {
-        let seen = task.await.expect("client task");
+        let (seen, again) = task.await.expect("client task");
         let expected: Vec<usize> = (1..=MESSAGES).collect();
         assert_eq!(
             seen, expected,
             "each message answered, first answers in order"
         );
+        duplicates += again;
     }
+    // A message answered twice was redelivered: the gateway marked it so, and the second echo
+    // process was given it as such.
+    let redelivered = Stats::get(&gw.stats.events_redelivered) as usize;
+    assert!(
+        duplicates <= redelivered,
+        "{duplicates} duplicate answers, only {redelivered} events redelivered"
+    );
     if let Fault::Stop = fault {
         assert_eq!(Stats::get(&gw.stats.links_ack_timeouts), 1);
     }

@@ -56,7 +56,13 @@ async fn run(args: Args) -> Result<(), Error> {
                 break;
             }
         };
-        let Some(ClusterEvent { node_id, event, .. }) = event else {
+        let Some(ClusterEvent {
+            node_id,
+            event,
+            redelivered,
+            ..
+        }) = event
+        else {
             break;
         };
         match event {
@@ -65,6 +71,12 @@ async fn run(args: Args) -> Result<(), Error> {
                     warn!(conn_id = %msg.conn_id, "message without a payload ignored");
                     continue;
                 };
+                // A process that died or hung had it and may have echoed it: an echo answers
+                // again (a duplicate the client can tell by its content); a business with side
+                // effects would look `seq` up among what it has done.
+                if redelivered {
+                    info!(conn_id = %msg.conn_id, seq = msg.seq, "redelivered message");
+                }
                 debug!(conn_id = %msg.conn_id, bytes = payload.data.len(), "echoing");
                 if let Err(err) = client.single_cast(msg.conn_id.as_str(), payload).await {
                     error!(conn_id = %msg.conn_id, error = %err, "echo failed");
