@@ -142,29 +142,39 @@ async fn client_through(proxy: &CutProxy, retries: bool) -> Client {
     client
 }
 
+/// Broadcasts `text` through `client` and loses its `Result` with the link: the proxy holds the
+/// gateway's answers, `ws` gets the broadcast (so the gateway carried it out), then the link is
+/// cut. What the broadcast call then returns.
+async fn broadcast_across_a_cut(
+    proxy: &CutProxy,
+    client: &Client,
+    ws: &mut Ws,
+    text: &'static str,
+) -> Result<wsgate_business::Report, Error> {
+    proxy.hold();
+    let send = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .broadcast(Payload::text(text), Vec::<String>::new())
+                .await
+        }
+    });
+    assert_eq!(recv_text(ws).await, text);
+    proxy.cut();
+    within("the broadcast's outcome", send)
+        .await
+        .expect("the task")
+}
+
 #[tokio::test]
 async fn the_sdk_sends_a_command_again_after_a_lost_link_and_it_is_carried_out_once() {
     let gw = TestGateway::start().await;
     let proxy = CutProxy::start(gw.worker_addr).await;
     let client = client_through(&proxy, true).await;
     let mut ws = gw.client().await;
-
-    // The gateway carries the broadcast out, and its Result is lost with the link.
-    proxy.hold();
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move {
-            client
-                .broadcast(Payload::text("order 7 paid"), Vec::<String>::new())
-                .await
-        }
-    });
-    assert_eq!(recv_text(&mut ws).await, "order 7 paid");
-    proxy.cut();
-
-    let report = within("the retried broadcast", send)
+    let report = broadcast_across_a_cut(&proxy, &client, &mut ws, "order 7 paid")
         .await
-        .expect("the task")
         .expect("the retry answers instead of Disconnected");
     assert_eq!(report.delivered, 1, "the first try's Result");
     assert_eq!(gw.stat(|s| &s.commands_deduplicated), 1);
@@ -181,20 +191,7 @@ async fn without_retries_a_lost_link_fails_the_command_with_disconnected() {
     let proxy = CutProxy::start(gw.worker_addr).await;
     let client = client_through(&proxy, false).await;
     let mut ws = gw.client().await;
-    proxy.hold();
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move {
-            client
-                .broadcast(Payload::text("order 8 paid"), Vec::<String>::new())
-                .await
-        }
-    });
-    assert_eq!(recv_text(&mut ws).await, "order 8 paid");
-    proxy.cut();
-    let outcome = within("the failed broadcast", send)
-        .await
-        .expect("the task");
+    let outcome = broadcast_across_a_cut(&proxy, &client, &mut ws, "order 8 paid").await;
     assert!(matches!(outcome, Err(Error::Disconnected)), "{outcome:?}");
 }
 

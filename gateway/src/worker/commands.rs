@@ -282,29 +282,39 @@ async fn send_to_users(
 ) -> Outcome {
     let msg = frame::outgoing(c.payload, "SendToUsers.payload")?;
     let (targets, unknown_users) = users_conns(conns, &c.user_ids, budget).await;
-    Asked::bound(asked, targets.len(), limits)?;
-    let receipts = asked.map(|a| &a.receipts);
-    let delivered = send_each(
-        &conns.registry,
+    let to = Recipients {
         targets,
-        &c.exclude_conn_ids,
-        &msg,
-        receipts,
-        budget,
-    )
-    .await;
+        exclude: &c.exclude_conn_ids,
+        asked,
+    };
+    let delivered = send_each(&conns.registry, limits, to, &msg, budget).await?;
     Ok(report_users(delivered, Vec::new(), unknown_users))
 }
 
+/// Who a SendToUsers or Publish reaches: the connections found, those excluded, and the
+/// receipts asked for.
+struct Recipients<'a> {
+    targets: Vec<String>,
+    exclude: &'a [String],
+    asked: Option<&'a Asked>,
+}
+
 /// Queues `msg` once for each distinct connection not excluded; returns how many got it.
+/// Refused, nothing sent, when the receipts asked for cannot list them all.
 async fn send_each(
     registry: &Registry,
-    conns: Vec<String>,
-    exclude: &[String],
+    limits: &Limits,
+    to: Recipients<'_>,
     msg: &Bytes,
-    receipts: Option<&Arc<Receipts>>,
     budget: &mut Budget,
-) -> u32 {
+) -> Result<u32, Refused> {
+    let Recipients {
+        targets: conns,
+        exclude,
+        asked,
+    } = to;
+    Asked::bound(asked, conns.len(), limits)?;
+    let receipts = asked.map(|a| &a.receipts);
     let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut seen = HashSet::with_capacity(conns.len());
     let mut delivered = 0;
@@ -317,7 +327,7 @@ async fn send_each(
             delivered += 1;
         }
     }
-    delivered
+    Ok(delivered)
 }
 
 /// The topics and connections of a Subscribe or Unsubscribe.
@@ -451,17 +461,12 @@ async fn publish(
         budget.spend(1 + members.len()).await;
         targets.extend(members);
     }
-    Asked::bound(asked, targets.len(), limits)?;
-    let receipts = asked.map(|a| &a.receipts);
-    let delivered = send_each(
-        &conns.registry,
+    let to = Recipients {
         targets,
-        &c.exclude_conn_ids,
-        &msg,
-        receipts,
-        budget,
-    )
-    .await;
+        exclude: &c.exclude_conn_ids,
+        asked,
+    };
+    let delivered = send_each(&conns.registry, limits, to, &msg, budget).await?;
     Ok(report(delivered, Vec::new()))
 }
 
