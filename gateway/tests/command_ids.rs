@@ -277,6 +277,15 @@ async fn grpc_idempotency_key_carries_a_retried_call_out_once() {
     let status = reused.expect_err("an id reused for another command");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("different command"), "{status:?}");
+    let mut bad = Request::new(Broadcast {
+        payload: Some(Payload::text("x")),
+        ..Default::default()
+    });
+    bad.metadata_mut()
+        .insert("idempotency-key", "pay\t12".parse().expect("ASCII"));
+    let status = api.broadcast(bad).await.expect_err("a bad key");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("printable ASCII"), "{status:?}");
     api.broadcast(call("pay-11", "marker"))
         .await
         .expect("marker");

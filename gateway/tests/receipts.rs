@@ -335,3 +335,76 @@ async fn the_sdk_gets_later_receipts_as_events() {
         }
     }
 }
+
+/// What a business process may get wrong about receipts, each answered with what to do, the
+/// link kept.
+#[tokio::test]
+async fn bad_receipt_requests_are_refused_and_the_link_stays() {
+    let gw = TestGateway::start().await;
+    let register = Register {
+        name: "raw".into(),
+        protocol_version: 1,
+        events: vec![wsgate_proto::v1::EventKind::None as i32],
+        ..Default::default()
+    };
+    let (mut link, _) = raw_register_with(gw.worker_addr, register).await;
+    let broadcast = Body::Broadcast(Broadcast {
+        payload: Some(Payload::text("x")),
+        ..Default::default()
+    });
+    // A receipt mode this gateway does not know.
+    link.send(Envelope {
+        request_id: 1,
+        receipt: 7,
+        body: Some(broadcast.clone()),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    match raw_next_not_ping(&mut link).await {
+        Some(Envelope {
+            request_id: 1,
+            body: Some(Body::Result(r)),
+            ..
+        }) => {
+            assert_eq!(r.code, ErrorCode::BadRequest as i32);
+            assert!(r.message.contains("ReceiptMode"), "{}", r.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Receipts are the gateway's to send.
+    link.send(Envelope {
+        request_id: 2,
+        body: Some(Body::Receipts(wsgate_proto::v1::Receipts::default())),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    match raw_next_not_ping(&mut link).await {
+        Some(Envelope {
+            request_id: 2,
+            body: Some(Body::Error(e)),
+            ..
+        }) => {
+            assert_eq!(e.code, ErrorCode::Unsupported as i32);
+            assert!(e.message.contains("sent by the gateway"), "{}", e.message);
+        }
+        other => panic!("expected Error UNSUPPORTED, got {other:?}"),
+    }
+    // The link still works.
+    link.send(Envelope {
+        request_id: 3,
+        body: Some(broadcast),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    match raw_next_not_ping(&mut link).await {
+        Some(Envelope {
+            request_id: 3,
+            body: Some(Body::Result(r)),
+            ..
+        }) => assert_eq!(r.code, ErrorCode::Ok as i32),
+        other => panic!("expected a Result, got {other:?}"),
+    }
+}
