@@ -34,8 +34,9 @@ use wsgate_proto::v1::{Envelope, ErrorCode, Limits};
 use crate::authorize::{AuthorizeCall, Responder};
 use crate::config::{Config, MIN_DURATION};
 use crate::error::{self, Error};
+use crate::events::AckPoint;
 use crate::events::{Event, EventSink};
-use crate::link::acks::{SessionAcks, Taken};
+use crate::link::acks::{AckRoute, SessionAcks, Taken};
 use crate::link::dial::Transport;
 use crate::link::handle::LinkShared;
 use crate::link::status::GatewayState;
@@ -180,10 +181,13 @@ pub(crate) async fn drive(
         requests: Mutex::new(Requests::new()),
         rearm: Notify::new(),
     };
-    let acks = ctx
-        .config
-        .acks
-        .then(|| SessionAcks::new(registered.limits.ack_window, control_tx.clone()));
+    let acks = ctx.config.acks.then(|| {
+        let route = match ctx.config.ack_point {
+            AckPoint::Received => AckRoute::Ahead(control_tx.clone()),
+            _ => AckRoute::Behind(answers.clone()),
+        };
+        SessionAcks::new(registered.limits.ack_window, route)
+    });
     let (mut sink, mut stream) = transport.split();
     let node_id = registered.node_id.as_str();
 
