@@ -261,6 +261,23 @@ async fn http_and_grpc_casts_answer_with_receipts_when_asked() {
     expected.sort();
     assert_eq!(listed, expected);
     assert_eq!(recv_text(&mut ws).await, "paid");
+    let one = api
+        .ok(
+            "/api/v1/send",
+            json!({ "conn_id": reader, "text": "receipt", "receipts": true }),
+        )
+        .await;
+    assert_eq!(
+        one["receipts"],
+        json!([{ "conn_id": reader, "delivery": "written" }])
+    );
+    assert_eq!(recv_text(&mut ws).await, "receipt");
+    api.post(
+        "/api/v1/send",
+        json!({ "conn_id": ghost, "text": "x", "receipts": true }),
+    )
+    .await
+    .expect_error(404, "unknown_connection", &[]);
     let plain = api
         .ok("/api/v1/broadcast", json!({ "text": "plain" }))
         .await;
@@ -282,9 +299,26 @@ async fn http_and_grpc_casts_answer_with_receipts_when_asked() {
         .into_inner();
     assert_eq!(
         outcomes(&reply.receipts),
-        HashMap::from([(reader, Delivery::Written), (ghost, Delivery::Gone)])
+        HashMap::from([(reader.clone(), Delivery::Written), (ghost, Delivery::Gone)])
     );
     assert_eq!(recv_text(&mut ws).await, "shipped");
+    let mut single = Request::new(wsgate_proto::v1::SingleCast {
+        conn_id: reader.clone(),
+        payload: Some(Payload::text("single")),
+    });
+    single
+        .metadata_mut()
+        .insert("receipts", "wait".parse().expect("ASCII"));
+    let reply = grpc
+        .single_cast(single)
+        .await
+        .expect("single cast")
+        .into_inner();
+    assert_eq!(
+        outcomes(&reply.receipts),
+        HashMap::from([(reader.clone(), Delivery::Written)])
+    );
+    assert_eq!(recv_text(&mut ws).await, "single");
     let mut bad = Request::new(Broadcast {
         payload: Some(Payload::text("x")),
         ..Default::default()

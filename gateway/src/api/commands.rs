@@ -7,7 +7,7 @@
 //! `unknown_connection` when the connection is gone. The others report how many connections
 //! they reached and which ids or users were unknown, like the worker protocol's `Result`.
 //!
-//! The casts to several connections take `"receipts": true`: the reply then lists, per target
+//! The casts take `"receipts": true`: the reply then lists, per target
 //! connection, whether the message was written to its socket, the connection was gone, or the
 //! message was dropped unwritten (`receipts`).
 //!
@@ -62,6 +62,9 @@ pub(crate) struct SendBody {
     text: Option<String>,
     #[serde(default, deserialize_with = "payload::present")]
     binary: Option<String>,
+    /// Wait for, and answer with, the connection's receipt.
+    #[serde(default)]
+    receipts: bool,
 }
 
 /// POST /api/v1/send: one message to one connection.
@@ -72,6 +75,22 @@ pub(crate) async fn send(
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
     let cluster = key.apply(cluster(&context).await?);
+    if body.receipts {
+        // A cast to one connection that reports like the others, unknown still a 404.
+        let r = cluster
+            .with_receipts()
+            .multicast([body.conn_id], payload)
+            .await
+            .map_err(ApiError::from_sdk)?;
+        if !r.report.unknown_conn_ids.is_empty() {
+            return Err(ApiError::from_sdk(
+                wsgate_business::Error::UnknownConnection {
+                    conn_ids: r.report.unknown_conn_ids,
+                },
+            ));
+        }
+        return receipted(&cluster, r, true);
+    }
     cluster
         .single_cast(body.conn_id, payload)
         .await

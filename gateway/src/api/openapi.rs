@@ -284,7 +284,8 @@ fn schemas(limits: &Limits) -> Value {
             }
         },
         "SendRequest": with_message(object(&["conn_id"], json!({
-            "conn_id": conn_id("A connection id from a ConnOpen event.")
+            "conn_id": conn_id("A connection id from a ConnOpen event."),
+            "receipts": { "type": "boolean", "description": "Wait for the connection's outcome and list it in the reply (`receipts`)." }
         }), "One message to one connection.")),
         "MulticastRequest": with_message(object(&["conn_ids"], json!({
             "conn_ids": conn_ids(1, "Connection ids."),

@@ -112,6 +112,7 @@ fn command(cluster: &Cluster, report: wsgate_business::ClusterReport) -> Reply<C
 impl PushApi for PushService {
     async fn single_cast(&self, request: Request<SingleCast>) -> Reply<CommandResponse> {
         let key = idempotency_key(&request)?;
+        let receipts = receipts_asked(&request)?;
         let c = request.into_inner();
         let Some(payload) = c.payload else {
             return Err(missing_payload(Body::SingleCast(SingleCast {
@@ -120,6 +121,20 @@ impl PushApi for PushService {
             })));
         };
         let cluster = key.apply(self.cluster().await?);
+        if receipts.0 {
+            // A cast to one connection that reports like the others, unknown still NOT_FOUND.
+            let report = cluster
+                .with_receipts()
+                .multicast([c.conn_id], payload)
+                .await
+                .map_err(from_sdk)?;
+            if !report.report.unknown_conn_ids.is_empty() {
+                return Err(from_sdk(wsgate_business::Error::UnknownConnection {
+                    conn_ids: report.report.unknown_conn_ids,
+                }));
+            }
+            return command(&cluster, report);
+        }
         cluster
             .single_cast(c.conn_id, payload)
             .await
