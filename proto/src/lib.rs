@@ -4,8 +4,8 @@
 //! protocol: the generated protobuf types ([`v1`]), the length-prefixed frame codec
 //! ([`codec::WorkerCodec`]), the connection id format ([`conn_id`]) and the rules every command
 //! follows whatever the state ([`validate`]), the worker link's handshake, heartbeat and
-//! request table as state machines fed with instants ([`link`]), and the retry backoff every
-//! reconnecting loop uses ([`backoff`]). It opens no sockets, reads no clock and
+//! request table as state machines fed with instants ([`link`]), the retry backoff every
+//! reconnecting loop uses ([`backoff`]), and a stream's history and recovery rule ([`stream`]). It opens no sockets, reads no clock and
 //! spawns no tasks, so it can be tested and fuzzed alone. `docs/protocol.md` describes the wire
 //! format for implementers in other languages.
 //!
@@ -18,6 +18,7 @@ pub mod codec;
 pub mod conn_id;
 pub mod link;
 mod payload;
+pub mod stream;
 pub mod validate;
 
 /// Messages of protocol version 1, generated from `proto/wsgate/v1/worker.proto` and
