@@ -322,8 +322,8 @@ fn schemas(limits: &Limits) -> Value {
         }), "Removes every member from these topics."),
         "SessionRequest": object(&["conn_id"], json!({
             "conn_id": conn_id("A connection id."),
-            "set": { "type": "object", "maxProperties": MAX_SESSION_KEYS, "additionalProperties": { "type": "string" }, "description": "Keys to write (1 to 128 characters each), after delete." },
-            "delete": { "type": "array", "items": { "type": "string" }, "description": "Keys to remove, before set; a key in both ends up set." },
+            "set": { "type": "object", "maxProperties": MAX_SESSION_KEYS, "propertyNames": { "minLength": 1, "maxLength": MAX_NAME_CHARS }, "additionalProperties": { "type": "string" }, "description": "Keys to write (1 to 128 characters each), after delete." },
+            "delete": { "type": "array", "items": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS }, "description": "Keys to remove, before set; a key in both ends up set." },
             "replace": { "type": "boolean", "default": false, "description": "Make the session exactly `set` (delete then changes nothing)." }
         }), "A change to a connection's session data (at most 64 keys, 16 KiB in all)."),
         "ForceOfflineRequest": at_most_one_of(one_of_lists_non_empty(object(&[], json!({
