@@ -200,15 +200,9 @@ async fn a_link_without_acks_gets_unnumbered_events_and_may_ignore_acks() {
 /// What a process had been given but not received when it went away goes to the next one.
 #[tokio::test]
 async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
-    use wsgate_business::{Client, Event};
+    use wsgate_business::{AckPoint, Event};
     let gw = TestGateway::start().await;
-    let connect = |name: &'static str| {
-        Client::builder(gw.worker_addr.to_string())
-            .name(name)
-            .acks(true)
-            .connect()
-    };
-    let (first, mut first_events) = connect("first").await.expect("first connects");
+    let (first, mut first_events) = sdk_acking(&gw, "first", AckPoint::Received).await;
     let mut ws = gw.client().await;
     send_text(&mut ws, "m1").await;
     let mut received = Vec::new();
@@ -237,7 +231,7 @@ async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
     })
     .await;
 
-    let (_second, mut second_events) = connect("second").await.expect("second connects");
+    let (_second, mut second_events) = sdk_acking(&gw, "second", AckPoint::Received).await;
     drop(first);
     drop(first_events);
     let mut redelivered = Vec::new();
@@ -265,16 +259,10 @@ async fn the_sdk_acknowledges_what_the_application_received_and_no_more() {
 /// and those clients send meanwhile, in order.
 #[tokio::test]
 async fn with_no_business_wait_the_next_process_gets_what_came_while_there_was_none() {
-    use wsgate_business::{Client, Event};
+    use wsgate_business::{AckPoint, Event};
     let gw =
         TestGateway::start_with(|c| c.no_business_wait = std::time::Duration::from_secs(10)).await;
-    let connect = |name: &'static str| {
-        Client::builder(gw.worker_addr.to_string())
-            .name(name)
-            .acks(true)
-            .connect()
-    };
-    let (first, mut first_events) = connect("only").await.expect("connects");
+    let (first, mut first_events) = sdk_acking(&gw, "only", AckPoint::Received).await;
     let mut ws = gw.client().await;
     send_text(&mut ws, "m1").await;
     let mut got = 0;
@@ -304,7 +292,7 @@ async fn with_no_business_wait_the_next_process_gets_what_came_while_there_was_n
     })
     .await;
 
-    let (_next, mut next_events) = connect("restarted").await.expect("connects");
+    let (_next, mut next_events) = sdk_acking(&gw, "restarted", AckPoint::Received).await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
         match within("a waiting event", next_events.recv()).await {
@@ -325,16 +313,9 @@ async fn with_no_business_wait_the_next_process_gets_what_came_while_there_was_n
 /// next one: a process that dies while handling one gets it redelivered elsewhere.
 #[tokio::test]
 async fn with_ack_point_handled_an_event_being_handled_when_the_process_dies_is_redelivered() {
-    use wsgate_business::{AckPoint, Client, Event};
+    use wsgate_business::{AckPoint, Event};
     let gw = TestGateway::start().await;
-    let connect = |name: &'static str| {
-        Client::builder(gw.worker_addr.to_string())
-            .name(name)
-            .acks(true)
-            .ack_point(AckPoint::Handled)
-            .connect()
-    };
-    let (first, mut first_events) = connect("first").await.expect("connects");
+    let (first, mut first_events) = sdk_acking(&gw, "first", AckPoint::Handled).await;
     let mut ws = gw.client().await;
     send_text(&mut ws, "m1").await;
     loop {
@@ -352,7 +333,7 @@ async fn with_ack_point_handled_an_event_being_handled_when_the_process_dies_is_
         gw.stat(|s| &s.events_unacked) == 1
     })
     .await;
-    let (_second, mut second_events) = connect("second").await.expect("connects");
+    let (_second, mut second_events) = sdk_acking(&gw, "second", AckPoint::Handled).await;
     drop(first);
     drop(first_events); // dies while handling m1
     loop {
@@ -372,4 +353,19 @@ async fn with_ack_point_handled_an_event_being_handled_when_the_process_dies_is_
         gw.stat(|s| &s.events_unacked) == 0
     })
     .await;
+}
+
+/// An SDK business process registered with acks, acknowledging at `point`.
+async fn sdk_acking(
+    gw: &TestGateway,
+    name: &str,
+    point: wsgate_business::AckPoint,
+) -> (wsgate_business::Client, wsgate_business::Events) {
+    wsgate_business::Client::builder(gw.worker_addr.to_string())
+        .name(name)
+        .acks(true)
+        .ack_point(point)
+        .connect()
+        .await
+        .expect("the business process connects")
 }

@@ -11,13 +11,12 @@ use std::time::Duration;
 use common::cut::CutProxy;
 use common::http::{Api, http};
 use common::*;
-use futures_util::SinkExt;
 use serde_json::json;
 use tonic::Request;
 use wsgate_business::{Client, Error, EventKind, Payload};
 use wsgate_proto::v1::push_api_client::PushApiClient;
 use wsgate_proto::v1::{
-    Broadcast, Envelope, ErrorCode, Register, Result as CmdResult, SingleCast, envelope::Body,
+    Broadcast, Envelope, ErrorCode, Result as CmdResult, SingleCast, envelope::Body,
 };
 
 fn single_cast(conn_id: &str, text: &str) -> Body {
@@ -29,33 +28,13 @@ fn single_cast(conn_id: &str, text: &str) -> Body {
 
 /// Sends `body` with `command_id` on a raw link and returns the gateway's `Result`.
 async fn command(link: &mut RawLink, request_id: u64, command_id: &str, body: Body) -> CmdResult {
-    link.send(Envelope {
+    let env = Envelope {
         request_id,
         command_id: command_id.into(),
         body: Some(body),
         ..Default::default()
-    })
-    .await
-    .expect("send the command");
-    match raw_next_not_ping(link).await {
-        Some(Envelope {
-            request_id: r,
-            body: Some(Body::Result(result)),
-            ..
-        }) if r == request_id => result,
-        other => panic!("expected the Result of request {request_id}, got {other:?}"),
-    }
-}
-
-/// A raw link registered for no events.
-async fn raw_commander(gw: &TestGateway) -> (RawLink, wsgate_proto::v1::RegisterOk) {
-    let register = Register {
-        name: "commander".into(),
-        protocol_version: 1,
-        events: vec![EventKind::None as i32],
-        ..Default::default()
     };
-    raw_register_with(gw.worker_addr, register).await
+    raw_result(link, env).await
 }
 
 #[tokio::test]
@@ -65,7 +44,7 @@ async fn a_command_id_is_carried_out_once_whichever_link_sends_it() {
     let mut ws = gw.client().await;
     let conn = events.open().await.conn_id;
 
-    let (mut first, ok) = raw_commander(&gw).await;
+    let (mut first, ok) = raw_commander(gw.worker_addr, "commander").await;
     let limits = ok.limits.expect("limits");
     assert_eq!(
         limits.command_ids, 100_000,
@@ -82,7 +61,7 @@ async fn a_command_id_is_carried_out_once_whichever_link_sends_it() {
     // delivered again.
     let again = command(&mut first, 3, "order-42-paid", paid.clone()).await;
     assert_eq!(again, answer);
-    let (mut second, _) = raw_commander(&gw).await;
+    let (mut second, _) = raw_commander(gw.worker_addr, "commander").await;
     assert_eq!(command(&mut second, 9, "order-42-paid", paid).await, answer);
     assert_eq!(gw.stat(|s| &s.commands_deduplicated), 2);
 
@@ -113,7 +92,7 @@ async fn a_command_id_is_carried_out_once_whichever_link_sends_it() {
 async fn with_command_ids_off_a_retry_is_carried_out_again() {
     let gw = TestGateway::start_with(|c| c.command_ids = 0).await;
     let mut ws = gw.client().await;
-    let (mut link, ok) = raw_commander(&gw).await;
+    let (mut link, ok) = raw_commander(gw.worker_addr, "commander").await;
     assert_eq!(
         ok.limits.expect("limits").command_ids,
         0,

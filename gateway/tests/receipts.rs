@@ -16,7 +16,7 @@ use tonic::Request;
 use wsgate_business::{Delivery, Payload, Receipt, Report};
 use wsgate_proto::v1::push_api_client::PushApiClient;
 use wsgate_proto::v1::{
-    BindUser, Broadcast, Envelope, ErrorCode, Multicast, ReceiptMode, Register, envelope::Body,
+    BindUser, Broadcast, Envelope, ErrorCode, Multicast, ReceiptMode, envelope::Body,
 };
 
 fn outcomes(receipts: &[Receipt]) -> HashMap<String, Delivery> {
@@ -120,13 +120,7 @@ async fn a_later_cast_answers_at_once_then_sends_its_receipts() {
     let reader = events.open().await.conn_id;
     let _other = gw.client().await;
     events.open().await;
-    let register = Register {
-        name: "raw".into(),
-        protocol_version: 1,
-        events: vec![wsgate_proto::v1::EventKind::None as i32],
-        ..Default::default()
-    };
-    let (mut link, _) = raw_register_with(gw.worker_addr, register).await;
+    let (mut link, _) = raw_commander(gw.worker_addr, "raw").await;
 
     // Later: the Result, then two Receipts frames of one receipt each (the per-command limit
     // is 1), the last one marked.
@@ -183,48 +177,34 @@ async fn a_later_cast_answers_at_once_then_sends_its_receipts() {
     assert_eq!(recv_text(&mut ws).await, "sale");
 
     // Waiting for two receipts past a limit of one is refused, with what to do.
-    link.send(Envelope {
-        request_id: 6,
-        receipt: ReceiptMode::Wait as i32,
-        body: Some(broadcast),
-        ..Default::default()
-    })
-    .await
-    .expect("send");
-    match raw_next_not_ping(&mut link).await {
-        Some(Envelope {
+    let r = raw_result(
+        &mut link,
+        Envelope {
             request_id: 6,
-            body: Some(Body::Result(r)),
-            ..
-        }) => {
-            assert_eq!(r.code, ErrorCode::BadRequest as i32);
-            assert!(r.message.contains("RECEIPT_MODE_LATER"), "{}", r.message);
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+            receipt: ReceiptMode::Wait as i32,
+            body: Some(broadcast),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.code, ErrorCode::BadRequest as i32);
+    assert!(r.message.contains("RECEIPT_MODE_LATER"), "{}", r.message);
     // Receipts are for casts.
-    link.send(Envelope {
-        request_id: 7,
-        receipt: ReceiptMode::Wait as i32,
-        body: Some(Body::BindUser(BindUser {
-            conn_id: reader.clone(),
-            user_id: "alice".into(),
-        })),
-        ..Default::default()
-    })
-    .await
-    .expect("send");
-    match raw_next_not_ping(&mut link).await {
-        Some(Envelope {
+    let r = raw_result(
+        &mut link,
+        Envelope {
             request_id: 7,
-            body: Some(Body::Result(r)),
-            ..
-        }) => {
-            assert_eq!(r.code, ErrorCode::BadRequest as i32);
-            assert!(r.message.contains("for casts"), "{}", r.message);
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+            receipt: ReceiptMode::Wait as i32,
+            body: Some(Body::BindUser(BindUser {
+                conn_id: reader.clone(),
+                user_id: "alice".into(),
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.code, ErrorCode::BadRequest as i32);
+    assert!(r.message.contains("for casts"), "{}", r.message);
 }
 
 #[tokio::test]
@@ -375,70 +355,50 @@ async fn the_sdk_gets_later_receipts_as_events() {
 #[tokio::test]
 async fn bad_receipt_requests_are_refused_and_the_link_stays() {
     let gw = TestGateway::start().await;
-    let register = Register {
-        name: "raw".into(),
-        protocol_version: 1,
-        events: vec![wsgate_proto::v1::EventKind::None as i32],
-        ..Default::default()
-    };
-    let (mut link, _) = raw_register_with(gw.worker_addr, register).await;
+    let (mut link, _) = raw_commander(gw.worker_addr, "raw").await;
     let broadcast = Body::Broadcast(Broadcast {
         payload: Some(Payload::text("x")),
         ..Default::default()
     });
     // A receipt mode this gateway does not know.
-    link.send(Envelope {
-        request_id: 1,
-        receipt: 7,
-        body: Some(broadcast.clone()),
-        ..Default::default()
-    })
-    .await
-    .expect("send");
-    match raw_next_not_ping(&mut link).await {
-        Some(Envelope {
+    let r = raw_result(
+        &mut link,
+        Envelope {
             request_id: 1,
-            body: Some(Body::Result(r)),
-            ..
-        }) => {
-            assert_eq!(r.code, ErrorCode::BadRequest as i32);
-            assert!(r.message.contains("ReceiptMode"), "{}", r.message);
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+            receipt: 7,
+            body: Some(broadcast.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.code, ErrorCode::BadRequest as i32);
+    assert!(r.message.contains("ReceiptMode"), "{}", r.message);
     // Receipts are the gateway's to send.
-    link.send(Envelope {
-        request_id: 2,
-        body: Some(Body::Receipts(wsgate_proto::v1::Receipts::default())),
-        ..Default::default()
-    })
-    .await
-    .expect("send");
-    match raw_next_not_ping(&mut link).await {
-        Some(Envelope {
+    let e = match raw_ask(
+        &mut link,
+        Envelope {
             request_id: 2,
-            body: Some(Body::Error(e)),
-            ..
-        }) => {
-            assert_eq!(e.code, ErrorCode::Unsupported as i32);
-            assert!(e.message.contains("sent by the gateway"), "{}", e.message);
-        }
-        other => panic!("expected Error UNSUPPORTED, got {other:?}"),
-    }
-    // The link still works.
-    link.send(Envelope {
-        request_id: 3,
-        body: Some(broadcast),
-        ..Default::default()
-    })
+            body: Some(Body::Receipts(wsgate_proto::v1::Receipts::default())),
+            ..Default::default()
+        },
+    )
     .await
-    .expect("send");
-    match raw_next_not_ping(&mut link).await {
-        Some(Envelope {
+    .body
+    {
+        Some(Body::Error(e)) => e,
+        other => panic!("expected an Error, got {other:?}"),
+    };
+    assert_eq!(e.code, ErrorCode::Unsupported as i32);
+    assert!(e.message.contains("sent by the gateway"), "{}", e.message);
+    // The link still works.
+    let r = raw_result(
+        &mut link,
+        Envelope {
             request_id: 3,
-            body: Some(Body::Result(r)),
-            ..
-        }) => assert_eq!(r.code, ErrorCode::Ok as i32),
-        other => panic!("expected a Result, got {other:?}"),
-    }
+            body: Some(broadcast),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.code, ErrorCode::Ok as i32);
 }

@@ -190,6 +190,14 @@ enum Slot {
     },
 }
 
+impl Slot {
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Slot::Running { fingerprint, .. } | Slot::Done { fingerprint, .. } => *fingerprint,
+        }
+    }
+}
+
 /// The window itself, without locks or clocks (times are passed in).
 #[derive(Debug)]
 struct Recent {
@@ -217,28 +225,9 @@ impl Recent {
     fn claim(&mut self, id: &str, fingerprint: u64, now: Instant) -> Claim {
         self.expire(now);
         match self.slots.get(id) {
-            Some(Slot::Running {
-                fingerprint: f,
-                done,
-                ..
-            }) => {
-                if *f == fingerprint {
-                    Claim::Wait(done.subscribe())
-                } else {
-                    Claim::Reused
-                }
-            }
-            Some(Slot::Done {
-                fingerprint: f,
-                result,
-                ..
-            }) => {
-                if *f == fingerprint {
-                    Claim::Done(result.clone())
-                } else {
-                    Claim::Reused
-                }
-            }
+            Some(slot) if slot.fingerprint() != fingerprint => Claim::Reused,
+            Some(Slot::Running { done, .. }) => Claim::Wait(done.subscribe()),
+            Some(Slot::Done { result, .. }) => Claim::Done(result.clone()),
             None => {
                 self.next_generation += 1;
                 let generation = self.next_generation;
@@ -257,30 +246,19 @@ impl Recent {
     }
 
     fn finish(&mut self, id: &str, generation: u64, result: CmdResult, now: Instant) {
-        let Some((key, slot)) = self.slots.remove_entry(id) else {
-            return;
-        };
-        let Slot::Running {
-            fingerprint,
-            generation: g,
-            done,
-        } = slot
-        else {
-            // Not ours (cannot happen: only the running try finishes); put it back.
-            self.slots.insert(key, slot);
-            return;
-        };
-        if g != generation {
-            self.slots.insert(
-                key,
-                Slot::Running {
-                    fingerprint,
-                    generation: g,
-                    done,
-                },
-            );
+        // Only the running try of this generation finishes (an abandoned one was removed).
+        if !self.is_running(id, generation) {
             return;
         }
+        let Some((
+            key,
+            Slot::Running {
+                fingerprint, done, ..
+            },
+        )) = self.slots.remove_entry(id)
+        else {
+            return;
+        };
         done.send_replace(Some(result.clone()));
         let bytes = key.len() + result.encoded_len() + SLOT_OVERHEAD;
         self.bytes += bytes;
@@ -299,11 +277,15 @@ impl Recent {
 
     /// The running try of `id` ended without a `Result`: forget it, so a retry runs.
     fn abandon(&mut self, id: &str, generation: u64) {
-        if matches!(self.slots.get(id), Some(Slot::Running { generation: g, .. }) if *g == generation)
-        {
+        if self.is_running(id, generation) {
             // Dropping the sender wakes the waiters, who claim again.
             self.slots.remove(id);
         }
+    }
+
+    /// Whether `id` is running under the try of `generation`.
+    fn is_running(&self, id: &str, generation: u64) -> bool {
+        matches!(self.slots.get(id), Some(Slot::Running { generation: g, .. }) if *g == generation)
     }
 
     /// Forgets finished ids past the window, oldest first.

@@ -86,7 +86,8 @@ impl Asked {
 
 /// Runs one command or query body and counts it in `stats`: what a worker link and the
 /// gateway's own cluster client ([`super::in_process`]) both do with one. `None` when `body` is
-/// neither. With `asked`, a cast records each target's outcome there; the caller seals it.
+/// neither. With `asked`, a cast records each target's outcome there, sealed once it has queued
+/// everything (refused too), so [`Receipts::all`] can end.
 pub(crate) async fn carry_out(
     conns: &Connections,
     limits: &Limits,
@@ -96,6 +97,9 @@ pub(crate) async fn carry_out(
 ) -> Option<CmdResult> {
     let kind = CommandKind::of(&body);
     let result = execute(conns, limits, body, asked).await;
+    if let Some(asked) = asked {
+        asked.receipts.seal();
+    }
     let failed = result
         .as_ref()
         .is_some_and(|r| r.code != ErrorCode::Ok as i32);

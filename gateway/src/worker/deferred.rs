@@ -50,7 +50,6 @@ pub(crate) async fn start(
         .carry_out(&command_id, body, |body| async {
             let result =
                 commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked)).await;
-            asked.receipts.seal();
             ran.store(true, Ordering::Relaxed);
             result
         })
@@ -84,7 +83,6 @@ async fn waiting(
                 let mut result =
                     commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked))
                         .await?;
-                asked.receipts.seal();
                 let _ = queued_tx.send(());
                 result.receipts = asked.receipts.all().await;
                 Some(result)

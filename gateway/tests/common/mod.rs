@@ -416,6 +416,39 @@ pub async fn raw_next_not_ping(link: &mut RawLink) -> Option<Envelope> {
     }
 }
 
+/// A raw link registered under `name` for no events: it only sends commands.
+pub async fn raw_commander(
+    addr: SocketAddr,
+    name: &str,
+) -> (RawLink, wsgate_proto::v1::RegisterOk) {
+    let register = Register {
+        name: name.into(),
+        protocol_version: 1,
+        events: vec![wsgate_proto::v1::EventKind::None as i32],
+        ..Default::default()
+    };
+    raw_register_with(addr, register).await
+}
+
+/// Sends `env` on a raw link and returns the frame that answers it (same request id, pings
+/// skipped).
+pub async fn raw_ask(link: &mut RawLink, env: Envelope) -> Envelope {
+    let request_id = env.request_id;
+    link.send(env).await.expect("send a frame");
+    match raw_next_not_ping(link).await {
+        Some(answer) if answer.request_id == request_id => answer,
+        other => panic!("expected the answer to request {request_id}, got {other:?}"),
+    }
+}
+
+/// The same, for a command or query: its `Result`.
+pub async fn raw_result(link: &mut RawLink, env: Envelope) -> wsgate_proto::v1::Result {
+    match raw_ask(link, env).await.body {
+        Some(Body::Result(result)) => result,
+        other => panic!("expected a Result, got {other:?}"),
+    }
+}
+
 /// Reads frames (skipping pings) until an Error frame, then expects EOF.
 pub async fn expect_error_then_eof(link: &mut RawLink) -> wsgate_proto::v1::Error {
     let err = loop {
