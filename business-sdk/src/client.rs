@@ -156,6 +156,19 @@ impl Client {
         handle
     }
 
+    /// A handle whose casts also ask each client to acknowledge the message (clients of the
+    /// `wsgate.stream.v1` subprotocol, such as the JavaScript client; docs/streams.md): a
+    /// target's receipt is then [`Delivery::Acked`](wsgate_proto::v1::Delivery::Acked) or,
+    /// when no acknowledgement came within the gateway's `--client-ack-timeout`,
+    /// [`Delivery::Unacked`](wsgate_proto::v1::Delivery::Unacked); a plain client's stays
+    /// `Written`. Waits for receipts (as [`with_receipts`](Self::with_receipts), so for up to
+    /// that timeout) unless combined with [`with_receipts_later`](Self::with_receipts_later).
+    pub fn with_client_acks(&self) -> Client {
+        let mut handle = self.clone();
+        handle.call = handle.call.with_client_acks();
+        handle
+    }
+
     /// Sends `payload` to one client connection.
     ///
     /// Fails with [`Error::UnknownConnection`] when the connection is not (or no longer)

@@ -35,6 +35,8 @@ pub(crate) struct Outgoing {
 pub(crate) struct Meta {
     pub(crate) command_id: String,
     pub(crate) receipt: ReceiptMode,
+    /// Ask clients to acknowledge (`Envelope.client_ack`).
+    pub(crate) client_ack: bool,
 }
 
 impl Meta {
@@ -45,6 +47,7 @@ impl Meta {
         command_id: Option<&str>,
         retries: bool,
         receipt: ReceiptMode,
+        client_ack: bool,
     ) -> Self {
         let command_id = match command_id {
             Some(id) => id.to_owned(),
@@ -54,6 +57,7 @@ impl Meta {
         Self {
             command_id,
             receipt,
+            client_ack,
         }
     }
 }
@@ -64,12 +68,28 @@ pub(crate) struct Call {
     /// The caller's own command id, for every command of the handle.
     pub(crate) command_id: Option<std::sync::Arc<str>>,
     pub(crate) receipt: ReceiptMode,
+    pub(crate) client_ack: bool,
 }
 
 impl Call {
     /// The envelope fields of `body` sent through this handle.
     pub(crate) fn meta(&self, body: &Body, retries: bool) -> Meta {
-        Meta::of(body, self.command_id.as_deref(), retries, self.receipt)
+        Meta::of(
+            body,
+            self.command_id.as_deref(),
+            retries,
+            self.receipt,
+            self.client_ack,
+        )
+    }
+
+    /// Also asks clients to acknowledge; waits for receipts unless they come later.
+    pub(crate) fn with_client_acks(mut self) -> Self {
+        if self.receipt == ReceiptMode::None {
+            self.receipt = ReceiptMode::Wait;
+        }
+        self.client_ack = true;
+        self
     }
 }
 

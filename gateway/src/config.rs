@@ -323,6 +323,32 @@ pub struct Config {
     #[serde(serialize_with = "render::duration")]
     pub command_id_ttl: Duration,
 
+    /// Topics and users whose messages get offsets and a history, so clients of the
+    /// `wsgate.stream.v1` subprotocol recover what they missed across a reconnect (repeated,
+    /// or comma-separated in the variable): `topics order:* history=100 age=10m`,
+    /// `users * history=20 age=2m`, `topics progress:* cache`. The first rule that matches
+    /// wins; none: no streams. See docs/streams.md.
+    #[arg(
+        long = "stream",
+        env = "WSGATE_STREAM",
+        value_delimiter = ',',
+        value_name = "RULE",
+        value_parser = parse_stream_rule
+    )]
+    #[serde(serialize_with = "render::displayed")]
+    pub stream: Vec<crate::connections::streams::rules::Rule>,
+
+    /// Streams this gateway holds at most; past it, a topic or user that would be a new stream
+    /// is delivered live without history (a warning says so).
+    #[arg(long, env = "WSGATE_MAX_STREAMS", default_value_t = 100_000)]
+    pub max_streams: usize,
+
+    /// How long a `wsgate.stream.v1` client has to acknowledge a message sent with client
+    /// acknowledgements (`Envelope.client_ack`) before its receipt says UNACKED.
+    #[arg(long, env = "WSGATE_CLIENT_ACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "render::duration")]
+    pub client_ack_timeout: Duration,
+
     /// Time a new worker link has to send Register.
     #[arg(long, env = "WSGATE_REGISTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]
@@ -476,6 +502,11 @@ pub fn default_node_id() -> String {
 }
 
 /// Parses "250ms", "10s", "5m", "1h" or a bare number of seconds.
+/// A `--stream` rule (see [`crate::connections::streams::rules`]).
+fn parse_stream_rule(s: &str) -> Result<crate::connections::streams::rules::Rule, String> {
+    s.parse()
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

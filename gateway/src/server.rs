@@ -308,7 +308,10 @@ impl Parts {
             bytes: config.send_queue_bytes,
         };
         let stats = Arc::new(Stats::default());
-        let conns = Arc::new(Connections::new(ids, queue, max_connections, stats.clone()));
+        let conns = Arc::new(
+            Connections::new(ids, queue, max_connections, stats.clone())
+                .with_streams(config.stream.clone(), config.max_streams),
+        );
         let links = Arc::new(Links::new(stats.clone(), config.no_business_wait));
         let hook = Arc::new(AuthHook::default());
         let heartbeat_reply = crate::websocket::frame::encode(

@@ -62,6 +62,19 @@ pub struct Stats {
     pub events_waited_for_business: AtomicU64,
     /// Commands answered from the command-id window: retries not carried out again.
     pub commands_deduplicated: AtomicU64,
+    /// Streams held now (a gauge; docs/streams.md).
+    pub streams_current: AtomicU64,
+    /// Messages published to streams (each got an offset and went into a history).
+    pub stream_publications: AtomicU64,
+    /// Topics or users that would have been new streams past --max-streams.
+    pub stream_history_refused: AtomicU64,
+    /// Joins of a stream by a client that gave a position: given everything after it, or not.
+    pub stream_recovered: AtomicU64,
+    pub stream_not_recovered: AtomicU64,
+    /// Text frames from wsgate.stream.v1 clients that were not frames of the subprotocol.
+    pub client_protocol_errors: AtomicU64,
+    /// Acknowledgements from clients that settled a receipt.
+    pub client_acks: AtomicU64,
     pub commands: AtomicU64,
     pub command_errors: AtomicU64,
     /// Client connections closed, indexed by [`CloseReason`].

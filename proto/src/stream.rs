@@ -156,6 +156,13 @@ impl<T: Clone> History<T> {
         }
     }
 
+    /// The latest message kept at `now`, if any (what a cache-mode stream gives a client that
+    /// joins).
+    pub fn latest(&mut self, now: Instant) -> Option<(u64, T)> {
+        self.trim(now);
+        self.kept.back().map(|e| (e.offset, e.item.clone()))
+    }
+
     /// Messages kept now.
     pub fn len(&self) -> usize {
         self.kept.len()

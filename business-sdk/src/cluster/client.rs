@@ -132,6 +132,14 @@ impl Cluster {
         handle
     }
 
+    /// A handle whose casts also ask each client to acknowledge: see
+    /// [`Client::with_client_acks`](crate::Client::with_client_acks).
+    pub fn with_client_acks(&self) -> Cluster {
+        let mut handle = self.clone();
+        handle.call = handle.call.with_client_acks();
+        handle
+    }
+
     fn members(&self) -> &Members {
         &self.inner.members
     }

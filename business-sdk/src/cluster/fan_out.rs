@@ -216,7 +216,7 @@ impl Members {
             Some(gateway) => {
                 let body = fits(target, body)?;
                 gateway
-                    .execute(&meta.command_id, meta.receipt, body)
+                    .execute(&meta.command_id, meta.receipt, meta.client_ack, body)
                     .await
                     .map_err(error::from_wire)
             }
@@ -237,7 +237,9 @@ impl Members {
         match self.in_process(&target.node_id) {
             Some(gateway) => {
                 let body = fits(target, body)?;
-                let _ = gateway.execute(&meta.command_id, meta.receipt, body).await;
+                let _ = gateway
+                    .execute(&meta.command_id, meta.receipt, meta.client_ack, body)
+                    .await;
                 Ok(())
             }
             None => {

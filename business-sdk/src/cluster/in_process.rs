@@ -27,8 +27,15 @@ pub trait InProcess: Send + Sync + std::fmt::Debug + 'static {
     fn node_id(&self) -> &str;
 
     /// Carries out one command or query, exactly as on the gateway's link, with its command id
-    /// (`Envelope.command_id`; empty: none) and receipt mode (`Envelope.receipt`). The future must finish the command once it has
+    /// (`Envelope.command_id`; empty: none), receipt mode (`Envelope.receipt`) and whether
+    /// clients are asked to acknowledge (`Envelope.client_ack`). The future must finish the command once it has
     /// started even when the caller stops waiting: the cluster client applies no request
     /// timeout to it (nothing it waits for is remote).
-    fn execute(&self, command_id: &str, receipt: ReceiptMode, body: Body) -> InProcessAnswer<'_>;
+    fn execute(
+        &self,
+        command_id: &str,
+        receipt: ReceiptMode,
+        client_ack: bool,
+        body: Body,
+    ) -> InProcessAnswer<'_>;
 }

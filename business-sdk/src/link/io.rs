@@ -489,6 +489,7 @@ async fn feed(
                 request_id,
                 command_id: meta.command_id,
                 receipt: meta.receipt as i32,
+                client_ack: meta.client_ack,
                 body: Some(body),
                 ..Default::default()
             };

@@ -39,9 +39,16 @@ fn report(cluster: &wsgate_business::Cluster, report: ClusterReport) -> Reply {
     Ok(Json(report.into()))
 }
 
-/// `cluster`, waiting for receipts when the body asked for them.
-fn asking(cluster: wsgate_business::Cluster, receipts: bool) -> wsgate_business::Cluster {
-    if receipts {
+/// `cluster`, waiting for receipts when the body asked for them, and asking clients to
+/// acknowledge when it asked for that (which waits for receipts too).
+fn asking(
+    cluster: wsgate_business::Cluster,
+    receipts: bool,
+    client_ack: bool,
+) -> wsgate_business::Cluster {
+    if client_ack {
+        cluster.with_client_acks()
+    } else if receipts {
         cluster.with_receipts()
     } else {
         cluster
@@ -65,6 +72,9 @@ pub(crate) struct SendBody {
     /// Wait for, and answer with, the connection's receipt.
     #[serde(default)]
     receipts: bool,
+    /// Also ask each client to acknowledge (implies `receipts`).
+    #[serde(default)]
+    client_ack: bool,
 }
 
 /// POST /api/v1/send: one message to one connection.
@@ -75,10 +85,9 @@ pub(crate) async fn send(
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
     let cluster = key.apply(cluster(&context).await?);
-    if body.receipts {
+    if body.receipts || body.client_ack {
         // A cast to one connection that reports like the others, unknown still a 404.
-        let r = cluster
-            .with_receipts()
+        let r = asking(cluster.clone(), true, body.client_ack)
             .multicast([body.conn_id], payload)
             .await
             .map_err(ApiError::from_sdk)?;
@@ -109,6 +118,9 @@ pub(crate) struct MulticastBody {
     /// Wait for, and answer with, each target connection's receipt.
     #[serde(default)]
     receipts: bool,
+    /// Also ask each client to acknowledge (implies `receipts`).
+    #[serde(default)]
+    client_ack: bool,
 }
 
 /// POST /api/v1/multicast: one message to several connections.
@@ -118,12 +130,16 @@ pub(crate) async fn multicast(
     JsonBody(body): JsonBody<MulticastBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
+    let cluster = asking(
+        key.apply(cluster(&context).await?),
+        body.receipts,
+        body.client_ack,
+    );
     let r = cluster
         .multicast(body.conn_ids, payload)
         .await
         .map_err(ApiError::from_sdk)?;
-    receipted(&cluster, r, body.receipts)
+    receipted(&cluster, r, body.receipts || body.client_ack)
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +154,9 @@ pub(crate) struct BroadcastBody {
     /// Wait for, and answer with, each target connection's receipt.
     #[serde(default)]
     receipts: bool,
+    /// Also ask each client to acknowledge (implies `receipts`).
+    #[serde(default)]
+    client_ack: bool,
 }
 
 /// POST /api/v1/broadcast: one message to every connection of the cluster.
@@ -147,12 +166,16 @@ pub(crate) async fn broadcast(
     JsonBody(body): JsonBody<BroadcastBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
+    let cluster = asking(
+        key.apply(cluster(&context).await?),
+        body.receipts,
+        body.client_ack,
+    );
     let r = cluster
         .broadcast(payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    receipted(&cluster, r, body.receipts)
+    receipted(&cluster, r, body.receipts || body.client_ack)
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +191,9 @@ pub(crate) struct UsersSendBody {
     /// Wait for, and answer with, each target connection's receipt.
     #[serde(default)]
     receipts: bool,
+    /// Also ask each client to acknowledge (implies `receipts`).
+    #[serde(default)]
+    client_ack: bool,
 }
 
 /// POST /api/v1/users/send: one message to every connection of these users.
@@ -177,12 +203,16 @@ pub(crate) async fn send_to_users(
     JsonBody(body): JsonBody<UsersSendBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
+    let cluster = asking(
+        key.apply(cluster(&context).await?),
+        body.receipts,
+        body.client_ack,
+    );
     let r = cluster
         .send_to_users(body.user_ids, payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    receipted(&cluster, r, body.receipts)
+    receipted(&cluster, r, body.receipts || body.client_ack)
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +228,9 @@ pub(crate) struct PublishBody {
     /// Wait for, and answer with, each target connection's receipt.
     #[serde(default)]
     receipts: bool,
+    /// Also ask each client to acknowledge (implies `receipts`).
+    #[serde(default)]
+    client_ack: bool,
 }
 
 /// POST /api/v1/topics/publish: one message to every member of these topics.
@@ -207,12 +240,16 @@ pub(crate) async fn publish(
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Reply {
     let payload = payload::required(body.text, body.binary)?;
-    let cluster = asking(key.apply(cluster(&context).await?), body.receipts);
+    let cluster = asking(
+        key.apply(cluster(&context).await?),
+        body.receipts,
+        body.client_ack,
+    );
     let r = cluster
         .publish(body.topics, payload, body.exclude_conn_ids)
         .await
         .map_err(ApiError::from_sdk)?;
-    receipted(&cluster, r, body.receipts)
+    receipted(&cluster, r, body.receipts || body.client_ack)
 }
 
 #[derive(Debug, Deserialize)]

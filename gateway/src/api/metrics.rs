@@ -237,6 +237,54 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.commands_deduplicated),
     );
     out.single(
+        "wsgate_streams",
+        "gauge",
+        "Streams this gateway holds (topics and users configured by --stream).",
+        get(&stats.streams_current),
+    );
+    out.single(
+        "wsgate_stream_publications_total",
+        "counter",
+        "Messages published to streams: each got an offset and went into its stream's history.",
+        get(&stats.stream_publications),
+    );
+    out.single(
+        "wsgate_stream_history_refused_total",
+        "counter",
+        "Topics or users that would have been new streams while the gateway held --max-streams: \
+         delivered live without history.",
+        get(&stats.stream_history_refused),
+    );
+    out.family(
+        "wsgate_stream_recoveries_total",
+        "counter",
+        "Joins of a stream by a client that said where it was: recovered (given everything \
+         after it) or not (told recovered: false, with the gap).",
+    );
+    for (result, counter) in [
+        ("recovered", &stats.stream_recovered),
+        ("not_recovered", &stats.stream_not_recovered),
+    ] {
+        out.sample(
+            "wsgate_stream_recoveries_total",
+            &[("result", result)],
+            get(counter),
+        );
+    }
+    out.single(
+        "wsgate_client_protocol_errors_total",
+        "counter",
+        "Text frames from wsgate.stream.v1 clients that were not frames of the subprotocol \
+         (answered with an error frame, not forwarded).",
+        get(&stats.client_protocol_errors),
+    );
+    out.single(
+        "wsgate_client_acks_total",
+        "counter",
+        "Client acknowledgements that settled a receipt as acked.",
+        get(&stats.client_acks),
+    );
+    out.single(
         "wsgate_client_queued_bytes",
         "gauge",
         "Bytes queued to clients now, being written included (each client at most \

@@ -275,8 +275,8 @@ fn schemas(limits: &Limits) -> Value {
                             "conn_id": { "type": "string" },
                             "delivery": {
                                 "type": "string",
-                                "enum": ["written", "gone", "dropped"],
-                                "description": "written: to the client's socket; gone: not connected when the cast ran; dropped: never written (slow consumer, or closed with it queued)."
+                                "enum": ["written", "gone", "dropped", "acked", "unacked"],
+                                "description": "written: to the client's socket; gone: not connected when the cast ran; dropped: never written (slow consumer, or closed with it queued); acked: the client acknowledged it (client_ack); unacked: written, not acknowledged within --client-ack-timeout."
                             }
                         }
                     }
@@ -285,25 +285,30 @@ fn schemas(limits: &Limits) -> Value {
         },
         "SendRequest": with_message(object(&["conn_id"], json!({
             "conn_id": conn_id("A connection id from a ConnOpen event."),
-            "receipts": { "type": "boolean", "description": "Wait for the connection's outcome and list it in the reply (`receipts`)." }
+            "receipts": { "type": "boolean", "description": "Wait for the connection's outcome and list it in the reply (`receipts`)." },
+            "client_ack": { "type": "boolean", "description": "Also ask each wsgate.stream.v1 client to acknowledge (docs/streams.md); waits for the receipts, so up to --client-ack-timeout: acked or unacked instead of written." }
         }), "One message to one connection.")),
         "MulticastRequest": with_message(object(&["conn_ids"], json!({
             "conn_ids": conn_ids(1, "Connection ids."),
-            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." },
+            "client_ack": { "type": "boolean", "description": "Also ask each wsgate.stream.v1 client to acknowledge (docs/streams.md); waits for the receipts, so up to --client-ack-timeout: acked or unacked instead of written." }
         }), "One message to several connections.")),
         "BroadcastRequest": with_message(object(&[], json!({
             "exclude_conn_ids": exclude,
-            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." },
+            "client_ack": { "type": "boolean", "description": "Also ask each wsgate.stream.v1 client to acknowledge (docs/streams.md); waits for the receipts, so up to --client-ack-timeout: acked or unacked instead of written." }
         }), "One message to every connection of the cluster.")),
         "UsersSendRequest": with_message(object(&["user_ids"], json!({
             "user_ids": user_ids(1, "User ids."),
             "exclude_conn_ids": exclude,
-            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." },
+            "client_ack": { "type": "boolean", "description": "Also ask each wsgate.stream.v1 client to acknowledge (docs/streams.md); waits for the receipts, so up to --client-ack-timeout: acked or unacked instead of written." }
         }), "One message to every connection of these users.")),
         "PublishRequest": with_message(object(&["topics"], json!({
             "topics": topics("Topics."),
             "exclude_conn_ids": exclude,
-            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." }
+            "receipts": { "type": "boolean", "description": "Wait for each target connection's outcome and list it in the reply (`receipts`); at most --max-conn-ids-per-command targets." },
+            "client_ack": { "type": "boolean", "description": "Also ask each wsgate.stream.v1 client to acknowledge (docs/streams.md); waits for the receipts, so up to --client-ack-timeout: acked or unacked instead of written." }
         }), "One message to every member of these topics.")),
         "BindRequest": object(&["conn_id", "user_id"], json!({
             "conn_id": conn_id("A connection id."),

@@ -44,7 +44,7 @@ pub(crate) struct CommandReply {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub(crate) struct ReceiptReply {
     pub conn_id: String,
-    /// `written`, `gone` or `dropped`.
+    /// `written`, `gone`, `dropped`, `acked` or `unacked`.
     pub delivery: &'static str,
 }
 
@@ -53,6 +53,8 @@ impl ReceiptReply {
         let delivery = match r.delivery() {
             Delivery::Written => "written",
             Delivery::Gone => "gone",
+            Delivery::Acked => "acked",
+            Delivery::Unacked => "unacked",
             // What this gateway does not know yet (a newer peer's outcome) reads as not written.
             Delivery::Dropped | Delivery::Unspecified => "dropped",
         };

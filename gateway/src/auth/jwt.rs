@@ -22,6 +22,8 @@ use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::traits::PublicKeyParts;
 use serde::Deserialize;
 
+use crate::websocket::subprotocol;
+
 /// Longest `sub` accepted: the same limit as any user id.
 const MAX_SUBJECT_CHARS: usize = crate::connections::state::MAX_NAME_CHARS;
 
@@ -493,7 +495,11 @@ fn token_from_protocols(header: &str) -> Option<&str> {
     let at = items.iter().position(|item| *item == super::SUBPROTOCOL)?;
     let after = items.get(at + 1).copied();
     let before = at.checked_sub(1).and_then(|i| items.get(i)).copied();
-    after.or(before).filter(|item| *item != super::SUBPROTOCOL)
+    // The other names a client may offer beside it are never the token.
+    let ours = |item: &&str| *item == super::SUBPROTOCOL || *item == subprotocol::NAME;
+    after
+        .filter(|item| !ours(item))
+        .or(before.filter(|item| !ours(item)))
 }
 
 #[cfg(test)]

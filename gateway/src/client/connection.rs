@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use tokio::time::Instant;
@@ -17,19 +17,23 @@ use tokio_util::sync::CancellationToken;
 use wsgate_proto::v1::{ClosedBy, ConnMessage, ConnOpen, Payload, PayloadKind, envelope::Body};
 
 use super::ClientStream;
+use super::acks::Awaiting;
 use super::close::{End, Goodbye, conclude, say_goodbye};
 use super::context::Context;
 use super::handshake::Admission;
 use super::rate::{Rate, RateLimitAction, TokenBucket};
 use crate::connections::limit::Seat;
+use crate::connections::message::Message;
 use crate::connections::registry::{CloseRequest, Conn, Next, Outbound, PeerInfo};
 use crate::connections::state::{AdmitLimits, Admitted};
+use crate::connections::streams::rules::Kind;
 use crate::connections::users::UserLimit;
 use crate::links::Pinned;
 use crate::stats::{CloseReason, Stats};
 use crate::websocket::close_code;
 use crate::websocket::frame::{self, Decoder, Incoming};
 use crate::websocket::io::{read_into, write_frames};
+use crate::websocket::subprotocol::{self, FromClient};
 
 /// Serves one admitted client until it closes: [`open`] (registry, indexes, `ConnOpen`),
 /// [`run`] (the loop), [`close`] (`ConnClose`, the closing handshake).
@@ -77,6 +81,8 @@ async fn open(
         topics,
         session,
         first_message,
+        streams,
+        positions,
     } = admission;
     let connected_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -91,7 +97,11 @@ async fn open(
             real_ip: non_empty(&info.real_ip),
             connected_at_ms,
         },
+        streams,
     ));
+    if !positions.is_empty() {
+        conn.set_positions(positions);
+    }
     ctx.conns.registry.insert(conn.clone());
     // What authentication attached, in place before ConnOpen so commands see it at once.
     let limits = AdmitLimits {
@@ -101,12 +111,28 @@ async fn open(
             config.user_connection_policy,
         ),
     };
+    // The user's and the topics' streams are joined under their locks (what a client that
+    // says where it was missed is queued first).
+    let mut named = Vec::new();
+    if ctx.conns.streams.configured() {
+        named.extend(topics.iter().map(|t| (Kind::Topics, t.clone())));
+        named.extend(user_id.iter().map(|u| (Kind::Users, u.clone())));
+    }
+    let candidates: Vec<(Kind, &str)> = named.iter().map(|(k, n)| (*k, n.as_str())).collect();
     let admitted = Admitted {
         user_id,
         topics,
         session,
     };
-    let (attached, refused) = match ctx.conns.indexes.admit(&conn.state, admitted, limits) {
+    let admit = || ctx.conns.indexes.admit(&conn.state, admitted, limits);
+    let admitted = Box::pin(ctx.conns.streams.joining(
+        &ctx.conns.registry,
+        &conn,
+        &candidates,
+        admit,
+    ))
+    .await;
+    let (attached, refused) = match admitted {
         Ok((attached, evicted)) => {
             for id in &evicted {
                 ctx.conns.registry.close(id, None, CloseRequest::replaced());
@@ -137,7 +163,8 @@ async fn open(
     // an await here would be part of every idle connection's task.
     Box::pin(ctx.links.dispatch(pinned, Body::ConnOpen(open))).await;
     if let Some(first) = first_message {
-        ctx.conns.registry.offer(&conn, &first);
+        let first = Message::new(first, None);
+        ctx.conns.registry.offer_message(&conn, &first);
     }
     if let Some(over) = refused {
         Stats::incr(&ctx.stats.handshakes_user_limited);
@@ -201,6 +228,8 @@ async fn run<S: ClientStream>(
     let ping = tokio::time::sleep(config.client_ping_interval);
     tokio::pin!(ping);
     let mut last_seen = Instant::now();
+    // Made on the first message the client is asked to acknowledge.
+    let mut awaiting: Option<Box<Awaiting>> = None;
 
     // Shutdown arrives as a close request on `conn`, like a business process's: nothing
     // shared by every connection is polled on every turn.
@@ -214,11 +243,13 @@ async fn run<S: ClientStream>(
                 };
                 // A client that stops reading blocks this write; a slow-consumer close or
                 // shutdown must still get through.
+                let mut kept = Vec::new();
                 let written = tokio::select! {
                     biased;
-                    r = write_queue(stream, conn, queue, &ctx.stats) => r,
+                    r = write_queue(stream, conn, queue, &mut kept, &ctx.stats) => r,
                     req = conn.closed() => return End::Close(req),
                 };
+                hold_acks(&mut awaiting, kept, config.client_ack_timeout);
                 match written {
                     Ok(None) => {}
                     Ok(Some(req)) => return End::Close(req),
@@ -231,8 +262,17 @@ async fn run<S: ClientStream>(
                     Ok(_) => last_seen = Instant::now(),
                     Err(e) => return End::Lost(e.to_string()),
                 }
-                if let Some(end) = forward(inbound, conn, ctx, pinned, peer).await {
+                if let Some(end) = forward(inbound, conn, ctx, pinned, peer, &mut awaiting).await {
                     return end;
+                }
+            }
+            () = async {
+                if let Some(a) = awaiting.as_mut() {
+                    a.due().await
+                }
+            }, if awaiting.as_ref().is_some_and(|a| !a.is_empty()) => {
+                if let Some(a) = awaiting.as_mut() {
+                    a.expire(Instant::now());
                 }
             }
             _ = async {
@@ -258,6 +298,20 @@ async fn run<S: ClientStream>(
     }
 }
 
+/// Written messages the client was asked to acknowledge: their slots wait for it.
+fn hold_acks(awaiting: &mut Option<Box<Awaiting>>, kept: Vec<Outbound>, timeout: Duration) {
+    let now = Instant::now();
+    for item in kept {
+        if let Outbound::Tracked(t) = item
+            && let Some((ack, slot)) = t.awaiting()
+        {
+            awaiting
+                .get_or_insert_with(|| Box::new(Awaiting::new(timeout)))
+                .hold(ack, slot, now);
+        }
+    }
+}
+
 /// Decodes what the client sent and forwards each message to the business; answers pings and
 /// text heartbeats. `Some` when the connection ends (a close frame, a bad frame, the rate).
 async fn forward(
@@ -266,7 +320,9 @@ async fn forward(
     ctx: &Context,
     pinned: &mut Pinned,
     peer: SocketAddr,
+    awaiting: &mut Option<Box<Awaiting>>,
 ) -> Option<End> {
+    let streams = conn.streams();
     let config = &ctx.config;
     let conn_id = conn.id();
     let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
@@ -292,8 +348,16 @@ async fn forward(
                 None => continue,
             }
         }
+        let incoming = if streams {
+            match from_streams_client(incoming, conn, ctx, awaiting) {
+                Some(incoming) => incoming,
+                None => continue,
+            }
+        } else {
+            incoming
+        };
         let payload = match incoming {
-            Incoming::Text(text) if heartbeat == Some(&text[..]) => {
+            Incoming::Text(text) if heartbeat == Some(&text[..]) && !streams => {
                 // Through the queue: a client that never reads the answers fills it and is
                 // closed like any slow consumer.
                 ctx.conns.registry.offer(conn, &ctx.heartbeat_reply);
@@ -332,6 +396,41 @@ async fn forward(
         inbound.input = BytesMut::new();
     }
     None
+}
+
+/// A frame from a `wsgate.stream.v1` client: its message, as a plain client would have sent
+/// it, for the business; `None` when it was for the gateway (an ack, a ping) or not a frame
+/// of the subprotocol (answered with an `error` frame). Control frames pass unchanged.
+fn from_streams_client(
+    incoming: Incoming,
+    conn: &Conn,
+    ctx: &Context,
+    awaiting: &mut Option<Box<Awaiting>>,
+) -> Option<Incoming> {
+    if !matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) {
+        return Some(incoming);
+    }
+    match subprotocol::read(&incoming) {
+        Ok(FromClient::Message { data, text: true }) => Some(Incoming::Text(data)),
+        Ok(FromClient::Message { data, text: false }) => Some(Incoming::Binary(data)),
+        Ok(FromClient::Ack(ids)) => {
+            let settled = awaiting.as_mut().map_or(0, |a| a.ack(&ids));
+            ctx.stats
+                .client_acks
+                .fetch_add(settled, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+        Ok(FromClient::Ping) => {
+            ctx.conns.registry.offer(conn, &subprotocol::pong());
+            None
+        }
+        Err(why) => {
+            Stats::incr(&ctx.stats.client_protocol_errors);
+            tracing::debug!(conn_id = %conn.id(), "client frame refused: {why}");
+            ctx.conns.registry.offer(conn, &subprotocol::error(&why));
+            None
+        }
+    }
 }
 
 /// Takes the connection out of the registry and the indexes, counts how it ended, and tells
@@ -403,6 +502,7 @@ async fn write_queue<S: ClientStream>(
     stream: &mut S,
     conn: &Conn,
     mut queue: VecDeque<Outbound>,
+    kept: &mut Vec<Outbound>,
     stats: &Stats,
 ) -> std::io::Result<Option<CloseRequest>> {
     let mut close = None;
@@ -422,7 +522,7 @@ async fn write_queue<S: ClientStream>(
             }
         }
     }
-    write_frames(stream, &mut queue).await?;
+    write_frames(stream, &mut queue, kept).await?;
     conn.written(queue, raw, stats);
     stats.messages_out.add(written);
     stats.bytes_out.add(bytes);

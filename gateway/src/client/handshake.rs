@@ -16,6 +16,7 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use wsgate_proto::stream::Position;
 use wsgate_proto::v1::Authorize;
 use wsgate_proto::validate::Refused;
 
@@ -29,6 +30,7 @@ use crate::connections::state::{UserLimitExceeded, check_name};
 use crate::connections::users::UserConnectionPolicy;
 use crate::stats::Stats;
 use crate::websocket::frame;
+use crate::websocket::subprotocol as streams;
 
 use crate::websocket::MAX_HEAD_BYTES;
 
@@ -73,6 +75,10 @@ pub(crate) struct Admission {
     pub session: HashMap<String, String>,
     /// An encoded frame sent right after the 101.
     pub first_message: Option<Bytes>,
+    /// The client negotiated the `wsgate.stream.v1` subprotocol.
+    pub streams: bool,
+    /// Where it was in the streams it named (`wsgate_recover`), by stream name.
+    pub positions: HashMap<String, Position>,
 }
 
 /// A refusal, as the HTTP response the client gets.
@@ -265,6 +271,7 @@ async fn decide(req: &Request, peer: SocketAddr, ctx: &Context) -> Result<Decide
         info: RequestInfo::of(req, config),
         ..Admission::default()
     };
+    check_streams(req, &mut admission)?;
     let mut subprotocol = None;
     if let Some(verifier) = &ctx.jwt {
         subprotocol = check_jwt(req, peer, verifier, &mut admission)?;
@@ -273,8 +280,12 @@ async fn decide(req: &Request, peer: SocketAddr, ctx: &Context) -> Result<Decide
         ask_hook(req, peer, ctx, &mut admission).await?;
     }
     check_user_limit(&admission, ctx)?;
-    // A client that offered our subprotocol gets it back even without JWT checks.
-    if subprotocol.is_none()
+    // The stream subprotocol is the one answered when offered: it changes what the frames
+    // are, and the client must know it was agreed. A client that offered our JWT
+    // subprotocol gets it back even without JWT checks.
+    if admission.streams {
+        subprotocol = Some(streams::NAME);
+    } else if subprotocol.is_none()
         && req.header_has_token("sec-websocket-protocol", crate::auth::SUBPROTOCOL)
     {
         subprotocol = Some(crate::auth::SUBPROTOCOL);
@@ -285,6 +296,18 @@ async fn decide(req: &Request, peer: SocketAddr, ctx: &Context) -> Result<Decide
         subprotocol,
         seat,
     })
+}
+
+/// The `wsgate.stream.v1` subprotocol, when offered, and the positions the client gives
+/// (docs/streams.md): 400 when they cannot be read.
+fn check_streams(req: &Request, admission: &mut Admission) -> Result<(), Rejection> {
+    if !req.header_has_token("sec-websocket-protocol", streams::NAME) {
+        return Ok(());
+    }
+    admission.positions =
+        streams::positions(&req.query).map_err(|e| Rejection::new(400, format!("{e}\n")))?;
+    admission.streams = true;
+    Ok(())
 }
 
 /// `--handshake-rate-per-ip`: 429 past the client address's rate.

@@ -2,6 +2,7 @@
 //! connection.
 
 pub(crate) mod accept;
+pub(crate) mod acks;
 pub(crate) mod close;
 pub(crate) mod connection;
 pub(crate) mod context;

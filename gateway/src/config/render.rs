@@ -68,6 +68,14 @@ pub(crate) fn redacted<S: Serializer>(value: &Option<String>, s: S) -> Result<S:
     }
 }
 
+/// A list of values the way flags take them (their `Display`, which parses back).
+pub(crate) fn displayed<S: Serializer, T: std::fmt::Display>(
+    values: &[T],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(values.iter().map(ToString::to_string))
+}
+
 /// A duration the way flags take it: "250ms", "10s", "5m", "1h".
 pub(crate) fn duration<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*value))

@@ -11,8 +11,11 @@
 //!
 //! The business asked either to wait for every outcome (the `Result` lists them) or to have
 //! them sent later; both read [`Receipts::all`] once the cast has queued everything
-//! ([`Receipts::seal`]). Client-acknowledged outcomes (the streams of issue 14) will settle
-//! the same slots later; the enum already reserves their values.
+//! ([`Receipts::seal`]). A cast that also asks clients to acknowledge (`Envelope.client_ack`)
+//! gives a `wsgate.stream.v1` client's slot back to its connection once written: the
+//! connection settles it as acknowledged when the client answers, and as unacknowledged when
+//! the client's time (`--client-ack-timeout`) is up or the connection ends
+//! ([`crate::client::acks`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -118,6 +121,23 @@ impl Slot {
     pub(crate) fn written(&mut self) {
         self.delivery = Delivery::Written;
     }
+
+    /// The frame was written and the client asked to acknowledge it: unacknowledged until
+    /// [`acked`](Slot::acked).
+    pub(crate) fn unacked(&mut self) {
+        self.delivery = Delivery::Unacked;
+    }
+
+    /// The client acknowledged it.
+    pub(crate) fn acked(&mut self) {
+        self.delivery = Delivery::Acked;
+    }
+}
+
+/// Ack ids, one per cast that asks clients to acknowledge; unique in this process.
+pub(crate) fn next_ack_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Drop for Slot {

@@ -13,7 +13,7 @@
 //! pending, so a big message is delivered to a client that reads, alone. Every queue's bytes
 //! add up in [`Stats::client_queued_bytes`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,8 +21,10 @@ use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use wsgate_proto::stream::Position;
 use wsgate_proto::v1::ClosedBy;
 
+use crate::connections::message::Message;
 use crate::connections::receipts::{Receipts, Slot};
 use crate::connections::state::ConnState;
 use crate::stats::Stats;
@@ -72,20 +74,20 @@ pub enum Outbound {
 pub struct Tracked {
     frame: Bytes,
     slot: Slot,
+    /// The ack id the client was asked to answer with: once written, the slot waits for it
+    /// ([`Tracked::awaiting`]) instead of settling as written.
+    ack: Option<u64>,
+}
+
+impl Tracked {
+    /// The ack id and slot of a written frame whose client was asked to acknowledge it.
+    pub fn awaiting(self) -> Option<(u64, Slot)> {
+        let Tracked { slot, ack, .. } = self;
+        ack.map(|ack| (ack, slot))
+    }
 }
 
 impl Outbound {
-    /// `frame` for `conn`, with a receipt slot when the cast asked for receipts.
-    fn of(conn: &Conn, frame: &Bytes, receipts: Option<&Arc<Receipts>>) -> Self {
-        match receipts {
-            None => Outbound::Frame(frame.clone()),
-            Some(receipts) => Outbound::Tracked(Box::new(Tracked {
-                frame: frame.clone(),
-                slot: receipts.slot(conn.id().clone()),
-            })),
-        }
-    }
-
     /// The encoded frame, if this is one.
     pub fn frame(&self) -> Option<&Bytes> {
         match self {
@@ -138,12 +140,18 @@ struct Hot {
     ended: bool,
     /// A close was requested; the request is in [`Cold::close`] (stored before this is set).
     closing: bool,
+    /// The client speaks the `wsgate.stream.v1` subprotocol: it gets the framed encoding of a
+    /// [`Message`]. Fixed at the handshake; here because every push reads it.
+    streams: bool,
 }
 
-/// What only a close takes.
+/// What only a close, and a join of a stream, take.
 #[derive(Debug, Default)]
 struct Cold {
     close: Option<CloseRequest>,
+    /// Where a `wsgate.stream.v1` client was in the streams it named at the handshake, kept
+    /// until it joins each (see [`Conn::take_position`]).
+    positions: HashMap<String, Position>,
     /// The task, waiting for a close while a write is blocked ([`Conn::closed`]).
     closed: Option<Waker>,
 }
@@ -176,9 +184,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Conn {
-    pub fn new(id: Arc<str>, info: PeerInfo) -> Self {
+    /// A connection; `streams` when it negotiated the `wsgate.stream.v1` subprotocol.
+    pub fn new(id: Arc<str>, info: PeerInfo, streams: bool) -> Self {
         Self {
-            hot: Mutex::default(),
+            hot: Mutex::new(Hot {
+                streams,
+                ..Hot::default()
+            }),
             cold: Mutex::default(),
             state: ConnState::new(id),
             info,
@@ -188,6 +200,21 @@ impl Conn {
     /// The connection's id.
     pub fn id(&self) -> &Arc<str> {
         self.state.id()
+    }
+
+    /// Whether the client speaks the `wsgate.stream.v1` subprotocol.
+    pub fn streams(&self) -> bool {
+        lock(&self.hot).streams
+    }
+
+    /// Keeps where the client was in the streams it named at the handshake.
+    pub fn set_positions(&self, positions: HashMap<String, Position>) {
+        lock(&self.cold).positions = positions;
+    }
+
+    /// Where the client was in `stream`, once: taken when it joins the stream.
+    pub fn take_position(&self, stream: &str) -> Option<Position> {
+        lock(&self.cold).positions.remove(stream)
     }
 
     /// Asks the connection to close now; the first request wins.
@@ -250,16 +277,55 @@ impl Conn {
         limit: QueueLimit,
         stats: &Stats,
     ) -> Result<(), SendOutcome> {
+        self.push_locked(lock(&self.hot), items, limit, stats)
+    }
+
+    /// Queues `msg` in the encoding this client takes, with `slot` when the cast asked for
+    /// receipts (the slot is dropped, so settled, after the lock when the push is refused).
+    fn push_message(
+        &self,
+        msg: &Message,
+        slot: Option<Slot>,
+        limit: QueueLimit,
+        stats: &Stats,
+    ) -> Result<(), SendOutcome> {
+        let hot = lock(&self.hot);
+        let streams = hot.streams;
+        let frame = msg.frame(streams).clone();
+        let item = match slot {
+            None => Outbound::Frame(frame),
+            Some(slot) => Outbound::Tracked(Box::new(Tracked {
+                frame,
+                slot,
+                ack: msg.ack().filter(|_| streams),
+            })),
+        };
+        self.push_locked(hot, [item], limit, stats)
+    }
+
+    /// [`push`](Conn::push) under a lock already taken; the lock is released before anything
+    /// refused is dropped.
+    fn push_locked<const N: usize>(
+        &self,
+        mut hot: MutexGuard<'_, Hot>,
+        items: [Outbound; N],
+        limit: QueueLimit,
+        stats: &Stats,
+    ) -> Result<(), SendOutcome> {
         let bytes: usize = items.iter().map(Outbound::len).sum();
-        let mut hot = lock(&self.hot);
-        if hot.ended {
-            return Err(SendOutcome::Unknown);
-        }
-        if hot.queue.len() + N > limit.frames {
-            return Err(SendOutcome::SlowConsumer);
-        }
-        if hot.pending_bytes > 0 && hot.pending_bytes + bytes > limit.bytes {
-            return Err(SendOutcome::SlowConsumer);
+        let refused = if hot.ended {
+            Some(SendOutcome::Unknown)
+        } else if hot.queue.len() + N > limit.frames
+            || (hot.pending_bytes > 0 && hot.pending_bytes + bytes > limit.bytes)
+        {
+            Some(SendOutcome::SlowConsumer)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            drop(hot);
+            drop(items);
+            return Err(refused);
         }
         hot.queue.extend(items);
         hot.pending_bytes += bytes;
@@ -350,6 +416,10 @@ impl Registry {
         self.conns.len()
     }
 
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
     pub fn get(&self, conn_id: &str) -> Option<Arc<Conn>> {
         self.conns.get(conn_id).map(|c| c.clone())
     }
@@ -363,16 +433,15 @@ impl Registry {
         )
     }
 
-    /// Queues an encoded frame for one connection, recording its outcome in `receipts` when
-    /// given.
+    /// Queues a message for one connection, recording its outcome in `receipts` when given.
     pub fn send_with(
         &self,
         conn_id: &str,
-        frame: &Bytes,
+        msg: &Message,
         receipts: Option<&Arc<Receipts>>,
     ) -> SendOutcome {
         match self.conns.get(conn_id) {
-            Some(conn) => self.offer_item(&conn, Outbound::of(&conn, frame, receipts)),
+            Some(conn) => self.deliver(&conn, msg, receipts),
             None => {
                 if let Some(receipts) = receipts {
                     receipts.gone(conn_id);
@@ -382,11 +451,11 @@ impl Registry {
         }
     }
 
-    /// Queues an encoded frame for every connection not in `exclude`; returns how many got it.
+    /// Queues a message for every connection not in `exclude`; returns how many got it.
     /// With `receipts`, each connection's outcome is recorded there.
     pub fn broadcast(
         &self,
-        frame: &Bytes,
+        msg: &Message,
         exclude: &HashSet<&str>,
         receipts: Option<&Arc<Receipts>>,
     ) -> u32 {
@@ -396,7 +465,7 @@ impl Registry {
                 continue;
             }
             let conn = entry.value();
-            if self.offer_item(conn, Outbound::of(conn, frame, receipts)) == SendOutcome::Queued {
+            if self.deliver(conn, msg, receipts) == SendOutcome::Queued {
                 queued += 1;
             }
         }
@@ -405,17 +474,17 @@ impl Registry {
 
     /// Sends `last` (if any) then closes the connection, in queue order so the last message
     /// arrives before the close frame. A full queue closes at once instead.
-    pub fn close(&self, conn_id: &str, last: Option<Bytes>, request: CloseRequest) -> bool {
+    pub fn close(&self, conn_id: &str, last: Option<&Message>, request: CloseRequest) -> bool {
         let Some(conn) = self.get(conn_id) else {
             return false;
         };
         let close = Outbound::Close(request.clone());
         let queued = match last {
-            Some(frame) => conn.push(
-                [Outbound::Frame(frame), close],
-                self.queue_limit,
-                &self.stats,
-            ),
+            Some(msg) => {
+                let hot = lock(&conn.hot);
+                let frame = Outbound::Frame(msg.frame(hot.streams).clone());
+                conn.push_locked(hot, [frame, close], self.queue_limit, &self.stats)
+            }
             None => conn.push([close], self.queue_limit, &self.stats),
         };
         if queued.is_err() {
@@ -441,13 +510,34 @@ impl Registry {
     /// Queues a frame for a connection already in hand (its own task's control frames too: a
     /// client that sends pings but never reads the pongs fills its queue like any other).
     pub fn offer(&self, conn: &Conn, frame: &Bytes) -> SendOutcome {
-        self.offer_item(conn, Outbound::Frame(frame.clone()))
+        self.refused(
+            conn,
+            conn.push(
+                [Outbound::Frame(frame.clone())],
+                self.queue_limit,
+                &self.stats,
+            ),
+        )
     }
 
-    /// Queues one item; a full queue closes the connection as a slow consumer (and drops the
-    /// item, which settles a receipt slot as dropped).
-    fn offer_item(&self, conn: &Conn, item: Outbound) -> SendOutcome {
-        match conn.push([item], self.queue_limit, &self.stats) {
+    /// Queues a message for a connection already in hand, in the encoding it takes.
+    pub fn offer_message(&self, conn: &Conn, msg: &Message) -> SendOutcome {
+        self.deliver(conn, msg, None)
+    }
+
+    /// Queues `msg` for `conn`, with a receipt slot when the cast asked for receipts.
+    fn deliver(&self, conn: &Conn, msg: &Message, receipts: Option<&Arc<Receipts>>) -> SendOutcome {
+        let slot = receipts.map(|r| r.slot(conn.id().clone()));
+        self.refused(
+            conn,
+            conn.push_message(msg, slot, self.queue_limit, &self.stats),
+        )
+    }
+
+    /// What a push came to; a full queue closes the connection as a slow consumer (the item
+    /// was dropped, which settles a receipt slot as dropped).
+    fn refused(&self, conn: &Conn, pushed: Result<(), SendOutcome>) -> SendOutcome {
+        match pushed {
             Ok(()) => SendOutcome::Queued,
             Err(SendOutcome::SlowConsumer) => {
                 Stats::incr(&self.stats.dropped_slow_consumer);
@@ -475,9 +565,18 @@ impl crate::websocket::io::Chunk for Outbound {
             Outbound::Close(_) => {}
         }
     }
-    fn written(&mut self) {
-        if let Outbound::Tracked(t) = self {
-            t.slot.written();
+    fn finish(self) -> Option<Self> {
+        match self {
+            Outbound::Tracked(mut t) if t.ack.is_some() => {
+                // Written: unacknowledged until the client answers (or its time is up).
+                t.slot.unacked();
+                Some(Outbound::Tracked(t))
+            }
+            Outbound::Tracked(mut t) => {
+                t.slot.written();
+                None
+            }
+            _ => None,
         }
     }
 }
@@ -494,7 +593,7 @@ mod tests {
             real_ip: None,
             connected_at_ms: 0,
         };
-        Conn::new("c".into(), info)
+        Conn::new("c".into(), info, false)
     }
 
     #[test]

@@ -160,6 +160,16 @@ impl ConnState {
         &self.id
     }
 
+    /// Whether the connection is in `topic` (`user` false) or is `name`'s (`user` true).
+    pub fn is_member(&self, user: bool, name: &str) -> bool {
+        let l = self.lock();
+        if user {
+            l.user_id() == Some(name)
+        } else {
+            l.has_topic(name)
+        }
+    }
+
     pub fn lock(&self) -> Locked<'_> {
         Locked {
             id: &self.id,
@@ -222,7 +232,7 @@ impl Locked<'_> {
         self.guard.attached.as_deref().map_or(0, |a| a.topics.len())
     }
 
-    fn has_topic(&self, topic: &str) -> bool {
+    pub(crate) fn has_topic(&self, topic: &str) -> bool {
         self.guard
             .attached
             .as_deref()

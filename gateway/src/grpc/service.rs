@@ -59,30 +59,47 @@ fn idempotency_key<T>(request: &Request<T>) -> Result<IdempotencyKey, Status> {
     IdempotencyKey::of(value).map_err(Status::invalid_argument)
 }
 
-/// Whether a cast asked for receipts with `receipts: wait` metadata.
+/// Whether a cast asked for receipts with `receipts: wait` metadata, and for client
+/// acknowledgements with `client-ack: true` (which waits for receipts too).
 fn receipts_asked<T>(request: &Request<T>) -> Result<Receipts, Status> {
-    match request.metadata().get(RECEIPTS).map(|v| v.as_bytes()) {
-        None => Ok(Receipts(false)),
-        Some(b"wait") => Ok(Receipts(true)),
-        Some(other) => Err(Status::invalid_argument(format!(
-            "receipts metadata {:?} is not understood; send `receipts: wait` to wait for each target connection's receipt, or leave it out",
-            String::from_utf8_lossy(other)
-        ))),
-    }
+    let metadata = request.metadata();
+    let wait = match metadata.get(RECEIPTS).map(|v| v.as_bytes()) {
+        None => false,
+        Some(b"wait") => true,
+        Some(other) => {
+            return Err(Status::invalid_argument(format!(
+                "receipts metadata {:?} is not understood; send `receipts: wait` to wait for each target connection's receipt, or leave it out",
+                String::from_utf8_lossy(other)
+            )));
+        }
+    };
+    let client_ack = match metadata.get(CLIENT_ACK).map(|v| v.as_bytes()) {
+        None | Some(b"false") => false,
+        Some(b"true") => true,
+        Some(other) => {
+            return Err(Status::invalid_argument(format!(
+                "client-ack metadata {:?} is not understood; send `client-ack: true` to ask each client to acknowledge, or leave it out",
+                String::from_utf8_lossy(other)
+            )));
+        }
+    };
+    Ok(Receipts(wait || client_ack, client_ack))
 }
 
 /// The metadata key that asks a cast for receipts.
 const RECEIPTS: &str = "receipts";
+/// The metadata key that asks a cast for client acknowledgements.
+const CLIENT_ACK: &str = "client-ack";
 
-/// A cast's receipts, asked for or not.
-struct Receipts(bool);
+/// A cast's receipts (asked for or not) and client acknowledgements (asked for or not).
+struct Receipts(bool, bool);
 
 impl Receipts {
-    fn apply(self, cluster: Cluster) -> Cluster {
-        if self.0 {
-            cluster.with_receipts()
-        } else {
-            cluster
+    fn apply(&self, cluster: Cluster) -> Cluster {
+        match self {
+            Receipts(_, true) => cluster.with_client_acks(),
+            Receipts(true, false) => cluster.with_receipts(),
+            Receipts(false, false) => cluster,
         }
     }
 }
@@ -123,8 +140,8 @@ impl PushApi for PushService {
         let cluster = key.apply(self.cluster().await?);
         if receipts.0 {
             // A cast to one connection that reports like the others, unknown still NOT_FOUND.
-            let report = cluster
-                .with_receipts()
+            let report = receipts
+                .apply(cluster.clone())
                 .multicast([c.conn_id], payload)
                 .await
                 .map_err(from_sdk)?;

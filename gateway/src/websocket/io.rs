@@ -44,8 +44,14 @@ pub(crate) async fn read_into<S: AsyncRead + Unpin>(
 pub(crate) trait Chunk {
     fn bytes(&self) -> &[u8];
     fn consume(&mut self, n: usize);
-    /// The whole chunk has been written; it is dropped next.
-    fn written(&mut self) {}
+    /// The whole chunk has been written: what of it is kept (handed back by
+    /// [`write_frames`]), `None` to drop it.
+    fn finish(self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Writes one frame, then flushes.
@@ -58,9 +64,11 @@ pub(crate) async fn write_frame<S: AsyncWrite + Unpin>(
 }
 
 /// Writes every chunk in `frames` (emptying it), then flushes. Empty chunks are not allowed.
+/// Written chunks that keep something ([`Chunk::finish`]) go to `kept`.
 pub(crate) async fn write_frames<S: AsyncWrite + Unpin, C: Chunk>(
     stream: &mut S,
     frames: &mut VecDeque<C>,
+    kept: &mut Vec<C>,
 ) -> io::Result<()> {
     poll_fn(|cx| {
         while !frames.is_empty() {
@@ -76,7 +84,7 @@ pub(crate) async fn write_frames<S: AsyncWrite + Unpin, C: Chunk>(
             if written == 0 {
                 return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)));
             }
-            advance(frames, written);
+            advance(frames, written, kept);
         }
         Poll::Ready(Ok(()))
     })
@@ -85,7 +93,7 @@ pub(crate) async fn write_frames<S: AsyncWrite + Unpin, C: Chunk>(
 }
 
 /// Drops `n` written bytes from the front of `frames`.
-fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize) {
+fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize, kept: &mut Vec<C>) {
     while n > 0 {
         let Some(front) = frames.front_mut() else {
             return;
@@ -96,8 +104,8 @@ fn advance<C: Chunk>(frames: &mut VecDeque<C>, mut n: usize) {
             return;
         }
         n -= len;
-        if let Some(mut done) = frames.pop_front() {
-            done.written();
+        if let Some(keep) = frames.pop_front().and_then(Chunk::finish) {
+            kept.push(keep);
         }
     }
 }
@@ -132,7 +140,9 @@ mod tests {
             }
             got
         });
-        write_frames(&mut a, &mut frames).await.expect("write");
+        write_frames(&mut a, &mut frames, &mut Vec::new())
+            .await
+            .expect("write");
         assert!(frames.is_empty());
         assert_eq!(reader.await.expect("reader")[..], expected[..]);
     }

@@ -8,3 +8,4 @@ pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub mod close_code;
 pub(crate) mod frame;
 pub(crate) mod io;
+pub(crate) mod subprotocol;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use wsgate_proto::v1::{
-    BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Publish,
-    ReceiptMode, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser,
+    BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Payload,
+    Publish, ReceiptMode, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser,
     envelope::Body,
 };
 
@@ -25,9 +25,11 @@ use super::limits::{Budget, Limits, WORK_SLICE};
 use super::queries;
 use super::report::{Outcome, one_conn, refused, report, report_users};
 use crate::connections::Connections;
+use crate::connections::message::Message;
 use crate::connections::receipts::Receipts;
 use crate::connections::registry::{CloseRequest, Registry, SendOutcome};
 use crate::connections::state::{Locked, TopicLimit};
+use crate::connections::streams::rules::Kind;
 use crate::stats::{CommandKind, Stats};
 use crate::websocket::frame;
 
@@ -38,12 +40,20 @@ use crate::websocket::frame;
 pub(crate) struct Asked {
     pub receipts: Arc<Receipts>,
     pub wait: bool,
+    /// The ack id clients of the subprotocol are asked to answer with (`Envelope.client_ack`).
+    pub ack: Option<u64>,
 }
 
 impl Asked {
-    /// What `mode` asks of `body`: `None` for no receipts; refused when `body` is no cast.
-    pub(crate) fn of(mode: i32, body: &Body) -> Result<Option<Self>, Refused> {
+    /// What `mode` and `client_ack` ask of `body`: `None` for no receipts; refused when `body`
+    /// is no cast, or client acknowledgements are asked without receipts.
+    pub(crate) fn of(mode: i32, client_ack: bool, body: &Body) -> Result<Option<Self>, Refused> {
         let wait = match ReceiptMode::try_from(mode) {
+            Ok(ReceiptMode::None) if client_ack => {
+                return Err(Refused::bad(
+                    "Envelope.client_ack asks clients to acknowledge, and the answers come as receipts: set Envelope.receipt (RECEIPT_MODE_WAIT or RECEIPT_MODE_LATER) too",
+                ));
+            }
             Ok(ReceiptMode::None) => return Ok(None),
             Ok(ReceiptMode::Wait) => true,
             Ok(ReceiptMode::Later) => false,
@@ -69,6 +79,7 @@ impl Asked {
         Ok(Some(Self {
             receipts: Receipts::new(),
             wait,
+            ack: client_ack.then(crate::connections::receipts::next_ack_id),
         }))
     }
 
@@ -119,14 +130,14 @@ async fn execute(
     }
     let mut budget = Budget::default();
     let registry = &conns.registry;
-    let receipts = asked.map(|a| &a.receipts);
     let result = match body {
-        Body::SingleCast(c) => single_cast(registry, c, receipts),
-        Body::Multicast(c) => multicast(registry, c, receipts, &mut budget).await,
-        Body::Broadcast(c) => Asked::bound(asked, registry.len(), limits)
-            .and_then(|()| broadcast(registry, c, receipts)),
+        Body::SingleCast(c) => single_cast(registry, c, asked),
+        Body::Multicast(c) => multicast(registry, c, asked, &mut budget).await,
+        Body::Broadcast(c) => {
+            Asked::bound(asked, registry.len(), limits).and_then(|()| broadcast(registry, c, asked))
+        }
         Body::ForceOffline(c) => force_offline(conns, c, &mut budget).await,
-        Body::BindUser(c) => bind_user(conns, limits, c),
+        Body::BindUser(c) => bind_user(conns, limits, c).await,
         Body::UnbindUser(c) => unbind_user(conns, c),
         Body::SendToUsers(c) => send_to_users(conns, limits, c, asked, &mut budget).await,
         Body::Subscribe(c) => {
@@ -149,9 +160,20 @@ async fn execute(
     Some(result.unwrap_or_else(refused))
 }
 
-fn single_cast(registry: &Registry, c: SingleCast, receipts: Option<&Arc<Receipts>>) -> Outcome {
+/// The message of a cast that is not a stream's publication.
+fn message(
+    payload: Option<Payload>,
+    field: &str,
+    asked: Option<&Asked>,
+) -> Result<Message, Refused> {
+    let frame = frame::outgoing(payload, field)?;
+    Ok(Message::new(frame, asked.and_then(|a| a.ack)))
+}
+
+fn single_cast(registry: &Registry, c: SingleCast, asked: Option<&Asked>) -> Outcome {
     // An empty conn_id was refused by validate::command.
-    let msg = frame::outgoing(c.payload, "SingleCast.payload")?;
+    let msg = message(c.payload, "SingleCast.payload", asked)?;
+    let receipts = asked.map(|a| &a.receipts);
     Ok(match registry.send_with(&c.conn_id, &msg, receipts) {
         SendOutcome::Queued => report(1, Vec::new()),
         // A slow consumer is being closed: for the caller it is gone.
@@ -162,11 +184,12 @@ fn single_cast(registry: &Registry, c: SingleCast, receipts: Option<&Arc<Receipt
 async fn multicast(
     registry: &Registry,
     c: Multicast,
-    receipts: Option<&Arc<Receipts>>,
+    asked: Option<&Asked>,
     budget: &mut Budget,
 ) -> Outcome {
     // Within the per-command limit already (validate::command), so a waiting receipt fits.
-    let msg = frame::outgoing(c.payload, "Multicast.payload")?;
+    let msg = message(c.payload, "Multicast.payload", asked)?;
+    let receipts = asked.map(|a| &a.receipts);
     let mut delivered = 0;
     let mut unknown = Vec::new();
     let mut seen = HashSet::new();
@@ -182,11 +205,11 @@ async fn multicast(
     Ok(report(delivered, unknown))
 }
 
-fn broadcast(registry: &Registry, c: Broadcast, receipts: Option<&Arc<Receipts>>) -> Outcome {
-    let msg = frame::outgoing(c.payload, "Broadcast.payload")?;
+fn broadcast(registry: &Registry, c: Broadcast, asked: Option<&Asked>) -> Outcome {
+    let msg = message(c.payload, "Broadcast.payload", asked)?;
     let exclude: HashSet<&str> = c.exclude.iter().map(String::as_str).collect();
     Ok(report(
-        registry.broadcast(&msg, &exclude, receipts),
+        registry.broadcast(&msg, &exclude, asked.map(|a| &a.receipts)),
         Vec::new(),
     ))
 }
@@ -195,7 +218,7 @@ async fn force_offline(conns: &Connections, c: ForceOffline, budget: &mut Budget
     // Checked by validate::command: a valid code and reason.
     let code = validate::close(i64::from(c.code), &c.reason)?;
     let last = match c.last_message {
-        Some(p) => Some(frame::outgoing(Some(p), "ForceOffline.last_message")?),
+        Some(p) => Some(message(Some(p), "ForceOffline.last_message", None)?),
         None => None,
     };
     let request = CloseRequest {
@@ -214,7 +237,7 @@ async fn force_offline(conns: &Connections, c: ForceOffline, budget: &mut Budget
         if !seen.insert(id.as_str()) {
             continue;
         }
-        if conns.registry.close(id, last.clone(), request.clone()) {
+        if conns.registry.close(id, last.as_ref(), request.clone()) {
             closed += 1;
         } else if is_named {
             unknown.push(id.clone());
@@ -255,10 +278,24 @@ fn with_conn<T>(
         .map(|conn| change(&mut conn.state.lock()))
 }
 
-fn bind_user(conns: &Connections, limits: &Limits, c: BindUser) -> Outcome {
-    let bound = with_conn(conns, &c.conn_id, |l| {
-        conns.indexes.bind(l, &c.user_id, limits.user)
-    });
+async fn bind_user(conns: &Connections, limits: &Limits, c: BindUser) -> Outcome {
+    let bound = match conns.registry.get(&c.conn_id) {
+        None => None,
+        Some(conn) => {
+            let user = [(Kind::Users, c.user_id.as_str())];
+            let bind = || {
+                conns
+                    .indexes
+                    .bind(&mut conn.state.lock(), &c.user_id, limits.user)
+            };
+            Some(
+                conns
+                    .streams
+                    .joining(&conns.registry, &conn, &user, bind)
+                    .await,
+            )
+        }
+    };
     let bound = match bound {
         None => return Ok(one_conn(c.conn_id, false)),
         Some(Err(refused)) => {
@@ -284,15 +321,87 @@ async fn send_to_users(
     asked: Option<&Asked>,
     budget: &mut Budget,
 ) -> Outcome {
-    let msg = frame::outgoing(c.payload, "SendToUsers.payload")?;
-    let (targets, unknown_users) = users_conns(conns, &c.user_ids, budget).await;
-    let to = Recipients {
-        targets,
+    let plain = frame::outgoing(c.payload, "SendToUsers.payload")?;
+    let to = Casting {
+        kind: Kind::Users,
+        names: &c.user_ids,
         exclude: &c.exclude_conn_ids,
         asked,
     };
-    let delivered = send_each(&conns.registry, limits, to, &msg, budget).await?;
+    let (delivered, unknown_users) = cast_to_streams(conns, limits, to, plain, budget).await?;
     Ok(report_users(delivered, Vec::new(), unknown_users))
+}
+
+/// A SendToUsers or Publish: to the users' connections or the topics' members.
+struct Casting<'a> {
+    kind: Kind,
+    names: &'a [String],
+    exclude: &'a [String],
+    asked: Option<&'a Asked>,
+}
+
+impl Casting<'_> {
+    /// The connections of one user or topic now.
+    fn members(&self, conns: &Connections, name: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Users => conns.indexes.user_conns(name),
+            Kind::Topics => conns.indexes.topic_conns(name),
+        }
+    }
+}
+
+/// Queues `plain` for the connections of every user or topic named: a name that is a stream
+/// gets a publication of its own, queued under the stream's lock (see
+/// [`crate::connections::streams`]); the others are reached once per connection, as before
+/// streams. Returns how many were reached and the names with no connection.
+async fn cast_to_streams(
+    conns: &Connections,
+    limits: &Limits,
+    to: Casting<'_>,
+    plain: Bytes,
+    budget: &mut Budget,
+) -> Result<(u32, Vec<String>), Refused> {
+    let ack = to.asked.and_then(|a| a.ack);
+    if let Some(a) = to.asked.filter(|a| a.wait) {
+        // A waiting receipt lists every target: count them first, so nothing is sent when
+        // they cannot all be listed.
+        let mut targets = 0;
+        for name in to.names {
+            targets += to.members(conns, name).len();
+            budget.spend(1).await;
+        }
+        Asked::bound(Some(a), targets, limits)?;
+    }
+    let mut delivered = 0;
+    let mut missing = Vec::new();
+    let mut plain_targets = Vec::new();
+    for name in to.names {
+        let stream = conns.streams.lock(to.kind, name).await;
+        let members = to.members(conns, name);
+        budget.spend(1 + members.len()).await;
+        if members.is_empty() {
+            missing.push(name.clone());
+        }
+        match stream {
+            Some(mut stream) => {
+                let msg = stream.publish(plain.clone(), ack, conns.registry.stats());
+                let targets = Recipients {
+                    targets: members,
+                    exclude: to.exclude,
+                    asked: to.asked,
+                };
+                delivered += send_each(&conns.registry, targets, &msg, budget).await;
+            }
+            None => plain_targets.extend(members),
+        }
+    }
+    let targets = Recipients {
+        targets: plain_targets,
+        exclude: to.exclude,
+        asked: to.asked,
+    };
+    delivered += send_each(&conns.registry, targets, &Message::new(plain, ack), budget).await;
+    Ok((delivered, missing))
 }
 
 /// Who a SendToUsers or Publish reaches: the connections found, those excluded, and the
@@ -304,20 +413,17 @@ struct Recipients<'a> {
 }
 
 /// Queues `msg` once for each distinct connection not excluded; returns how many got it.
-/// Refused, nothing sent, when the receipts asked for cannot list them all.
 async fn send_each(
     registry: &Registry,
-    limits: &Limits,
     to: Recipients<'_>,
-    msg: &Bytes,
+    msg: &Message,
     budget: &mut Budget,
-) -> Result<u32, Refused> {
+) -> u32 {
     let Recipients {
         targets: conns,
         exclude,
         asked,
     } = to;
-    Asked::bound(asked, conns.len(), limits)?;
     let receipts = asked.map(|a| &a.receipts);
     let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut seen = HashSet::with_capacity(conns.len());
@@ -331,7 +437,7 @@ async fn send_each(
             delivered += 1;
         }
     }
-    Ok(delivered)
+    delivered
 }
 
 /// The topics and connections of a Subscribe or Unsubscribe.
@@ -427,13 +533,24 @@ async fn change_topics(
 ) -> Option<Result<bool, TopicLimit>> {
     let mut done = Some(Ok(true));
     for slice in topics.chunks(WORK_SLICE) {
-        done = with_conn(conns, id, |l| {
-            if join {
-                conns.indexes.subscribe(l, slice, limit)
-            } else {
-                Ok(conns.indexes.unsubscribe(l, slice))
+        done = match conns.registry.get(id) {
+            None => None,
+            Some(conn) if join => {
+                // Topics that are streams are joined under their locks (replay first).
+                let candidates: Vec<(Kind, &str)> =
+                    slice.iter().map(|t| (Kind::Topics, t.as_str())).collect();
+                let subscribe = || {
+                    conns
+                        .indexes
+                        .subscribe(&mut conn.state.lock(), slice, limit)
+                };
+                let joined = conns
+                    .streams
+                    .joining(&conns.registry, &conn, &candidates, subscribe);
+                Some(joined.await)
             }
-        });
+            Some(conn) => Some(Ok(conns.indexes.unsubscribe(&mut conn.state.lock(), slice))),
+        };
         budget.spend(slice.len()).await;
         if !matches!(done, Some(Ok(true))) {
             break;
@@ -458,19 +575,14 @@ async fn publish(
     asked: Option<&Asked>,
     budget: &mut Budget,
 ) -> Outcome {
-    let msg = frame::outgoing(c.payload, "Publish.payload")?;
-    let mut targets = Vec::new();
-    for topic in &c.topics {
-        let members = conns.indexes.topic_conns(topic);
-        budget.spend(1 + members.len()).await;
-        targets.extend(members);
-    }
-    let to = Recipients {
-        targets,
+    let plain = frame::outgoing(c.payload, "Publish.payload")?;
+    let to = Casting {
+        kind: Kind::Topics,
+        names: &c.topics,
         exclude: &c.exclude_conn_ids,
         asked,
     };
-    let delivered = send_each(&conns.registry, limits, to, &msg, budget).await?;
+    let (delivered, _) = cast_to_streams(conns, limits, to, plain, budget).await?;
     Ok(report(delivered, Vec::new()))
 }
 

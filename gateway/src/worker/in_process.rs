@@ -58,7 +58,13 @@ impl InProcess for InProcessGateway {
         &self.node_id
     }
 
-    fn execute(&self, command_id: &str, receipt: ReceiptMode, body: Body) -> InProcessAnswer<'_> {
+    fn execute(
+        &self,
+        command_id: &str,
+        receipt: ReceiptMode,
+        client_ack: bool,
+        body: Body,
+    ) -> InProcessAnswer<'_> {
         let (conns, limits, stats) = (self.conns.clone(), self.limits, self.stats.clone());
         let (ids, command_id) = (self.command_ids.clone(), command_id.to_owned());
         // The APIs have no link to send Receipts frames on later: they wait for them.
@@ -66,7 +72,7 @@ impl InProcess for InProcessGateway {
             ReceiptMode::Later => Err(Refused::bad(
                 "RECEIPT_MODE_LATER needs a worker link to send the Receipts frames on; ask the HTTP and gRPC APIs to wait (RECEIPT_MODE_WAIT)",
             )),
-            mode => Asked::of(mode as i32, &body),
+            mode => Asked::of(mode as i32, client_ack, &body),
         };
         let mut work = Box::pin(async move {
             let asked = match asked {
@@ -138,7 +144,7 @@ mod tests {
                     real_ip: None,
                     connected_at_ms: 0,
                 };
-                let conn = Arc::new(Conn::new(conns.ids.next_id().into(), info));
+                let conn = Arc::new(Conn::new(conns.ids.next_id().into(), info, false));
                 conns.registry.insert(conn.clone());
                 conn
             })
@@ -166,7 +172,7 @@ mod tests {
             ..Default::default()
         });
         let joined = gw
-            .execute("", ReceiptMode::None, subscribe)
+            .execute("", ReceiptMode::None, false, subscribe)
             .await
             .expect("subscribed");
         assert_eq!(joined.delivered as usize, n);
@@ -179,7 +185,7 @@ mod tests {
             }),
             exclude_conn_ids: Vec::new(),
         });
-        let mut answer = gw.execute("", ReceiptMode::None, publish);
+        let mut answer = gw.execute("", ReceiptMode::None, false, publish);
         assert!(
             poll!(&mut answer).is_pending(),
             "a publish to {n} members yields after the first slice"
@@ -210,14 +216,14 @@ mod tests {
             }),
             exclude: Vec::new(),
         });
-        let mut answer = gw.execute("", ReceiptMode::None, broadcast);
+        let mut answer = gw.execute("", ReceiptMode::None, false, broadcast);
         match poll!(&mut answer) {
             std::task::Poll::Ready(Ok(result)) => assert_eq!(result.delivered, 3),
             other => panic!("a broadcast to 3 is answered at once, got {other:?}"),
         }
         assert!(all.iter().all(|c| c.next().now_or_never().is_some()));
         let not_a_command = gw
-            .execute("", ReceiptMode::None, Body::Ping(Default::default()))
+            .execute("", ReceiptMode::None, false, Body::Ping(Default::default()))
             .await;
         assert_eq!(
             not_a_command.map_err(|e| e.code),

@@ -546,7 +546,7 @@ async fn handle(
         };
         return Some(frames::error(request_id, ErrorCode::Unsupported, msg));
     }
-    let asked = match Asked::of(env.receipt, &body) {
+    let asked = match Asked::of(env.receipt, env.client_ack, &body) {
         Ok(asked) => asked,
         Err(refusal) => {
             return (request_id != 0).then(|| Envelope {
