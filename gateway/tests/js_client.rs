@@ -1,0 +1,132 @@
+//! The JavaScript client (`clients/js/`) against a real gateway: its unit tests, its WeChat
+//! adapter in Node over a small fake of `wx.connectSocket` that wraps a real WebSocket, and the
+//! browser build in Debian's Chromium (playwright-core, never a downloaded browser). Each
+//! script publishes numbered messages through the HTTP API while it cuts the client's
+//! connection, and checks that every message arrives once, in order, and that a trimmed
+//! history is reported as `recovered: false`.
+//!
+//! Needs node and `npm ci` in clients/js (`.ci/run` does both, and installs Chromium): in CI a
+//! missing part fails the test, elsewhere it is skipped with the reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::TestGateway;
+
+const SECRET: &str = "js-client-test-secret-0123456789abcdef";
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/js")
+}
+
+/// Why the scripts cannot run here, if they cannot.
+fn missing(dir: &Path, browser: bool) -> Option<String> {
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => return Some("node is missing: apt-get install -y nodejs npm".into()),
+    }
+    let needed = if browser { "playwright-core" } else { "ws" };
+    if !dir.join("node_modules").join(needed).exists() {
+        return Some(format!(
+            "{needed} is not installed: (cd {} && npm ci)",
+            dir.display()
+        ));
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into());
+    if browser && !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} is missing: apt-get install -y chromium"));
+    }
+    None
+}
+
+/// Whether to go on: in CI a missing tool fails the test.
+fn can_run(what: &str, browser: bool) -> bool {
+    let Some(missing) = missing(&js_dir(), browser) else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("the {what} cannot run in CI: {missing} (.ci/run installs it)");
+    }
+    eprintln!("skipping the {what}: {missing}");
+    false
+}
+
+/// Runs `node <args>` in clients/js within `limit`; fails the test with its output otherwise.
+async fn node(args: &[&str], limit: Duration) {
+    let run = tokio::process::Command::new("node")
+        .args(args)
+        .current_dir(js_dir())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(limit, run).await {
+        Ok(out) => out.expect("node starts"),
+        Err(_) => panic!("node {args:?} did not finish in {limit:?}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "node {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// The gateway the end-to-end scripts expect: JWT, and two user-stream rules.
+async fn gateway() -> TestGateway {
+    TestGateway::start_with(|c| {
+        c.jwt_secret = Some(SECRET.into());
+        c.stream = vec![
+            "users keep-* history=1000 age=10m".parse().expect("a rule"),
+            "users trim-* history=3 age=10m".parse().expect("a rule"),
+        ];
+    })
+    .await
+}
+
+async fn end_to_end(script: &str, extra: &[&str], limit: Duration) {
+    let gw = gateway().await;
+    gw.cluster.clone().ready().await.expect("the cluster client");
+    let ws = gw.url();
+    let api = format!("http://{}", gw.api_addr);
+    let mut args = vec![script, "--ws", &ws, "--api", &api, "--secret", SECRET];
+    args.extend_from_slice(extra);
+    node(&args, limit).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_js_client_unit_tests_pass() {
+    if can_run("JS client unit tests", false) {
+        node(&["--test", "test/unit.test.mjs"], Duration::from_secs(60)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_wechat_adapter_recovers_every_message_across_cuts() {
+    if can_run("wx adapter test", false) {
+        end_to_end("test/wx.test.mjs", &[], Duration::from_secs(75)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_browser_build_recovers_every_message_across_cuts_in_chromium() {
+    if !can_run("browser test", true) {
+        return;
+    }
+    let shots = std::env::temp_dir().join(format!("wsgate-js-client-{}", std::process::id()));
+    let shots = shots.to_string_lossy().into_owned();
+    end_to_end(
+        "test/browser.test.mjs",
+        &["--shots", &shots],
+        Duration::from_secs(100),
+    )
+    .await;
+    assert!(
+        Path::new(&shots).join("js-client-browser.png").exists(),
+        "a screenshot was saved"
+    );
+}
