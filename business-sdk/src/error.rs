@@ -172,7 +172,7 @@ impl Error {
                 ErrorCode::LimitExceeded => ErrorClass::LimitExceeded,
                 ErrorCode::UnknownConnection => ErrorClass::UnknownConnection,
                 ErrorCode::FrameTooLarge => ErrorClass::TooLarge,
-                ErrorCode::ShuttingDown => ErrorClass::Unavailable,
+                ErrorCode::ShuttingDown | ErrorCode::Unavailable => ErrorClass::Unavailable,
                 _ => ErrorClass::Internal,
             },
             Error::Codec(CodecError::FrameTooLarge { .. }) => ErrorClass::TooLarge,

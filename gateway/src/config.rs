@@ -343,6 +343,44 @@ pub struct Config {
     #[arg(long, env = "WSGATE_MAX_STREAMS", default_value_t = 100_000)]
     pub max_streams: usize,
 
+    /// Where streams keep their history: `memory` (in this gateway; lost when it restarts,
+    /// clients are then told so) or `redis` (shared by the gateways of a cluster, so a client
+    /// recovers on any of them; --stream-redis-url).
+    #[arg(
+        long,
+        env = "WSGATE_STREAM_ENGINE",
+        value_enum,
+        default_value_t = crate::connections::streams::StreamEngine::Memory
+    )]
+    #[serde(serialize_with = "render::value_enum")]
+    pub stream_engine: crate::connections::streams::StreamEngine,
+
+    /// The Redis of `--stream-engine redis`: `redis://[:password@]host:port/db`.
+    #[arg(
+        long,
+        env = "WSGATE_STREAM_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    #[serde(serialize_with = "render::url_without_password")]
+    pub stream_redis_url: String,
+
+    /// What the keys of `--stream-engine redis` start with (one prefix per service sharing a
+    /// Redis).
+    #[arg(long, env = "WSGATE_STREAM_REDIS_PREFIX", default_value = "wsgate:")]
+    pub stream_redis_prefix: String,
+
+    /// With `--stream-engine redis`, what a publication to a stream does while Redis cannot be
+    /// reached: `fail` (refused with ERROR_CODE_UNAVAILABLE, HTTP 503: the publisher retries) or
+    /// `live` (delivered live without offset or history).
+    #[arg(
+        long,
+        env = "WSGATE_STREAM_REDIS_DOWN",
+        value_enum,
+        default_value_t = crate::connections::streams::redis::WhenDown::Fail
+    )]
+    #[serde(serialize_with = "render::value_enum")]
+    pub stream_redis_down: crate::connections::streams::redis::WhenDown,
+
     /// How long a `wsgate.stream.v1` client has to acknowledge a message sent with client
     /// acknowledgements (`Envelope.client_ack`) before its receipt says UNACKED.
     #[arg(long, env = "WSGATE_CLIENT_ACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

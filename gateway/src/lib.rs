@@ -46,6 +46,8 @@ mod worker;
 pub use auth::Fallback;
 pub use cluster::ClusterSlot;
 pub use config::Config;
+pub use connections::streams::StreamEngine;
+pub use connections::streams::redis::WhenDown as WhenRedisDown;
 pub use error::{ConfigError, GatewayError, TlsError};
 pub use server::Gateway;
 pub use stats::Stats;

@@ -25,6 +25,8 @@ use crate::cluster::{self, ClusterSlot};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::connections::registry::QueueLimit;
+use crate::connections::streams::StreamEngine;
+use crate::connections::streams::redis::RedisEngine;
 use crate::error::{ConfigError, GatewayError};
 use crate::lifecycle::Lifecycle;
 use crate::links::Links;
@@ -308,9 +310,27 @@ impl Parts {
             bytes: config.send_queue_bytes,
         };
         let stats = Arc::new(Stats::default());
+        let redis = match config.stream_engine {
+            StreamEngine::Memory => None,
+            StreamEngine::Redis => Some(
+                RedisEngine::new(
+                    &config.stream_redis_url,
+                    config.stream_redis_prefix.clone(),
+                    config.stream_redis_down,
+                    stats.clone(),
+                )
+                .map_err(|reason| ConfigError::Invalid {
+                    key: "stream-redis-url",
+                    reason,
+                })?,
+            ),
+        };
         let conns = Arc::new(
-            Connections::new(ids, queue, max_connections, stats.clone())
-                .with_streams(config.stream.clone(), config.max_streams),
+            Connections::new(ids, queue, max_connections, stats.clone()).with_streams(
+                config.stream.clone(),
+                config.max_streams,
+                redis,
+            ),
         );
         let links = Arc::new(Links::new(stats.clone(), config.no_business_wait));
         let hook = Arc::new(AuthHook::default());

@@ -62,6 +62,8 @@ pub struct Stats {
     pub events_waited_for_business: AtomicU64,
     /// Commands answered from the command-id window: retries not carried out again.
     pub commands_deduplicated: AtomicU64,
+    /// 1 while the stream engine keeps history (always, in memory; Redis answering), else 0.
+    pub stream_engine_up: AtomicU64,
     /// Streams held now (a gauge; docs/streams.md).
     pub streams_current: AtomicU64,
     /// Messages published to streams (each got an offset and went into a history).

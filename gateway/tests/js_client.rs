@@ -36,7 +36,9 @@ fn missing(dir: &Path, browser: bool) -> Option<String> {
     }
     let chromium = std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into());
     if browser && !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} is missing: apt-get install -y chromium"));
+        return Some(format!(
+            "{chromium} is missing: apt-get install -y chromium"
+        ));
     }
     None
 }
@@ -89,7 +91,11 @@ async fn gateway() -> TestGateway {
 
 async fn end_to_end(script: &str, extra: &[&str], limit: Duration) {
     let gw = gateway().await;
-    gw.cluster.clone().ready().await.expect("the cluster client");
+    gw.cluster
+        .clone()
+        .ready()
+        .await
+        .expect("the cluster client");
     let ws = gw.url();
     let api = format!("http://{}", gw.api_addr);
     let mut args = vec![script, "--ws", &ws, "--api", &api, "--secret", SECRET];

@@ -66,6 +66,24 @@ struct Entry<T> {
     item: T,
 }
 
+/// Why a client that was at `since` cannot be given everything after it, in a stream now at
+/// `now` whose oldest kept message is `first_kept`; `None` when it can. The one rule of
+/// recovery, for every engine: recovered exactly when the epoch is the stream's and no message
+/// after `since` has been forgotten.
+pub fn gap(since: &Position, now: &Position, first_kept: Option<u64>) -> Option<Gap> {
+    if since.epoch != now.epoch {
+        Some(Gap::Epoch)
+    } else if since.offset > now.offset {
+        Some(Gap::Ahead)
+    } else if since.offset == now.offset {
+        None
+    } else {
+        // Something after `since` was published: is the first of it still kept?
+        let first_kept = first_kept.unwrap_or(now.offset + 1);
+        (first_kept > since.offset + 1).then_some(Gap::Trimmed)
+    }
+}
+
 /// One stream: its epoch, its next offset and what it keeps.
 #[derive(Debug)]
 pub struct History<T> {
@@ -130,18 +148,8 @@ impl<T: Clone> History<T> {
     pub fn recover(&mut self, since: &Position, now: Instant) -> Recovery<T> {
         self.trim(now);
         let latest = || self.kept.back().map(|e| (e.offset, e.item.clone()));
-        let gap = if since.epoch != self.epoch {
-            Some(Gap::Epoch)
-        } else if since.offset > self.last {
-            Some(Gap::Ahead)
-        } else if since.offset == self.last {
-            None
-        } else {
-            // Something after `since` was published: is the first of it still kept?
-            let first_kept = self.kept.front().map_or(self.last + 1, |e| e.offset);
-            (first_kept > since.offset + 1).then_some(Gap::Trimmed)
-        };
-        match gap {
+        let first_kept = self.kept.front().map(|e| e.offset);
+        match gap(since, &self.position(), first_kept) {
             Some(gap) => Recovery::NotRecovered {
                 gap,
                 latest: latest(),
@@ -161,6 +169,11 @@ impl<T: Clone> History<T> {
     pub fn latest(&mut self, now: Instant) -> Option<(u64, T)> {
         self.trim(now);
         self.kept.back().map(|e| (e.offset, e.item.clone()))
+    }
+
+    /// What is kept, oldest first, with offsets (trim first for what is kept at a time).
+    pub fn kept(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.kept.iter().map(|e| (e.offset, &e.item))
     }
 
     /// Messages kept now.

@@ -237,6 +237,13 @@ fn traffic(out: &mut Exposition, stats: &Stats) {
         get(&stats.commands_deduplicated),
     );
     out.single(
+        "wsgate_stream_engine_up",
+        "gauge",
+        "1 while the stream engine keeps history (in memory: always; Redis: answering), 0 while \
+         Redis cannot be reached (see --stream-redis-down).",
+        get(&stats.stream_engine_up),
+    );
+    out.single(
         "wsgate_streams",
         "gauge",
         "Streams this gateway holds (topics and users configured by --stream).",

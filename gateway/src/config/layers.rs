@@ -26,7 +26,8 @@ const PRINT_CONFIG: &str = "print_config";
 /// Settings that take no value from a file.
 const NOT_FILE_KEYS: [&str; 4] = [CONFIG, PRINT_CONFIG, "help", "version"];
 /// Settings whose values are secrets: never echoed, in messages or `--print-config`.
-pub(crate) const SECRET_KEYS: [&str; 3] = ["api_key", "worker_token", "jwt_secret"];
+pub(crate) const SECRET_KEYS: [&str; 4] =
+    ["api_key", "worker_token", "jwt_secret", "stream_redis_url"];
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,6 +68,17 @@ pub(crate) fn redacted<S: Serializer>(value: &Option<String>, s: S) -> Result<S:
     }
 }
 
+/// A URL with its password, if any, replaced.
+pub(crate) fn url_without_password<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
+    match value.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            s.serialize_str(&format!("{scheme}://{REDACTED}@{host}"))
+        }
+        _ => s.serialize_str(value),
+    }
+}
+
 /// A list of values the way flags take them (their `Display`, which parses back).
 pub(crate) fn displayed<S: Serializer, T: std::fmt::Display>(
     values: &[T],

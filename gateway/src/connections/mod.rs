@@ -26,6 +26,7 @@ use self::limit::ConnectionLimit;
 use self::registry::{QueueLimit, Registry};
 use self::state::Indexes;
 use self::streams::Streams;
+use self::streams::redis::RedisEngine;
 use self::streams::rules::Rule;
 use crate::stats::Stats;
 
@@ -53,13 +54,19 @@ impl Connections {
             registry: Registry::new(queue, stats.clone()),
             indexes: Indexes::default(),
             limit: ConnectionLimit::new(max_connections),
-            streams: Streams::new(Vec::new(), 0, stats),
+            streams: Streams::new(Vec::new(), 0, None, stats),
         }
     }
 
-    /// With the streams of `rules`, at most `max` of them.
-    pub(crate) fn with_streams(mut self, rules: Vec<Rule>, max: usize) -> Self {
-        self.streams = Streams::new(rules, max, self.registry.stats().clone());
+    /// With the streams of `rules`, at most `max` of them, their history in `redis` or (`None`)
+    /// in memory.
+    pub(crate) fn with_streams(
+        mut self,
+        rules: Vec<Rule>,
+        max: usize,
+        redis: Option<RedisEngine>,
+    ) -> Self {
+        self.streams = Streams::new(rules, max, redis, self.registry.stats().clone());
         self
     }
 }

@@ -12,11 +12,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use wsgate_proto::v1::{
     BindUser, Broadcast, ClosedBy, DeleteTopics, ErrorCode, ForceOffline, Multicast, Payload,
-    Publish, ReceiptMode, Result as CmdResult, SendToUsers, SetSession, SingleCast, UnbindUser,
-    envelope::Body,
+    ReceiptMode, Result as CmdResult, SetSession, SingleCast, UnbindUser, envelope::Body,
 };
 
 use wsgate_proto::validate::{self, Refused};
@@ -98,16 +96,18 @@ impl Asked {
 /// Runs one command or query body and counts it in `stats`: what a worker link and the
 /// gateway's own cluster client ([`super::in_process`]) both do with one. `None` when `body` is
 /// neither. With `asked`, a cast records each target's outcome there, sealed once it has queued
-/// everything (refused too), so [`Receipts::all`] can end.
+/// everything (refused too), so [`Receipts::all`] can end. `command_id` (empty: none) makes a
+/// stream's publication one for the whole cluster (see [`crate::connections::streams::redis`]).
 pub(crate) async fn carry_out(
     conns: &Connections,
     limits: &Limits,
     stats: &Stats,
     body: Body,
     asked: Option<&Asked>,
+    command_id: &str,
 ) -> Option<CmdResult> {
     let kind = CommandKind::of(&body);
-    let result = execute(conns, limits, body, asked).await;
+    let result = execute(conns, limits, body, asked, command_id).await;
     if let Some(asked) = asked {
         asked.receipts.seal();
     }
@@ -124,6 +124,7 @@ async fn execute(
     limits: &Limits,
     body: Body,
     asked: Option<&Asked>,
+    command_id: &str,
 ) -> Option<CmdResult> {
     if let Err(refusal) = validate::command(&body, &limits.per_command) {
         return Some(refused(refusal));
@@ -139,7 +140,25 @@ async fn execute(
         Body::ForceOffline(c) => force_offline(conns, c, &mut budget).await,
         Body::BindUser(c) => bind_user(conns, limits, c).await,
         Body::UnbindUser(c) => unbind_user(conns, c),
-        Body::SendToUsers(c) => send_to_users(conns, limits, c, asked, &mut budget).await,
+        Body::SendToUsers(c) => {
+            let to = Casting {
+                kind: Kind::Users,
+                names: &c.user_ids,
+                exclude: &c.exclude_conn_ids,
+                asked,
+                command_id,
+            };
+            cast_to_streams(
+                conns,
+                limits,
+                to,
+                c.payload,
+                "SendToUsers.payload",
+                &mut budget,
+            )
+            .await
+            .map(|(delivered, unknown_users)| report_users(delivered, Vec::new(), unknown_users))
+        }
         Body::Subscribe(c) => {
             let targets = Targets::new("Subscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(conns, limits, targets, true, &mut budget).await
@@ -148,7 +167,18 @@ async fn execute(
             let targets = Targets::new("Unsubscribe", c.topics, c.conn_ids, c.user_ids);
             subscribe(conns, limits, targets, false, &mut budget).await
         }
-        Body::Publish(c) => publish(conns, limits, c, asked, &mut budget).await,
+        Body::Publish(c) => {
+            let to = Casting {
+                kind: Kind::Topics,
+                names: &c.topics,
+                exclude: &c.exclude_conn_ids,
+                asked,
+                command_id,
+            };
+            cast_to_streams(conns, limits, to, c.payload, "Publish.payload", &mut budget)
+                .await
+                .map(|(delivered, _)| report(delivered, Vec::new()))
+        }
         Body::DeleteTopics(c) => delete_topics(conns, c, &mut budget).await,
         Body::SetSession(c) => set_session(conns, c),
         Body::QueryOnline(q) => queries::online(conns, q),
@@ -314,30 +344,13 @@ fn unbind_user(conns: &Connections, c: UnbindUser) -> Outcome {
     Ok(one_conn(c.conn_id, done))
 }
 
-async fn send_to_users(
-    conns: &Connections,
-    limits: &Limits,
-    c: SendToUsers,
-    asked: Option<&Asked>,
-    budget: &mut Budget,
-) -> Outcome {
-    let plain = frame::outgoing(c.payload, "SendToUsers.payload")?;
-    let to = Casting {
-        kind: Kind::Users,
-        names: &c.user_ids,
-        exclude: &c.exclude_conn_ids,
-        asked,
-    };
-    let (delivered, unknown_users) = cast_to_streams(conns, limits, to, plain, budget).await?;
-    Ok(report_users(delivered, Vec::new(), unknown_users))
-}
-
 /// A SendToUsers or Publish: to the users' connections or the topics' members.
 struct Casting<'a> {
     kind: Kind,
     names: &'a [String],
     exclude: &'a [String],
     asked: Option<&'a Asked>,
+    command_id: &'a str,
 }
 
 impl Casting<'_> {
@@ -358,9 +371,11 @@ async fn cast_to_streams(
     conns: &Connections,
     limits: &Limits,
     to: Casting<'_>,
-    plain: Bytes,
+    payload: Option<Payload>,
+    field: &str,
     budget: &mut Budget,
 ) -> Result<(u32, Vec<String>), Refused> {
+    let plain = frame::outgoing(payload, field)?;
     let ack = to.asked.and_then(|a| a.ack);
     if let Some(a) = to.asked.filter(|a| a.wait) {
         // A waiting receipt lists every target: count them first, so nothing is sent when
@@ -384,19 +399,25 @@ async fn cast_to_streams(
         }
         match stream {
             Some(mut stream) => {
-                let msg = stream.publish(plain.clone(), ack, conns.registry.stats());
-                let targets = Recipients {
-                    targets: members,
-                    exclude: to.exclude,
-                    asked: to.asked,
-                };
-                delivered += send_each(&conns.registry, targets, &msg, budget).await;
+                let stats = conns.registry.stats();
+                let messages = stream
+                    .publish(plain.clone(), ack, to.command_id, stats)
+                    .await
+                    .map_err(|refused| refused.within(&format!("{} {name}", to.kind.noun())))?;
+                for msg in &messages {
+                    let targets = Recipients {
+                        targets: &members,
+                        exclude: to.exclude,
+                        asked: to.asked,
+                    };
+                    delivered += send_each(&conns.registry, targets, msg, budget).await;
+                }
             }
             None => plain_targets.extend(members),
         }
     }
     let targets = Recipients {
-        targets: plain_targets,
+        targets: &plain_targets,
         exclude: to.exclude,
         asked: to.asked,
     };
@@ -407,7 +428,7 @@ async fn cast_to_streams(
 /// Who a SendToUsers or Publish reaches: the connections found, those excluded, and the
 /// receipts asked for.
 struct Recipients<'a> {
-    targets: Vec<String>,
+    targets: &'a [String],
     exclude: &'a [String],
     asked: Option<&'a Asked>,
 }
@@ -428,7 +449,7 @@ async fn send_each(
     let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut seen = HashSet::with_capacity(conns.len());
     let mut delivered = 0;
-    for id in &conns {
+    for id in conns {
         budget.spend(1).await;
         if exclude.contains(id.as_str()) || !seen.insert(id.as_str()) {
             continue;
@@ -566,24 +587,6 @@ fn preview(ids: &[String]) -> String {
         shown.push("…");
     }
     shown.join(", ")
-}
-
-async fn publish(
-    conns: &Connections,
-    limits: &Limits,
-    c: Publish,
-    asked: Option<&Asked>,
-    budget: &mut Budget,
-) -> Outcome {
-    let plain = frame::outgoing(c.payload, "Publish.payload")?;
-    let to = Casting {
-        kind: Kind::Topics,
-        names: &c.topics,
-        exclude: &c.exclude_conn_ids,
-        asked,
-    };
-    let (delivered, _) = cast_to_streams(conns, limits, to, plain, budget).await?;
-    Ok(report(delivered, Vec::new()))
 }
 
 async fn delete_topics(conns: &Connections, c: DeleteTopics, budget: &mut Budget) -> Outcome {

@@ -48,8 +48,15 @@ pub(crate) async fn start(
     let result = ctx
         .command_ids
         .carry_out(&command_id, body, |body| async {
-            let result =
-                commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked)).await;
+            let result = commands::carry_out(
+                &ctx.conns,
+                &ctx.limits,
+                &ctx.stats,
+                body,
+                Some(&asked),
+                &command_id,
+            )
+            .await;
             ran.store(true, Ordering::Relaxed);
             result
         })
@@ -80,9 +87,15 @@ async fn waiting(
         let result = ctx
             .command_ids
             .carry_out(&command_id, body, |body| async {
-                let mut result =
-                    commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, Some(&asked))
-                        .await?;
+                let mut result = commands::carry_out(
+                    &ctx.conns,
+                    &ctx.limits,
+                    &ctx.stats,
+                    body,
+                    Some(&asked),
+                    &command_id,
+                )
+                .await?;
                 let _ = queued_tx.send(());
                 result.receipts = asked.receipts.all().await;
                 Some(result)

@@ -79,9 +79,10 @@ impl InProcess for InProcessGateway {
                 Ok(asked) => asked,
                 Err(refusal) => return Some(refused(refusal)),
             };
-            ids.carry_out(&command_id, body, |body| async move {
+            let id = &command_id;
+            ids.carry_out(id, body, |body| async move {
                 let mut result =
-                    commands::carry_out(&conns, &limits, &stats, body, asked.as_ref()).await?;
+                    commands::carry_out(&conns, &limits, &stats, body, asked.as_ref(), id).await?;
                 if let Some(asked) = asked {
                     result.receipts = asked.receipts.all().await;
                 }

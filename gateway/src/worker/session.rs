@@ -567,7 +567,14 @@ async fn handle(
     let result = ctx
         .command_ids
         .carry_out(&env.command_id, body, |body| {
-            commands::carry_out(&ctx.conns, &ctx.limits, &ctx.stats, body, None)
+            commands::carry_out(
+                &ctx.conns,
+                &ctx.limits,
+                &ctx.stats,
+                body,
+                None,
+                &env.command_id,
+            )
         })
         .await?;
     if result.code != ErrorCode::Ok as i32 && request_id == 0 {

@@ -20,6 +20,7 @@ pub mod cut;
 pub mod dns;
 pub mod http;
 pub mod raw_ws;
+pub mod streams;
 
 use wsgate::{Config, Gateway, Stats};
 use wsgate_business::{Client, Event, Events};

@@ -1,5 +1,7 @@
 //! Streams (docs/streams.md): the topics and users whose messages get offsets and a bounded
-//! history, so a client that reconnects is given what it missed — the in-memory engine.
+//! history, so a client that reconnects is given what it missed. The history lives in an
+//! engine: in this process ([`History`], the default) or in Redis ([`redis`], shared by a
+//! cluster); the rules below hold for both.
 //!
 //! The invariant: **a member of a stream gets each of its publications exactly once, in
 //! offset order**, whether it was a member when the publication was made (live) or joined
@@ -21,6 +23,7 @@
 //! `--max-streams` exist: past that, a topic or user that would be a new stream is treated as
 //! no stream (its messages delivered live, without history) and a warning says so.
 
+pub(crate) mod redis;
 pub(crate) mod rules;
 
 use std::collections::HashMap;
@@ -30,14 +33,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
-use wsgate_proto::stream::{Gap, History, Position, Recovery};
+use wsgate_proto::stream::{self as history, Bounds, Gap, History, Position};
+use wsgate_proto::v1::ErrorCode;
+use wsgate_proto::validate::Refused;
 
+use self::redis::{Entry, RedisEngine, WhenDown};
 use self::rules::{Kind, Rule};
 use super::message::Message;
 use super::registry::{Conn, Registry};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
+use crate::websocket::frame;
 use crate::websocket::subprotocol::{self, At, Body, Joined};
+
+/// Where streams keep their history (`--stream-engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamEngine {
+    /// In this gateway.
+    Memory,
+    /// In Redis, shared by the gateways of a cluster.
+    Redis,
+}
 
 /// Streams made between two sweeps of the forgotten ones.
 const SWEEP_EVERY: u64 = 1024;
@@ -51,14 +68,31 @@ pub(crate) struct Streams {
     made: AtomicU64,
     refused: Mutex<Throttle>,
     stats: Arc<Stats>,
+    /// The Redis engine; `None`: in memory.
+    redis: Option<Arc<RedisEngine>>,
 }
 
-/// One stream: its name, whether it is in cache mode, and its history.
+/// One stream: its name, whether it is in cache mode, its bounds and where its history is.
 #[derive(Debug)]
 pub(crate) struct Stream {
     name: Arc<str>,
     cache: bool,
-    history: History<Kept>,
+    bounds: Bounds,
+    keeper: Keeper,
+}
+
+/// Where a stream's history is.
+#[derive(Debug)]
+enum Keeper {
+    Memory(History<Kept>),
+    /// In Redis; here only what this gateway delivered.
+    Redis {
+        engine: Arc<RedisEngine>,
+        /// The epoch this gateway last saw.
+        epoch: String,
+        /// The last offset delivered to this gateway's members; `None` before the first.
+        delivered: Option<u64>,
+    },
 }
 
 /// A publication as kept: both encodings, so a replay encodes nothing.
@@ -72,7 +106,15 @@ struct Kept {
 pub(crate) type Locked = OwnedMutexGuard<Stream>;
 
 impl Streams {
-    pub(crate) fn new(rules: Vec<Rule>, max: usize, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        rules: Vec<Rule>,
+        max: usize,
+        redis: Option<RedisEngine>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        if redis.is_none() {
+            stats.stream_engine_up.store(1, Ordering::Relaxed);
+        }
         Self {
             rules,
             max,
@@ -80,6 +122,7 @@ impl Streams {
             made: AtomicU64::new(0),
             refused: Mutex::new(Throttle::new(Duration::from_secs(60))),
             stats,
+            redis: redis.map(Arc::new),
         }
     }
 
@@ -106,10 +149,19 @@ impl Streams {
         if made.is_multiple_of(SWEEP_EVERY) {
             sweep(&mut map);
         }
+        let keeper = match &self.redis {
+            None => Keeper::Memory(History::new(epoch(made), rule.bounds)),
+            Some(engine) => Keeper::Redis {
+                engine: engine.clone(),
+                epoch: String::new(),
+                delivered: None,
+            },
+        };
         let stream = Arc::new(AsyncMutex::new(Stream {
             name: key.clone(),
             cache: rule.cache,
-            history: History::new(epoch(made), rule.bounds),
+            bounds: rule.bounds,
+            keeper,
         }));
         map.insert(key, stream.clone());
         self.stats
@@ -160,7 +212,7 @@ impl Streams {
                 continue;
             }
             let since = conn.take_position(&stream.name);
-            let (frames, how) = stream.join(since.as_ref(), streams_client, now);
+            let (frames, how) = stream.join(since.as_ref(), streams_client, now).await;
             match how {
                 Joined::Fresh => {}
                 Joined::Recovered => Stats::incr(&self.stats.stream_recovered),
@@ -201,10 +253,20 @@ fn sweep(map: &mut HashMap<Arc<str>, Arc<AsyncMutex<Stream>>>) {
             return true;
         }
         match stream.try_lock() {
-            Ok(mut s) => s.history.latest(now).is_some(),
+            Ok(mut s) => match &mut s.keeper {
+                Keeper::Memory(history) => history.latest(now).is_some(),
+                // Only what this gateway delivered: Redis keeps the rest.
+                Keeper::Redis { .. } => false,
+            },
             Err(_) => true,
         }
     });
+}
+
+/// A new epoch, from a counter of its own.
+fn fresh_epoch() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    epoch(NEXT.fetch_add(1, Ordering::Relaxed) << 32)
 }
 
 /// A new epoch: different from every other this process makes, and from those of an earlier
@@ -223,47 +285,134 @@ fn epoch(made: u64) -> String {
 }
 
 impl Stream {
-    /// Appends a message (`plain`, an encoded data frame) to the stream: the message to queue
-    /// for every current member, with `ack` for clients asked to acknowledge it. The caller
-    /// queues it while still holding the lock.
-    pub(crate) fn publish(&mut self, plain: Bytes, ack: Option<u64>, stats: &Stats) -> Message {
+    /// Appends a message (`plain`, an encoded data frame) to the stream: what to queue for
+    /// every current member, in order — the publication, after any of the stream's earlier
+    /// publications this gateway has not delivered yet (Redis: another gateway's order came
+    /// first); nothing when it was delivered already. The caller queues them while still
+    /// holding the lock. Refused when Redis cannot be reached and `--stream-redis-down fail`.
+    pub(crate) async fn publish(
+        &mut self,
+        plain: Bytes,
+        ack: Option<u64>,
+        command_id: &str,
+        stats: &Stats,
+    ) -> Result<Vec<Message>, Refused> {
         Stats::incr(&stats.stream_publications);
         let now = Instant::now();
-        let position = self.history.position();
-        let at = At {
-            stream: &self.name,
-            epoch: &position.epoch,
-            offset: position.offset + 1,
-        };
-        let body = Body::of_frame(&plain);
-        let framed = subprotocol::publication(at, body, None);
-        let live = match ack {
-            None => framed.clone(),
-            // Kept without the ack id: a replay is never waited for.
-            Some(_) => subprotocol::publication(at, body, ack),
-        };
-        let bytes = plain.len() + framed.len();
-        self.history.publish(
-            Kept {
-                plain: plain.clone(),
-                framed,
-            },
-            bytes,
-            now,
-        );
-        Message::publication(plain, live, ack)
+        let Stream {
+            name,
+            bounds,
+            keeper,
+            ..
+        } = self;
+        match keeper {
+            Keeper::Memory(history) => {
+                let position = history.position();
+                let at = At {
+                    stream: name,
+                    epoch: &position.epoch,
+                    offset: position.offset + 1,
+                };
+                let (kept, live) = publication(at, &plain, ack);
+                history.publish(kept, plain.len() + live.len(), now);
+                Ok(vec![Message::publication(plain, live, ack)])
+            }
+            Keeper::Redis {
+                engine,
+                epoch,
+                delivered,
+            } => {
+                // The epoch the stream gets should Redis have none (never a former one: Redis
+                // may have lost the stream since).
+                let candidate = &fresh_epoch();
+                let body = Body::of_frame(&plain);
+                let (data, text) = match body {
+                    Body::Text(t) => (t.as_bytes(), true),
+                    Body::Binary(b) => (b, false),
+                };
+                let stored = engine
+                    .publish(name, candidate, command_id, data, text, *bounds)
+                    .await;
+                let (now_epoch, offset) = match stored {
+                    Ok(stored) => stored,
+                    Err(why) => {
+                        return match engine.when_down {
+                            WhenDown::Fail => Err(Refused {
+                                code: ErrorCode::Unavailable,
+                                message: format!(
+                                    "{why}; nothing was delivered to stream {name} — retry, or run the gateways with --stream-redis-down live to deliver without history meanwhile"
+                                ),
+                            }),
+                            WhenDown::Live => Ok(vec![Message::new(plain, ack)]),
+                        };
+                    }
+                };
+                if *epoch != now_epoch {
+                    // A new epoch (first use here, or Redis lost the stream): what this gateway
+                    // delivered before counts no more.
+                    *epoch = now_epoch;
+                    *delivered = None;
+                }
+                let from = delivered.map_or(offset, |d| d + 1);
+                if offset < from {
+                    return Ok(Vec::new());
+                }
+                let mut out = Vec::new();
+                if offset > from {
+                    match engine.read(name, candidate, from - 1, *bounds).await {
+                        Ok(read) => {
+                            for e in read.entries.iter().filter(|e| e.offset < offset) {
+                                let at = At {
+                                    stream: name,
+                                    epoch,
+                                    offset: e.offset,
+                                };
+                                let kept = kept_of(at, e);
+                                out.push(Message::publication(kept.plain, kept.framed, None));
+                            }
+                        }
+                        Err(why) => tracing::warn!(
+                            stream = &**name,
+                            "publications {from} to {} could not be read to fill the gap before {offset}: {why}; clients recover them at their next reconnect",
+                            offset - 1
+                        ),
+                    }
+                }
+                let at = At {
+                    stream: name,
+                    epoch,
+                    offset,
+                };
+                let (_, live) = publication(at, &plain, ack);
+                out.push(Message::publication(plain, live, ack));
+                *delivered = Some(offset);
+                Ok(out)
+            }
+        }
     }
 
     /// What a connection joining the stream is sent, in order: for a client of the
     /// subprotocol, what it missed since `since` (or, in cache mode, the latest message) and
     /// then `joined`; for a plain client, the latest message of a cache-mode stream. And how
     /// the join went.
-    pub(crate) fn join(
+    pub(crate) async fn join(
         &mut self,
         since: Option<&Position>,
         streams_client: bool,
         now: Instant,
     ) -> (Vec<Bytes>, Joined) {
+        let since = since.filter(|_| streams_client);
+        let (position, entries) = match self.read(since, now).await {
+            Ok(read) => read,
+            Err(position) => {
+                // The engine cannot be reached: nothing to replay, and the client is told.
+                let how = match since {
+                    Some(_) => Joined::NotRecovered("unavailable"),
+                    None => Joined::Fresh,
+                };
+                return (self.joined(&position, how, streams_client), how);
+            }
+        };
         let pick = |k: &Kept| {
             if streams_client {
                 k.framed.clone()
@@ -271,39 +420,139 @@ impl Stream {
                 k.plain.clone()
             }
         };
-        let (mut frames, how) = match since.filter(|_| streams_client) {
-            None => {
-                let latest = self.history.latest(now).filter(|_| self.cache);
-                (latest.iter().map(|(_, k)| pick(k)).collect(), Joined::Fresh)
-            }
-            Some(since) => match self.history.recover(since, now) {
-                Recovery::Recovered(missed) => (
-                    missed.iter().map(|(_, k)| pick(k)).collect(),
-                    Joined::Recovered,
-                ),
-                Recovery::NotRecovered { gap, latest } => {
-                    let latest = latest.filter(|_| self.cache);
-                    let gap = match gap {
-                        Gap::Epoch => "epoch",
-                        Gap::Trimmed => "trimmed",
-                        Gap::Ahead => "ahead",
-                    };
-                    (
-                        latest.iter().map(|(_, k)| pick(k)).collect::<Vec<_>>(),
-                        Joined::NotRecovered(gap),
-                    )
-                }
-            },
+        let latest = |entries: &[(u64, Kept)]| -> Vec<Bytes> {
+            entries
+                .last()
+                .filter(|_| self.cache)
+                .map(|(_, k)| pick(k))
+                .into_iter()
+                .collect()
         };
-        if streams_client {
-            let position = self.history.position();
-            let at = At {
-                stream: &self.name,
-                epoch: &position.epoch,
-                offset: position.offset,
-            };
-            frames.push(subprotocol::joined(at, how));
-        }
+        let (frames, how) = match since {
+            None => (latest(&entries), Joined::Fresh),
+            Some(since) => {
+                let first_kept = entries.first().map(|(offset, _)| *offset);
+                match history::gap(since, &position, first_kept) {
+                    None => (
+                        entries
+                            .iter()
+                            .filter(|(offset, _)| *offset > since.offset)
+                            .map(|(_, k)| pick(k))
+                            .collect(),
+                        Joined::Recovered,
+                    ),
+                    Some(gap) => (latest(&entries), Joined::NotRecovered(gap_name(gap))),
+                }
+            }
+        };
+        let mut frames = frames;
+        frames.extend(self.joined(&position, how, streams_client));
         (frames, how)
+    }
+
+    /// The `joined` frame for a client of the subprotocol.
+    fn joined(&self, position: &Position, how: Joined, streams_client: bool) -> Vec<Bytes> {
+        if !streams_client {
+            return Vec::new();
+        }
+        let at = At {
+            stream: &self.name,
+            epoch: &position.epoch,
+            offset: position.offset,
+        };
+        vec![subprotocol::joined(at, how)]
+    }
+
+    /// The stream's position for a joiner and what it keeps (oldest first; from Redis, only
+    /// what comes after `since` and up to what this gateway delivered). `Err`: Redis cannot be
+    /// reached, with the position this gateway knows.
+    async fn read(
+        &mut self,
+        since: Option<&Position>,
+        now: Instant,
+    ) -> Result<(Position, Vec<(u64, Kept)>), Position> {
+        let Stream {
+            name,
+            bounds,
+            keeper,
+            ..
+        } = self;
+        match keeper {
+            Keeper::Memory(history) => {
+                history.trim(now);
+                let kept = history.kept().map(|(o, k)| (o, k.clone())).collect();
+                Ok((history.position(), kept))
+            }
+            Keeper::Redis {
+                engine,
+                epoch,
+                delivered,
+            } => {
+                let candidate = &fresh_epoch();
+                let after = since.map_or(0, |s| s.offset);
+                let Ok(read) = engine.read(name, candidate, after, *bounds).await else {
+                    return Err(Position {
+                        epoch: epoch.clone(),
+                        offset: delivered.unwrap_or(0),
+                    });
+                };
+                if *epoch != read.epoch {
+                    *epoch = read.epoch;
+                    *delivered = None;
+                }
+                // What is beyond what this gateway delivered reaches the joiner live, with the
+                // other members, when it arrives here.
+                let upto = *delivered.get_or_insert(read.last);
+                let position = Position {
+                    epoch: epoch.clone(),
+                    offset: upto,
+                };
+                let kept = read
+                    .entries
+                    .iter()
+                    .filter(|e| e.offset <= upto)
+                    .map(|e| {
+                        let at = At {
+                            stream: name,
+                            epoch,
+                            offset: e.offset,
+                        };
+                        (e.offset, kept_of(at, e))
+                    })
+                    .collect();
+                Ok((position, kept))
+            }
+        }
+    }
+}
+
+/// A publication's two encodings: as kept (no ack id: a replay is never waited for) and as
+/// sent live (with `ack` when asked).
+fn publication(at: At<'_>, plain: &Bytes, ack: Option<u64>) -> (Kept, Bytes) {
+    let body = Body::of_frame(plain);
+    let framed = subprotocol::publication(at, body, None);
+    let live = match ack {
+        None => framed.clone(),
+        Some(_) => subprotocol::publication(at, body, ack),
+    };
+    let kept = Kept {
+        plain: plain.clone(),
+        framed,
+    };
+    (kept, live)
+}
+
+/// A publication read from Redis, encoded.
+fn kept_of(at: At<'_>, e: &Entry) -> Kept {
+    let opcode = if e.text { frame::TEXT } else { frame::BINARY };
+    let plain = frame::encode(opcode, &e.data);
+    publication(at, &plain, None).0
+}
+
+fn gap_name(gap: Gap) -> &'static str {
+    match gap {
+        Gap::Epoch => "epoch",
+        Gap::Trimmed => "trimmed",
+        Gap::Ahead => "ahead",
     }
 }

@@ -15,6 +15,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// What one of its names is, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Topics => "topic",
+            Kind::Users => "user",
+        }
+    }
+
     /// The prefix of its streams' names: `topic:<topic>`, `user:<user id>`.
     pub fn prefix(self) -> &'static str {
         match self {
