@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsgate_business::{Client, Event, Payload, Targets};
 use wsgate_proto::v1::Delivery;
+use wsgate_proto::v1::push_api_client::PushApiClient;
 
 async fn send_to_user(biz: &Client, user: &str, text: &str) {
     biz.send_to_users([user], Payload::text(text), Vec::new())
@@ -427,7 +428,48 @@ async fn client_receipts_say_who_acknowledged_who_did_not_and_who_was_offline() 
         reply["receipts"],
         json!([{"conn_id": acker, "delivery": "acked"}])
     );
+    let ws = reader.await.expect("the reader");
+
+    // And through gRPC, with `client-ack: true` metadata.
+    let reader = tokio::spawn(async move {
+        let mut ws = ws;
+        loop {
+            let frame = next_json(&mut ws).await;
+            if let Some(ack) = frame["ack"].as_u64() {
+                let answer = json!({"type": "ack", "ids": [ack]}).to_string();
+                ws.send(Message::text(answer)).await.expect("ack");
+                return ws;
+            }
+        }
+    });
+    let mut grpc = PushApiClient::new(gw.grpc_channel().await);
+    let mut request = tonic::Request::new(wsgate_proto::v1::SingleCast {
+        conn_id: acker.clone(),
+        payload: Some(Payload::text("grpc")),
+    });
+    request
+        .metadata_mut()
+        .insert("client-ack", "true".parse().expect("ASCII"));
+    let reply = grpc
+        .single_cast(request)
+        .await
+        .expect("SingleCast")
+        .into_inner();
+    let got: Vec<(String, Delivery)> = reply
+        .receipts
+        .iter()
+        .map(|r| (r.conn_id.clone(), r.delivery()))
+        .collect();
+    assert_eq!(got, [(acker.clone(), Delivery::Acked)]);
     reader.await.expect("the reader");
+    let mut bad = tonic::Request::new(wsgate_proto::v1::SingleCast {
+        conn_id: acker.clone(),
+        payload: Some(Payload::text("grpc")),
+    });
+    bad.metadata_mut()
+        .insert("client-ack", "maybe".parse().expect("ASCII"));
+    let status = grpc.single_cast(bad).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
     // Without receipts, client acknowledgements are refused with the reason.
     let (mut link, _) = raw_commander(gw.worker_addr, "raw").await;
     let result = raw_result(

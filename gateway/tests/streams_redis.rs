@@ -18,34 +18,6 @@ use wsgate_business::{
     Client, Cluster, ClusterEvents, ErrorClass, Event, Payload, StaticDiscovery,
 };
 
-/// The shared Redis of this machine.
-const REDIS: &str = "redis://127.0.0.1:6379/";
-
-/// Whether the tests can run: `redis-server` installed and the shared one answering.
-fn redis_here() -> bool {
-    let answers = std::process::Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6379", "ping"])
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"PONG"));
-    if answers {
-        return true;
-    }
-    let why = "no redis-server answers on 127.0.0.1:6379 (apt-get install redis-server; redis-server --daemonize yes --port 6379 --save '' --appendonly no)";
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        panic!("the Redis stream tests cannot run in CI: {why} (.ci/run starts it)");
-    }
-    eprintln!("skipping the Redis stream tests: {why}");
-    false
-}
-
-/// A key prefix no other test or run uses.
-fn prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("wsgate-test:{test}:{}:{nanos}:", std::process::id())
-}
-
 async fn redis_gateway(node: &str, url: &str, prefix: &str, rules: &[&str]) -> TestGateway {
     let (node, url, prefix) = (node.to_owned(), url.to_owned(), prefix.to_owned());
     gateway_with(rules, move |c| {
@@ -88,10 +60,10 @@ async fn publish(cluster: &Cluster, user: &str, text: &str) {
 
 #[tokio::test]
 async fn a_client_recovers_on_the_other_gateway_with_the_same_offsets() {
-    if !redis_here() {
+    if !redis_here("the Redis stream tests") {
         return;
     }
-    let prefix = prefix("other-gateway");
+    let prefix = redis_prefix("other-gateway");
     let rules = ["users k-* history=100 age=10m"];
     let gw0 = redis_gateway("gw0", REDIS, &prefix, &rules).await;
     let gw1 = redis_gateway("gw1", REDIS, &prefix, &rules).await;
@@ -148,10 +120,10 @@ async fn a_client_recovers_on_the_other_gateway_with_the_same_offsets() {
 /// from Redis by the other before it delivers what came after: in order, nothing missing.
 #[tokio::test]
 async fn a_gateway_fills_a_gap_from_redis_before_delivering_what_follows() {
-    if !redis_here() {
+    if !redis_here("the Redis stream tests") {
         return;
     }
-    let prefix = prefix("gap");
+    let prefix = redis_prefix("gap");
     let rules = ["users g-* history=100 age=10m"];
     let gw0 = redis_gateway("gw0", REDIS, &prefix, &rules).await;
     let gw1 = redis_gateway("gw1", REDIS, &prefix, &rules).await;
@@ -245,13 +217,13 @@ impl OwnRedis {
 
 #[tokio::test]
 async fn redis_going_away_is_said_and_coming_back_starts_a_new_epoch() {
-    if !redis_here() {
+    if !redis_here("the Redis stream tests") {
         return;
     }
     let port = reserve_addrs(1)[0].port();
     let redis = OwnRedis::start(port).await;
     let rules = ["users o-* history=100 age=10m"];
-    let gw = redis_gateway("gw", &redis.url(), &prefix("outage"), &rules).await;
+    let gw = redis_gateway("gw", &redis.url(), &redis_prefix("outage"), &rules).await;
     let (biz, _events) = gw.business("biz").await;
     let mut ws = stream_client(&gw, "o-1", &Value::Null).await;
     until_joined(&mut ws, "user:o-1").await;
@@ -321,13 +293,13 @@ async fn redis_going_away_is_said_and_coming_back_starts_a_new_epoch() {
 
 #[tokio::test]
 async fn with_redis_down_live_publications_are_delivered_without_history() {
-    if !redis_here() {
+    if !redis_here("the Redis stream tests") {
         return;
     }
     let port = reserve_addrs(1)[0].port();
     let redis = OwnRedis::start(port).await;
     let rules = ["users l-* history=100 age=10m"];
-    let (url, prefix) = (redis.url(), prefix("live"));
+    let (url, prefix) = (redis.url(), redis_prefix("live"));
     let gw = gateway_with(&rules, move |c| {
         c.stream_engine = wsgate::StreamEngine::Redis;
         c.stream_redis_url = url;

@@ -404,13 +404,23 @@ async fn cast_to_streams(
                     .publish(plain.clone(), ack, to.command_id, stats)
                     .await
                     .map_err(|refused| refused.within(&format!("{} {name}", to.kind.noun())))?;
-                for msg in &messages {
+                // Earlier publications this gateway had not delivered come first, without
+                // receipts or counting: the cast is the last one.
+                if let Some((cast, earlier)) = messages.split_last() {
+                    for msg in earlier {
+                        let targets = Recipients {
+                            targets: &members,
+                            exclude: to.exclude,
+                            asked: None,
+                        };
+                        send_each(&conns.registry, targets, msg, budget).await;
+                    }
                     let targets = Recipients {
                         targets: &members,
                         exclude: to.exclude,
                         asked: to.asked,
                     };
-                    delivered += send_each(&conns.registry, targets, msg, budget).await;
+                    delivered += send_each(&conns.registry, targets, cast, budget).await;
                 }
             }
             None => plain_targets.extend(members),

@@ -122,3 +122,31 @@ pub fn datas(frames: &[Value]) -> Vec<&str> {
 pub fn at(frame: &Value) -> Value {
     json!({"epoch": frame["epoch"], "offset": frame["offset"]})
 }
+
+/// The shared Redis of this machine.
+pub const REDIS: &str = "redis://127.0.0.1:6379/";
+
+/// Whether tests that need Redis can run: `redis-server` installed and the shared one answering.
+pub fn redis_here(what: &str) -> bool {
+    let answers = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "ping"])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"PONG"));
+    if answers {
+        return true;
+    }
+    let why = "no redis-server answers on 127.0.0.1:6379 (apt-get install redis-server; redis-server --daemonize yes --port 6379 --save '' --appendonly no)";
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("{what} cannot run in CI: {why} (.ci/run starts it)");
+    }
+    eprintln!("skipping {what}: {why}");
+    false
+}
+
+/// A key prefix no other test or run uses.
+pub fn redis_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("wsgate-test:{test}:{}:{nanos}:", std::process::id())
+}
