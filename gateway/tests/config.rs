@@ -318,3 +318,41 @@ fn docs_list_every_key() {
         );
     }
 }
+
+#[test]
+fn stream_rules_come_from_every_source_print_back_and_bad_ones_say_why() {
+    let file = TempFile::new(
+        "streams",
+        "stream = [\"topics order:* history=100 age=10m\", \"users * cache\"]\n\
+         stream_engine = \"redis\"\n\
+         stream_redis_url = \"redis://:hunter2-s3cret@127.0.0.1:6379/2\"\n",
+    );
+    let (t, text) = print_config(&[&file.arg()], &[]);
+    assert_eq!(
+        strings(&t, "stream"),
+        [
+            "topics order:* history=100 age=600s bytes=1048576",
+            "users * cache age=300s bytes=1048576"
+        ]
+    );
+    assert!(!text.contains("s3cret"), "the Redis password leaked:\n{text}");
+    // What --print-config wrote starts the same gateway again.
+    let again = TempFile::new("streams-again", &text);
+    let (second, _) = print_config(&[&again.arg()], &[]);
+    assert_eq!(strings(&second, "stream"), strings(&t, "stream"));
+
+    let (t, _) = print_config(
+        &[],
+        &[("WSGATE_STREAM", "topics a:* history=5,users u-* age=2m")],
+    );
+    assert_eq!(strings(&t, "stream").len(), 2);
+
+    for (rule, words) in [
+        ("rooms x", "`topics` or `users`"),
+        ("topics x history=0", "positive whole number"),
+        ("topics x colour=blue", "unknown setting"),
+    ] {
+        let err = failure(&["--stream", rule], &[]);
+        assert!(err.contains(words), "{rule}: {err}");
+    }
+}
