@@ -96,3 +96,28 @@ pub fn config_file(data: &[u8]) {
         }
     }
 }
+
+/// What a `wsgate.stream.v1` client controls — a text frame of the subprotocol, the
+/// `wsgate_recover` query parameter — and a `--stream` rule with a name to match (split at the
+/// first newline): never a panic, and what is accepted is within its bounds.
+pub fn stream_input(data: &[u8]) {
+    use crate::connections::streams::rules::{self, Rule};
+    use crate::websocket::subprotocol::{self, FromClient};
+
+    let frame = Incoming::Text(bytes::Bytes::copy_from_slice(data));
+    if let Ok(FromClient::Ack(ids)) = subprotocol::read(&frame) {
+        assert!(ids.len() <= subprotocol::MAX_ACK_IDS, "too many ack ids");
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(positions) = subprotocol::positions(text) {
+        assert!(positions.len() <= subprotocol::MAX_POSITIONS, "too many positions");
+    }
+    let (rule, name) = text.split_once('\n').unwrap_or((text, ""));
+    if let Ok(parsed) = rule.parse::<Rule>() {
+        // What --print-config writes parses back to the same rule.
+        assert_eq!(parsed.to_string().parse::<Rule>(), Ok(parsed.clone()));
+        let _ = rules::matches(&parsed.pattern, name);
+    }
+}

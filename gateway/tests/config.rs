@@ -331,8 +331,8 @@ fn stream_rules_come_from_every_source_print_back_and_bad_ones_say_why() {
     assert_eq!(
         strings(&t, "stream"),
         [
-            "topics order:* history=100 age=600s bytes=1048576",
-            "users * cache age=300s bytes=1048576"
+            "topics order:* history=100 age=10m bytes=1048576",
+            "users * cache age=5m bytes=1048576"
         ]
     );
     assert!(!text.contains("s3cret"), "the Redis password leaked:\n{text}");

@@ -57,8 +57,8 @@ const MAX_ACKABLE = 10000;
  * A wsgate client speaking `wsgate.stream.v1`.
  *
  * Events (`on(name, fn)`):
- * - `state` `{state, ...details}`: `connecting` `{attempt}`; `connected` `{protocol, streams}`;
- *   `disconnected` `{code, reason, error, delay, attempt}` (a reconnect is scheduled in `delay` ms);
+ * - `state` `{state, ...details}`: `connecting` `{attempt, url}`; `connected` `{protocol, streams, url}`;
+ *   `disconnected` `{code, reason, error, delay, attempt, url}` (a reconnect is scheduled in `delay` ms);
  *   `closed` `{code, reason}` (after `disconnect()`, no reconnect)
  * - `publication` `{stream, epoch, offset, data, ack}`: a stream message, never twice
  * - `message` `{data, ack}`: a message that is not in a stream (or any frame of a plain connection)
@@ -71,18 +71,30 @@ const MAX_ACKABLE = 10000;
  */
 export class WsgateClient {
   /**
-   * @param {string} url the gateway's WebSocket URL, `ws://` or `wss://` (query parameters are kept)
+   * @param {string | string[]} url the gateway's WebSocket URL, `ws://` or `wss://` (query
+   *   parameters are kept); or the URLs of every gateway of a cluster: the first connection uses
+   *   the first, and each later attempt the next one, round robin
    * @param {WsgateClientOptions} [options]
    */
   constructor(url, options = {}) {
-    if (typeof url !== 'string' || !/^wss?:\/\//i.test(url)) {
-      throw new TypeError(`WsgateClient: url must start with ws:// or wss://, got ${JSON.stringify(url)}`);
+    const urls = Array.isArray(url) ? url.slice() : [url];
+    if (urls.length === 0) {
+      throw new TypeError('WsgateClient: url must be a ws:// or wss:// URL or a non-empty array of them, got an empty array');
+    }
+    for (const u of urls) {
+      if (typeof u !== 'string' || !/^wss?:\/\//i.test(u)) {
+        throw new TypeError(`WsgateClient: url must start with ws:// or wss://, got ${JSON.stringify(u)}`);
+      }
     }
     const t = options.token;
     if (t != null && typeof t !== 'string' && typeof t !== 'function') {
       throw new TypeError('WsgateClient: options.token must be a string or a function returning one');
     }
-    this.url = url;
+    /** The gateway URLs, in the order they are tried. */
+    this.urls = urls;
+    /** The URL of the latest connection attempt (before the first, the first URL). */
+    this.url = urls[0];
+    this._nextUrl = 0; // index in urls of the next attempt
     this._token = t;
     this._transport = options.transport || browserTransport();
     if (!this._transport || typeof this._transport.open !== 'function') {
@@ -258,7 +270,12 @@ export class WsgateClient {
 
   async _open() {
     const attemptId = ++this._attemptId;
-    this._setState('connecting', { attempt: this._backoff.attempt });
+    // Round robin: every socket goes to the next gateway, so a client whose gateway went away
+    // reaches another one (which recovers its streams when they share a Redis engine). A
+    // token failure opens no socket and does not move on.
+    const url = this.urls[this._nextUrl];
+    this.url = url;
+    this._setState('connecting', { attempt: this._backoff.attempt, url });
     let token;
     try {
       if (this._storageReady) await this._storageReady;
@@ -266,7 +283,7 @@ export class WsgateClient {
     } catch (err) {
       if (attemptId !== this._attemptId) return;
       this._emitError('token', `options.token failed (${errorText(err)}); retrying with backoff`, { cause: err });
-      this._retry({ code: 0, reason: 'token failed', error: errorText(err) }, this._backoff.next());
+      this._retry({ code: 0, reason: 'token failed', error: errorText(err), url }, this._backoff.next());
       return;
     }
     if (attemptId !== this._attemptId) return; // disconnect() or another attempt meanwhile
@@ -274,16 +291,18 @@ export class WsgateClient {
     const protocols = [STREAM_PROTOCOL];
     if (token) protocols.push(JWT_PROTOCOL, String(token));
     const recover = chooseRecover(this._positions, this._maxRecoverLength);
+    this._nextUrl = (this._nextUrl + 1) % this.urls.length;
     let socket;
     try {
-      socket = this._transport.open(withRecoverParam(this.url, recover.value), protocols);
+      socket = this._transport.open(withRecoverParam(url, recover.value), protocols);
     } catch (err) {
-      this._emitError('transport', `could not open a socket to ${this.url}: ${errorText(err)}`, { cause: err });
-      this._retry({ code: 0, reason: 'open failed', error: errorText(err) }, this._backoff.next());
+      this._emitError('transport', `could not open a socket to ${url}: ${errorText(err)}`, { cause: err });
+      this._retry({ code: 0, reason: 'open failed', error: errorText(err), url }, this._backoff.next());
       return;
     }
     const conn = {
       socket,
+      url, // as given to the constructor (the socket's URL also has wsgate_recover)
       open: false,
       streams: false, // frames are stream frames (else plain payloads)
       assumed: false, // streams assumed because the platform did not say what the server chose
@@ -318,7 +337,7 @@ export class WsgateClient {
     }
     conn.stableTimer = setTimeout(() => this._backoff.reset(), STABLE_AFTER_MS);
     if (conn.streams) this._startPing(conn);
-    this._setState('connected', { protocol: protocol == null ? null : protocol, streams: conn.streams });
+    this._setState('connected', { protocol: protocol == null ? null : protocol, streams: conn.streams, url: conn.url });
   }
 
   _handleClose(conn, info) {
@@ -327,6 +346,7 @@ export class WsgateClient {
       code: info && typeof info.code === 'number' ? info.code : 1006,
       reason: (info && info.reason) || '',
       error: conn.lastError,
+      url: conn.url,
     };
     if (this._wanted) {
       this._retry(details, this._backoff.next());
@@ -340,7 +360,7 @@ export class WsgateClient {
     this._flushAcks(conn);
     this._teardown(conn);
     conn.socket.close(1000, reason);
-    this._retry({ code: 1000, reason, error: '' }, delay);
+    this._retry({ code: 1000, reason, error: '', url: conn.url }, delay);
   }
 
   _retry(details, delay) {

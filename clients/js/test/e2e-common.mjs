@@ -4,20 +4,29 @@
 // Exit codes: 0 passed, 1 a check failed, 2 bad arguments, 3 the whole run timed out.
 
 import { createHmac, randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 
 /**
- * Parses `--ws URL --api URL --secret SECRET [--shots DIR] [--api-key KEY]`.
+ * Parses `--ws URL --api URL --secret SECRET [--shots DIR] [--api-key KEY]`, and the given
+ * flags (arguments without a value, e.g. `--restart`), which become `true`.
  * @param {string} usage the script's usage line, printed on a mistake
+ * @param {{flags?: string[]}} [options]
  */
-export function parseArgs(usage) {
+export function parseArgs(usage, { flags = [] } = {}) {
   const args = {};
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(argv[i]);
     if (!m) usageError(usage, `unexpected argument ${JSON.stringify(argv[i])}`);
+    const name = m[1].replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (flags.includes(m[1])) {
+      if (m[2] !== undefined) usageError(usage, `--${m[1]} takes no value`);
+      args[name] = true;
+      continue;
+    }
     const value = m[2] !== undefined ? m[2] : argv[++i];
     if (value === undefined) usageError(usage, `--${m[1]} needs a value`);
-    args[m[1].replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = value;
+    args[name] = value;
   }
   for (const required of ['ws', 'api', 'secret']) {
     if (!args[required]) usageError(usage, `--${required} is required`);
@@ -27,7 +36,8 @@ export function parseArgs(usage) {
   return args;
 }
 
-function usageError(usage, message) {
+/** Prints `message` and the usage line, and exits with code 2. */
+export function usageError(usage, message) {
   console.error(`${message}\nusage: ${usage}`);
   process.exit(2);
 }
@@ -89,6 +99,58 @@ export class Api {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Reads lines from a stream (the harness's messages on stdin) as they come, so none is lost
+ * between two waits.
+ * @param {NodeJS.ReadableStream} input
+ */
+export function lineReader(input) {
+  const lines = [];
+  let ended = false;
+  let wake = null;
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  rl.on('line', (line) => {
+    lines.push(line);
+    if (wake) wake();
+  });
+  rl.on('close', () => {
+    ended = true;
+    if (wake) wake();
+  });
+  return {
+    /** Resolves when a line equal to `text` (spaces trimmed) arrives; fails after `ms`, or at the end of input. */
+    async waitForLine(text, ms) {
+      const until = Date.now() + ms;
+      for (;;) {
+        while (lines.length > 0) {
+          const line = lines.shift().trim();
+          if (line === text) return;
+          if (line) console.error(`(ignoring ${JSON.stringify(line)} on stdin: waiting for ${text})`);
+        }
+        if (ended) throw new Error(`stdin was closed before a ${text} line came (the harness must keep stdin open and write "${text}\\n")`);
+        const left = until - Date.now();
+        if (left <= 0) throw new Error(`no ${text} line on stdin within ${ms / 1000} s`);
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, left);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+      }
+    },
+    close() {
+      rl.close();
+    },
+  };
+}
+
+/** Writes to stdout and resolves once the text is handed to the OS (a pipe may buffer otherwise). */
+export function writeStdout(text) {
+  return new Promise((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+}
 
 /** Polls `fn` until it returns a truthy value; fails naming `what` after `ms`. */
 export async function waitFor(what, fn, ms = 10000, every = 10) {

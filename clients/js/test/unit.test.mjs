@@ -317,6 +317,121 @@ test('a reconnect sends every position in wsgate_recover, keeping the URL query'
   t.client.disconnect();
 });
 
+// ---- several gateways (a cluster) ----------------------------------------------------------
+
+const GATEWAYS = ['ws://gw-a.test/ws', 'ws://gw-b.test/ws?region=2', 'wss://gw-c.test/ws'];
+const base = (url) => url.replace(/[?&]wsgate_recover=[^&#]*/, '');
+
+test('an array of URLs: the first connect uses the first, each reconnect the next, round robin', async () => {
+  const t = setup({ url: GATEWAYS });
+  assert.deepEqual(t.client.urls, GATEWAYS);
+  assert.equal(t.client.url, GATEWAYS[0]);
+  const used = [];
+  await connected(t);
+  for (let i = 0; i < 7; i++) {
+    const s = t.transport.last;
+    if (i > 0) s.accept();
+    used.push(base(s.url));
+    assert.equal(t.client.url, GATEWAYS[i % 3], 'client.url is the URL of the latest attempt');
+    if (i % 2) t.client.dropSocket('test');
+    else s.drop(i === 0 ? 1001 : 4000, 'gone');
+    await waitFor(`attempt ${i + 2}`, () => t.transport.sockets.length === i + 2);
+  }
+  assert.deepEqual(used, [0, 1, 2, 0, 1, 2, 0].map((i) => GATEWAYS[i]));
+  // The state events say which gateway each step was about.
+  const connectedUrls = t.seen.state.filter((e) => e.state === 'connected').map((e) => e.url);
+  assert.deepEqual(connectedUrls, used);
+  const connectingUrls = t.seen.state.filter((e) => e.state === 'connecting').map((e) => e.url);
+  assert.deepEqual(connectingUrls, [...used, GATEWAYS[1]]);
+  const disconnectedUrls = t.seen.state.filter((e) => e.state === 'disconnected').map((e) => e.url);
+  assert.deepEqual(disconnectedUrls, used);
+  t.client.disconnect();
+  // A gateway that refuses (1006 before opening) is skipped for the next one too.
+  const r = setup({ url: GATEWAYS.slice(0, 2) });
+  r.client.connect();
+  await waitFor('attempt 1', () => r.transport.sockets.length === 1);
+  r.transport.last.drop(1006);
+  await waitFor('attempt 2', () => r.transport.sockets.length === 2);
+  assert.equal(base(r.transport.last.url), GATEWAYS[1]);
+  r.transport.last.drop(1006);
+  await waitFor('attempt 3', () => r.transport.sockets.length === 3);
+  assert.equal(base(r.transport.last.url), GATEWAYS[0]);
+  r.client.disconnect();
+});
+
+test('a reconnect to the second gateway sends the positions and the JWT, and recovers there', async () => {
+  let n = 0;
+  const t = setup({ url: GATEWAYS.slice(0, 2), token: () => `tok${++n}` });
+  const a = await connected(t);
+  assert.equal(a.url, GATEWAYS[0], 'no positions yet: no wsgate_recover');
+  assert.deepEqual(a.protocols, ['wsgate.stream.v1', 'wsgate.jwt', 'tok1']);
+  a.push({ type: 'joined', stream: 'user:u', epoch: 'r1', offset: 0 });
+  a.push({ type: 'joined', stream: 'topic:t', epoch: 'r2', offset: 7 });
+  for (let i = 1; i <= 3; i++) a.push(pub('user:u', 'r1', i));
+  a.push(pub('topic:t', 'r2', 8));
+  a.drop(1001, 'gateway going away');
+
+  await waitFor('the reconnect', () => t.transport.sockets.length === 2);
+  const b = t.transport.last;
+  assert.match(b.url, /^ws:\/\/gw-b\.test\/ws\?region=2&wsgate_recover=[A-Za-z0-9_-]+$/);
+  assert.deepEqual(b.recover(), { 'topic:t': { epoch: 'r2', offset: 8 }, 'user:u': { epoch: 'r1', offset: 3 } });
+  assert.deepEqual(b.protocols, ['wsgate.stream.v1', 'wsgate.jwt', 'tok2']);
+  b.accept();
+  // Gateway B shares the history (Redis engine): it replays from offset 3 (overlapping by one).
+  for (let i = 3; i <= 5; i++) b.push(pub('user:u', 'r1', i));
+  b.push({ type: 'joined', stream: 'user:u', epoch: 'r1', offset: 5, recovered: true });
+  b.push({ type: 'joined', stream: 'topic:t', epoch: 'r2', offset: 8, recovered: true });
+  b.push(pub('user:u', 'r1', 6));
+  assert.deepEqual(datas(t.seen.publication), ['m1', 'm2', 'm3', 'm8', 'm4', 'm5', 'm6']);
+  assert.deepEqual(t.seen.unrecovered, []);
+  assert.deepEqual(t.seen.state.filter((e) => e.state === 'connected').map((e) => e.url), GATEWAYS.slice(0, 2));
+
+  // Back on the first gateway, with the positions learnt on the second.
+  b.drop(4000, 'cut');
+  await waitFor('the next reconnect', () => t.transport.sockets.length === 3);
+  const a2 = t.transport.last;
+  assert.equal(base(a2.url), GATEWAYS[0]);
+  assert.deepEqual(a2.recover(), { 'topic:t': { epoch: 'r2', offset: 8 }, 'user:u': { epoch: 'r1', offset: 6 } });
+  assert.deepEqual(a2.protocols, ['wsgate.stream.v1', 'wsgate.jwt', 'tok3']);
+  a2.accept();
+  // A gateway with the memory engine has its own epochs: the client is told it did not recover.
+  a2.push({ type: 'joined', stream: 'user:u', epoch: 'm9', offset: 0, recovered: false, gap: 'epoch' });
+  assert.deepEqual(t.seen.unrecovered, [{ stream: 'user:u', gap: 'epoch', epoch: 'm9', offset: 0 }]);
+  a2.push(pub('user:u', 'm9', 1, 'fresh'));
+  assert.deepEqual(datas(t.seen.publication).slice(-1), ['fresh']);
+  t.client.disconnect();
+});
+
+test('a single URL is used for every attempt; a failed token does not move to the next URL', async () => {
+  const one = setup();
+  assert.deepEqual(one.client.urls, ['ws://gw.test/ws']);
+  await connected(one);
+  for (let i = 1; i <= 3; i++) {
+    const s = one.transport.last;
+    if (i > 1) s.accept();
+    assert.equal(s.url, 'ws://gw.test/ws');
+    assert.equal(one.seen.state.at(-1).url, 'ws://gw.test/ws');
+    s.drop(4000);
+    await waitFor(`attempt ${i + 1}`, () => one.transport.sockets.length === i + 1);
+  }
+  one.client.disconnect();
+
+  let calls = 0;
+  const t = setup({
+    url: GATEWAYS.slice(0, 2),
+    token: () => {
+      if (++calls === 1) throw new Error('login service down');
+      return 'ok';
+    },
+  });
+  t.client.connect();
+  await waitFor('the retry', () => t.transport.sockets.length === 1);
+  assert.equal(t.transport.last.url, GATEWAYS[0], 'the first socket still goes to the first URL');
+  const failed = t.seen.state.find((e) => e.state === 'disconnected');
+  assert.equal(failed.url, GATEWAYS[0]);
+  t.client.disconnect();
+});
+
 test('autoAck sends one ack frame with the ids, after the handlers ran', async () => {
   const t = setup({ positions: { 'user:1': { epoch: 'e', offset: 1 } } });
   const s = await connected(t);
@@ -587,6 +702,9 @@ test('a failing token function is reported and retried', async () => {
 
 test('bad arguments fail with a message saying what to do', () => {
   assert.throws(() => new WsgateClient('http://x/ws', { transport: new FakeTransport() }), /ws:\/\/ or wss:\/\//);
+  assert.throws(() => new WsgateClient([], { transport: new FakeTransport() }), /non-empty array/);
+  assert.throws(() => new WsgateClient(['ws://x/ws', 'http://y/ws'], { transport: new FakeTransport() }), /got "http:\/\/y\/ws"/);
+  assert.throws(() => new WsgateClient(['ws://x/ws', 7], { transport: new FakeTransport() }), /ws:\/\/ or wss:\/\//);
   assert.throws(() => new WsgateClient('ws://x/ws', { transport: {} }), /open\(url, protocols\)/);
   const t = setup();
   assert.throws(() => t.client.on('publications', () => {}), /unknown event 'publications'/);

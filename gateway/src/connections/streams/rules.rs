@@ -88,7 +88,8 @@ impl FromStr for Rule {
                 "age" => {
                     bounds.age = crate::config::parse_duration(value)
                         .ok()
-                        .filter(|d| !d.is_zero())
+                        // Whole milliseconds at least: what the history counts in.
+                        .filter(|d| d.as_millis() > 0)
                         .ok_or_else(|| {
                             format!("age={value:?} is not a duration above zero (90s, 10m, 1h)")
                         })?;
@@ -123,8 +124,8 @@ impl fmt::Display for Rule {
         }
         write!(
             f,
-            " age={}s bytes={}",
-            self.bounds.age.as_secs(),
+            " age={} bytes={}",
+            crate::config::render::format_duration(self.bounds.age),
             self.bounds.bytes
         )
     }
