@@ -112,7 +112,10 @@ pub fn stream_input(data: &[u8]) {
         return;
     };
     if let Ok(positions) = subprotocol::positions(text) {
-        assert!(positions.len() <= subprotocol::MAX_POSITIONS, "too many positions");
+        assert!(
+            positions.len() <= subprotocol::MAX_POSITIONS,
+            "too many positions"
+        );
     }
     let (rule, name) = text.split_once('\n').unwrap_or((text, ""));
     if let Ok(parsed) = rule.parse::<Rule>() {

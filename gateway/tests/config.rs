@@ -335,7 +335,10 @@ fn stream_rules_come_from_every_source_print_back_and_bad_ones_say_why() {
             "users * cache age=5m bytes=1048576"
         ]
     );
-    assert!(!text.contains("s3cret"), "the Redis password leaked:\n{text}");
+    assert!(
+        !text.contains("s3cret"),
+        "the Redis password leaked:\n{text}"
+    );
     // What --print-config wrote starts the same gateway again.
     let again = TempFile::new("streams-again", &text);
     let (second, _) = print_config(&[&again.arg()], &[]);

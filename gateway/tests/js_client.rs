@@ -21,60 +21,18 @@ fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/js")
 }
 
-/// Why the scripts cannot run here, if they cannot.
-fn missing(dir: &Path, browser: bool) -> Option<String> {
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        _ => return Some("node is missing: apt-get install -y nodejs npm".into()),
-    }
-    let needed = if browser { "playwright-core" } else { "ws" };
-    if !dir.join("node_modules").join(needed).exists() {
-        return Some(format!(
-            "{needed} is not installed: (cd {} && npm ci)",
-            dir.display()
-        ));
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into());
-    if browser && !Path::new(&chromium).exists() {
-        return Some(format!(
-            "{chromium} is missing: apt-get install -y chromium"
-        ));
-    }
-    None
-}
-
-/// Whether to go on: in CI a missing tool fails the test.
+/// Whether the scripts can run here (the browser ones need Chromium and playwright-core).
 fn can_run(what: &str, browser: bool) -> bool {
-    let Some(missing) = missing(&js_dir(), browser) else {
-        return true;
+    let packages: &[&str] = if browser {
+        &["playwright-core"]
+    } else {
+        &["ws"]
     };
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        panic!("the {what} cannot run in CI: {missing} (.ci/run installs it)");
-    }
-    eprintln!("skipping the {what}: {missing}");
-    false
+    common::can_run(what, common::node_missing(&js_dir(), packages, browser))
 }
 
-/// Runs `node <args>` in clients/js within `limit`; fails the test with its output otherwise.
 async fn node(args: &[&str], limit: Duration) {
-    let run = tokio::process::Command::new("node")
-        .args(args)
-        .current_dir(js_dir())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(limit, run).await {
-        Ok(out) => out.expect("node starts"),
-        Err(_) => panic!("node {args:?} did not finish in {limit:?}"),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "node {args:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    common::run_node(&js_dir(), args, limit).await;
 }
 
 /// The gateway the end-to-end scripts expect: JWT, and two user-stream rules.

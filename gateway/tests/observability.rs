@@ -448,28 +448,6 @@ async fn health_and_readiness_through_a_drain() {
     gw.finished().await;
 }
 
-/// What the console test needs from the machine, or why it cannot run.
-fn console_tools(dir: &std::path::Path) -> Result<PathBuf, String> {
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
-    if !chromium.exists() {
-        return Err(format!(
-            "{} is missing: apt-get install -y chromium",
-            chromium.display()
-        ));
-    }
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        _ => return Err("node is missing: apt-get install -y nodejs npm".into()),
-    }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Err(format!(
-            "playwright-core is not installed: (cd {} && npm ci)",
-            dir.display()
-        ));
-    }
-    Ok(chromium)
-}
-
 #[tokio::test]
 async fn the_console_works_in_chromium() {
     // With an API key, so the page's calls must carry the key typed into its form. The client
@@ -486,11 +464,10 @@ async fn the_console_works_in_chromium_without_an_api_key() {
 
 async fn console_in_chromium(key: Option<&'static str>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    if let Err(missing) = console_tools(&dir) {
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-            panic!("the console test cannot run in CI: {missing} (.ci/run installs it)");
-        }
-        eprintln!("skipping the console test: {missing}");
+    if !can_run(
+        "the console test",
+        node_missing(&dir, &["playwright-core"], true),
+    ) {
         return;
     }
     let gw = TestGateway::start_with(|c| c.api_key = key.map(String::from)).await;
@@ -502,27 +479,18 @@ async fn console_in_chromium(key: Option<&'static str>) {
         if key.is_some() { "key" } else { "no-key" }
     ));
     let url = format!("http://{}/", gw.api_addr);
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("console.test.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .arg(key.unwrap_or_default())
-        .current_dir(&dir)
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(Duration::from_secs(90), run).await {
-        Ok(out) => out.expect("node starts"),
-        Err(_) => panic!("the console test did not finish in 90 s"),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "the console test failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let shots_arg = shots.to_string_lossy();
+    run_node(
+        &dir,
+        &[
+            "console.test.mjs",
+            &url,
+            &shots_arg,
+            key.unwrap_or_default(),
+        ],
+        Duration::from_secs(90),
+    )
+    .await;
     assert!(shots.join("console.png").exists(), "a screenshot was saved");
 
     // The page's work shows in the gateway's own counters.

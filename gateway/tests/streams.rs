@@ -337,6 +337,21 @@ async fn clients_of_the_subprotocol_and_plain_clients_side_by_side() {
     gw.stop().await;
 }
 
+/// Reads until a frame that asks for an acknowledgement and answers it (when `answer`); the
+/// client back.
+async fn answer_next_ack(mut ws: Ws, answer: bool) -> Ws {
+    loop {
+        let frame = next_json(&mut ws).await;
+        if let Some(ack) = frame["ack"].as_u64() {
+            if answer {
+                let ack = json!({"type": "ack", "ids": [ack]}).to_string();
+                ws.send(Message::text(ack)).await.expect("ack");
+            }
+            return ws;
+        }
+    }
+}
+
 /// The case: a business sends to 100 clients; 10 never acknowledge, 10 are offline.
 #[tokio::test]
 async fn client_receipts_say_who_acknowledged_who_did_not_and_who_was_offline() {
@@ -355,20 +370,8 @@ async fn client_receipts_say_who_acknowledged_who_did_not_and_who_was_offline() 
     wait_until("10 gone", || gw.stat(|s| &s.connections_current) == 90).await;
     // 80 acknowledge what asks for it; 10 read and never answer.
     let mut readers = Vec::new();
-    for (n, mut ws) in clients.into_iter().enumerate() {
-        let acks = n < 80;
-        readers.push(tokio::spawn(async move {
-            loop {
-                let frame = next_json(&mut ws).await;
-                if let Some(ack) = frame["ack"].as_u64() {
-                    if acks {
-                        let answer = json!({"type": "ack", "ids": [ack]}).to_string();
-                        ws.send(Message::text(answer)).await.expect("ack");
-                    }
-                    return ws;
-                }
-            }
-        }));
+    for (n, ws) in clients.into_iter().enumerate() {
+        readers.push(tokio::spawn(answer_next_ack(ws, n < 80)));
     }
     let report = biz
         .with_client_acks()
@@ -407,17 +410,7 @@ async fn client_receipts_say_who_acknowledged_who_did_not_and_who_was_offline() 
     // The same through HTTP: one client acknowledges, and the reply says so.
     let acker = ids[0].clone();
     let ws = kept.swap_remove(0);
-    let reader = tokio::spawn(async move {
-        let mut ws = ws;
-        loop {
-            let frame = next_json(&mut ws).await;
-            if let Some(ack) = frame["ack"].as_u64() {
-                let answer = json!({"type": "ack", "ids": [ack]}).to_string();
-                ws.send(Message::text(answer)).await.expect("ack");
-                return ws;
-            }
-        }
-    });
+    let reader = tokio::spawn(answer_next_ack(ws, true));
     let reply = Api::of(&gw)
         .ok(
             "/api/v1/send",
@@ -431,17 +424,7 @@ async fn client_receipts_say_who_acknowledged_who_did_not_and_who_was_offline() 
     let ws = reader.await.expect("the reader");
 
     // And through gRPC, with `client-ack: true` metadata.
-    let reader = tokio::spawn(async move {
-        let mut ws = ws;
-        loop {
-            let frame = next_json(&mut ws).await;
-            if let Some(ack) = frame["ack"].as_u64() {
-                let answer = json!({"type": "ack", "ids": [ack]}).to_string();
-                ws.send(Message::text(answer)).await.expect("ack");
-                return ws;
-            }
-        }
-    });
+    let reader = tokio::spawn(answer_next_ack(ws, true));
     let mut grpc = PushApiClient::new(gw.grpc_channel().await);
     let mut request = tonic::Request::new(wsgate_proto::v1::SingleCast {
         conn_id: acker.clone(),

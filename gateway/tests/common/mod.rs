@@ -27,6 +27,62 @@ use wsgate_business::{Client, Event, Events};
 use wsgate_proto::WorkerCodec;
 use wsgate_proto::v1::{ConnClose, ConnMessage, ConnOpen, Envelope, Register, envelope::Body};
 
+/// Whether a test that needs something of the machine (a browser, node, a Redis) can run:
+/// `missing` says what is not there. In CI that fails the test (`.ci/run` installs it);
+/// elsewhere the test is skipped, saying why.
+pub fn can_run(what: &str, missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("{what} cannot run in CI: {missing} (.ci/run installs it)");
+    }
+    eprintln!("skipping {what}: {missing}");
+    false
+}
+
+/// Runs `node <args>` in `dir` within `limit`, printing what it wrote; fails the test unless
+/// it exits 0.
+pub async fn run_node(dir: &std::path::Path, args: &[&str], limit: Duration) {
+    let run = tokio::process::Command::new("node")
+        .args(args)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(limit, run).await {
+        Ok(out) => out.expect("node starts"),
+        Err(_) => panic!("node {args:?} did not finish in {limit:?}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "node {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// What node scripts need that is missing: node itself, the npm packages `packages` in
+/// `dir`, Chromium when `browser`.
+pub fn node_missing(dir: &std::path::Path, packages: &[&str], browser: bool) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into());
+    if browser && !std::path::Path::new(&chromium).exists() {
+        return Some(format!(
+            "{chromium} is missing: apt-get install -y chromium"
+        ));
+    }
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => return Some("node is missing: apt-get install -y nodejs npm".into()),
+    }
+    packages
+        .iter()
+        .find(|p| !dir.join("node_modules").join(p).exists())
+        .map(|p| format!("{p} is not installed: (cd {} && npm ci)", dir.display()))
+}
+
 /// The longest any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
