@@ -150,8 +150,9 @@ struct Hot {
 struct Cold {
     close: Option<CloseRequest>,
     /// Where a `wsgate.stream.v1` client was in the streams it named at the handshake, kept
-    /// until it joins each (see [`Conn::take_position`]).
-    positions: HashMap<String, Position>,
+    /// until it joins each (see [`Conn::take_position`]); boxed, so a connection that named
+    /// none pays one pointer.
+    positions: Option<Box<HashMap<String, Position>>>,
     /// The task, waiting for a close while a write is blocked ([`Conn::closed`]).
     closed: Option<Waker>,
 }
@@ -209,12 +210,18 @@ impl Conn {
 
     /// Keeps where the client was in the streams it named at the handshake.
     pub fn set_positions(&self, positions: HashMap<String, Position>) {
-        lock(&self.cold).positions = positions;
+        lock(&self.cold).positions = (!positions.is_empty()).then(|| Box::new(positions));
     }
 
     /// Where the client was in `stream`, once: taken when it joins the stream.
     pub fn take_position(&self, stream: &str) -> Option<Position> {
-        lock(&self.cold).positions.remove(stream)
+        let mut cold = lock(&self.cold);
+        let positions = cold.positions.as_mut()?;
+        let position = positions.remove(stream);
+        if positions.is_empty() {
+            cold.positions = None;
+        }
+        position
     }
 
     /// Asks the connection to close now; the first request wins.
