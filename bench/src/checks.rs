@@ -6,7 +6,7 @@
 //! saying under which conditions, so a smoke run's table is never mistaken for the real one.
 
 use crate::publisher::Route;
-use crate::results::{LoadRow, Phase, Results};
+use crate::results::{LoadRow, Phase, Results, StreamHistory};
 use crate::target::TargetKind;
 use crate::verdict::{Check, Verdict};
 
@@ -28,6 +28,8 @@ const FIXED_P99_FACTOR: f64 = 0.8;
 const ECHO_MIN: f64 = 150_000.0;
 /// Echo with acks on, against the same depth with them off (issue 13: a cost of at most 10 %).
 const ACKS_MIN_RATIO: f64 = 0.9;
+/// Publish throughput with stream history in memory, against the same with history off.
+const STREAMS_MIN_RATIO: f64 = 0.8;
 /// How far the soak's resident memory may move after warm-up, in percent.
 const SOAK_MAX_DRIFT_PCT: f64 = 5.0;
 /// Open files the churn workers may hold at a sample beyond the warm-up's (sockets mid-cycle).
@@ -376,6 +378,8 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         ));
     }
 
+    streams(results, &mut out);
+
     // Soak: only when asked for (it is not in the default list).
     if let Some(r) = results.soak.first() {
         out.push(check(
@@ -401,4 +405,74 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// Streams: history in memory costs at most a fifth of the publish throughput (the Redis
+/// engine's ratio is reported beside it, without a threshold), and every client of a reconnect
+/// storm recovers what it missed.
+fn streams(results: &Results, out: &mut Vec<Check>) {
+    let row = |h: StreamHistory| results.streams.iter().find(|r| r.history == h);
+    let load = |h: StreamHistory| row(h).and_then(|r| r.load.as_ref());
+    let name = format!("streams: history on (memory) ≥ {STREAMS_MIN_RATIO}× history off");
+    match (load(StreamHistory::Memory), load(StreamHistory::Off)) {
+        (Some(memory), Some(off)) if off.deliveries_per_s > 0.0 => {
+            let x = memory.deliveries_per_s / off.deliveries_per_s;
+            let redis = match (row(StreamHistory::Redis), load(StreamHistory::Redis)) {
+                (_, Some(r)) => format!(
+                    "Redis: {:.2}× ({:.0}/s), no threshold",
+                    r.deliveries_per_s / off.deliveries_per_s,
+                    r.deliveries_per_s
+                ),
+                (Some(r), None) => {
+                    format!("Redis: {}", r.skipped.as_deref().unwrap_or("not measured"))
+                }
+                (None, None) => "Redis: not measured".to_owned(),
+            };
+            out.push(check(
+                &name,
+                format!(
+                    "{x:.2}× ({:.0} vs {:.0}/s)",
+                    memory.deliveries_per_s, off.deliveries_per_s
+                ),
+                Verdict::of(x >= STREAMS_MIN_RATIO),
+                format!("{} clients in one topic; {redis}", memory.clients),
+            ));
+        }
+        _ if results.streams.is_empty() => out.push(missing(&name, "streams was not run")),
+        _ => out.push(missing(&name, "history off or on (memory) not measured")),
+    }
+    for history in [StreamHistory::Memory, StreamHistory::Redis] {
+        let engine = match history {
+            StreamHistory::Redis => "Redis",
+            _ => "memory",
+        };
+        let name = format!("streams: every client of a reconnect storm recovered ({engine})");
+        match results
+            .streams_recovery
+            .iter()
+            .find(|r| r.history == history)
+        {
+            Some(r) if r.skipped.is_none() => out.push(check(
+                &name,
+                format!(
+                    "{} of {} not recovered; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    r.not_recovered,
+                    r.clients,
+                    r.time.p50_us as f64 / 1000.0,
+                    r.time.p99_us as f64 / 1000.0,
+                    r.time.max_us as f64 / 1000.0
+                ),
+                Verdict::of(r.not_recovered == 0 && r.recovered == r.clients),
+                format!(
+                    "{} publications missed each; {}",
+                    r.missed,
+                    r.reasons
+                        .first()
+                        .map_or_else(|| "all replayed in order".to_owned(), Clone::clone)
+                ),
+            )),
+            Some(r) => out.push(missing(&name, r.skipped.as_deref().unwrap_or_default())),
+            None => out.push(missing(&name, "not measured")),
+        }
+    }
 }

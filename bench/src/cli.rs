@@ -38,12 +38,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub benchmarks_md: Option<PathBuf>,
 
-    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak, fault
-    /// (soak is not in the default list: it runs for --duration, 10m for a real soak).
+    /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak, fault,
+    /// streams (soak is not in the default list: it runs for --duration, 10m for a real soak).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "idle,broadcast,topics,echo,churn,fault"
+        default_value = "idle,broadcast,topics,echo,churn,fault,streams"
     )]
     pub scenarios: Vec<Scenario>,
 
@@ -76,7 +76,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
 
-    /// Measured time of each load phase (broadcast, topics, echo, churn) [default: 10s; smoke:
+    /// Measured time of each load phase (broadcast, topics, echo, churn, streams) [default: 10s; smoke:
     /// 1s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
@@ -191,6 +191,26 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub fault_settle: Option<Duration>,
 
+    /// streams: clients in topic s0 while publications are measured with history off, in
+    /// memory and in Redis [default: 2000; smoke: 10].
+    #[arg(long, value_name = "N")]
+    pub stream_clients: Option<usize>,
+
+    /// streams: clients that drop their sockets and reconnect all at once with their positions
+    /// [default: 1000; smoke: 10].
+    #[arg(long, value_name = "N")]
+    pub recover_clients: Option<usize>,
+
+    /// streams: publications the recovery clients receive before they drop, and again while
+    /// they are away (what each must get back). The stream keeps at least this many.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub recover_messages: u64,
+
+    /// streams: the Redis of the Redis-engine rows; nothing answering there skips them (and
+    /// says why). Keys go under `wsgate-bench:<pid>:<n>:` and are deleted afterwards.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/", value_name = "URL")]
+    pub stream_redis_url: String,
+
     /// Longest wait for stragglers after a load phase stops publishing.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub drain: Duration,
@@ -231,6 +251,9 @@ pub enum Scenario {
     Soak,
     /// Business processes killed and hung mid-stream: lost, duplicated and late messages.
     Fault,
+    /// Stream history off, in memory and in Redis: publish throughput, and a reconnect storm
+    /// that must recover everything it missed.
+    Streams,
 }
 
 impl Scenario {
@@ -243,11 +266,12 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Soak => "soak",
             Scenario::Fault => "fault",
+            Scenario::Streams => "streams",
         }
     }
 
     /// The order scenarios run in, whatever order they were named in.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Idle,
         Scenario::Broadcast,
         Scenario::Topics,
@@ -255,6 +279,7 @@ impl Scenario {
         Scenario::Churn,
         Scenario::Soak,
         Scenario::Fault,
+        Scenario::Streams,
     ];
 }
 
@@ -298,6 +323,10 @@ pub struct Plan {
     pub fault_stop: Duration,
     #[serde(with = "secs")]
     pub fault_settle: Duration,
+    pub stream_clients: usize,
+    pub recover_clients: usize,
+    pub recover_messages: u64,
+    pub stream_redis_url: String,
     pub source_addrs: u8,
     pub connect_concurrency: usize,
     pub client_threads: usize,
@@ -414,6 +443,10 @@ impl Plan {
                     Duration::from_secs(3)
                 })
                 .max(Duration::from_millis(100)),
+            stream_clients: pick(args.stream_clients, 2000, 10),
+            recover_clients: pick(args.recover_clients, 1000, 10),
+            recover_messages: args.recover_messages,
+            stream_redis_url: args.stream_redis_url.clone(),
             source_addrs: args.source_addrs,
             connect_concurrency: args.connect_concurrency.max(1),
             client_threads: args.client_threads.unwrap_or_else(|| {
@@ -428,6 +461,8 @@ impl Plan {
             ("--churn-concurrency", plan.churn_concurrency),
             ("--soak-clients", plan.soak_clients),
             ("--fault-clients", plan.fault_clients),
+            ("--stream-clients", plan.stream_clients),
+            ("--recover-clients", plan.recover_clients),
             ("--client-threads", plan.client_threads),
         ];
         if let Some((flag, _)) = zero.iter().find(|(_, v)| *v == 0) {
@@ -448,6 +483,11 @@ impl Plan {
         if plan.rate == 0 || plan.duration.is_zero() {
             return Err(BenchError::Usage(
                 "--rate and --duration must be greater than 0".into(),
+            ));
+        }
+        if plan.recover_messages == 0 {
+            return Err(BenchError::Usage(
+                "--recover-messages must be greater than 0".into(),
             ));
         }
         if plan.fault_rate == 0 {
@@ -542,6 +582,24 @@ mod tests {
         assert_eq!(smoke.fault_stop, Duration::from_millis(1500));
         assert_eq!(smoke.fault_interval(), Duration::from_millis(50));
         let zero = Args::parse_from(["wsgate-bench", "--fault-rate", "0"]);
+        assert!(Plan::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn streams_settings() {
+        let full = Plan::from_args(&Args::parse_from(["wsgate-bench"])).expect("plan");
+        assert!(full.scenarios.contains(&Scenario::Streams));
+        assert_eq!(
+            (
+                full.stream_clients,
+                full.recover_clients,
+                full.recover_messages
+            ),
+            (2000, 1000, 100)
+        );
+        let smoke = Plan::from_args(&Args::parse_from(["wsgate-bench", "--smoke"])).expect("plan");
+        assert_eq!((smoke.stream_clients, smoke.recover_clients), (10, 10));
+        let zero = Args::parse_from(["wsgate-bench", "--recover-messages", "0"]);
         assert!(Plan::from_args(&zero).is_err());
     }
 

@@ -1,6 +1,7 @@
 //! What one load client does once its WebSocket is open: receive and count (idle, broadcast,
-//! topics), send and wait for the echo (echo, soak), or send numbered messages at a steady pace
-//! and log every answer (fault). The same code drives every target.
+//! topics), send and wait for the echo (echo, soak), send numbered messages at a steady pace
+//! and log every answer (fault), or speak the `wsgate.stream.v1` subprotocol and keep its
+//! position in the stream (streams). The same code drives every target.
 //!
 //! Reading is one `read` per wake-up into a per-client buffer, then every complete frame in it
 //! is handled; the clock is read once per `read`, not once per message. Pings get a masked pong,
@@ -20,6 +21,7 @@ use crate::handshake::Conn;
 use crate::ledger::Ledger;
 use crate::recorder::Recorder;
 use crate::stamp;
+use crate::streamwire::{self, Book, Slot};
 
 /// Bytes reserved in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -39,6 +41,20 @@ pub enum Behaviour {
     /// answers come), each send and each answer written to the ledger; reads on after the
     /// ledger says to stop sending.
     Numbered(watch::Receiver<bool>, std::time::Duration, Arc<Ledger>),
+    /// Offer `wsgate.stream.v1`, parse every frame as its JSON, count publications (and plain
+    /// `message` frames) as deliveries, and keep this client's position and what its connection
+    /// received in its slot of the book.
+    Streams(Arc<Book>),
+}
+
+impl Behaviour {
+    /// The subprotocol a client of this behaviour offers in its upgrade.
+    pub fn subprotocol(&self) -> Option<&'static str> {
+        match self {
+            Behaviour::Streams(_) => Some(streamwire::SUBPROTOCOL),
+            _ => None,
+        }
+    }
 }
 
 /// Why a client stopped.
@@ -75,6 +91,7 @@ pub async fn run(conn: Conn, id: usize, behaviour: Behaviour, recorder: Arc<Reco
         Behaviour::Numbered(start, every, ledger) => {
             numbered(&mut reader, id, &recorder, start, every, &ledger).await
         }
+        Behaviour::Streams(book) => streams(&mut reader, id, &recorder, &book).await,
     };
     recorder.server_ended(end.to_string());
 }
@@ -83,6 +100,24 @@ async fn receive(reader: &mut Reader, id: usize, recorder: &Recorder) -> End {
     let mut latencies = Vec::with_capacity(64);
     loop {
         match reader.read_some(recorder.recording(), &mut latencies).await {
+            Ok(n) => recorder.record(id, n, &latencies),
+            Err(end) => return end,
+        }
+        latencies.clear();
+    }
+}
+
+async fn streams(reader: &mut Reader, id: usize, recorder: &Recorder, book: &Book) -> End {
+    reader.slot = Some(book.start(id));
+    let mut latencies = Vec::with_capacity(64);
+    loop {
+        let read = reader.read_some(recorder.recording(), &mut latencies).await;
+        // Once per read, not per frame: the scenario reads the book while the client runs,
+        // and after its task is gone.
+        if let Some(slot) = &reader.slot {
+            book.store(id, slot);
+        }
+        match read {
             Ok(n) => recorder.record(id, n, &latencies),
             Err(end) => return end,
         }
@@ -245,6 +280,9 @@ struct Reader {
     seqs: Option<Vec<u64>>,
     /// The sequence number of a fragmented message whose first fragment has arrived.
     fragment_seq: Option<u64>,
+    /// When set, every text frame is a frame of the `wsgate.stream.v1` subprotocol, read into
+    /// this client's slot (streams clients); only its data messages are counted.
+    slot: Option<Slot>,
 }
 
 impl Reader {
@@ -263,6 +301,7 @@ impl Reader {
             closed: None,
             seqs: None,
             fragment_seq: None,
+            slot: None,
         }
     }
 
@@ -291,12 +330,38 @@ impl Reader {
                 Err(e) => return Err(End::Failed(e.to_string())),
             }
         }
-        let now = if timed { stamp::now_nanos() } else { 0 };
+        // A streams client stamps its `joined` frames with the time, timed or not.
+        let now = if timed || self.slot.is_some() {
+            stamp::now_nanos()
+        } else {
+            0
+        };
         let mut messages = 0;
         let mut closed = None;
         while let Some(h) = self.complete_frame()? {
             let payload = &self.buf[h.header_len..h.frame_len()];
             match h.opcode {
+                frame::OP_TEXT | frame::OP_BINARY if h.fin && self.slot.is_some() => {
+                    if let Some(slot) = self.slot.as_mut() {
+                        if h.opcode == frame::OP_TEXT {
+                            messages += slot.frame(payload, now, timed, latencies);
+                        } else {
+                            // The protocol sends every frame as text, binary payloads too.
+                            return Err(End::Failed(
+                                "a binary frame on a wsgate.stream.v1 connection".into(),
+                            ));
+                        }
+                    }
+                }
+                frame::OP_TEXT | frame::OP_BINARY | frame::OP_CONTINUATION
+                    if self.slot.is_some() =>
+                {
+                    // The gateway writes each message as one frame; a client that reassembled
+                    // fragments is not what this bench measures.
+                    return Err(End::Failed(
+                        "a fragmented message on a wsgate.stream.v1 connection".into(),
+                    ));
+                }
                 frame::OP_TEXT | frame::OP_BINARY if h.fin => {
                     messages += 1;
                     if timed && let Some(l) = stamp::latency_micros(payload, now) {
@@ -460,5 +525,55 @@ mod tests {
         assert_eq!(sent[6] ^ sent[2], b'p');
         assert_eq!(sent[7], 0x88);
         assert_eq!(sent[8], 0x82);
+    }
+
+    /// A server frame: text, unmasked, `payload` under 64 KiB.
+    fn text_frame(payload: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        match u16::try_from(payload.len()) {
+            Ok(n) if n < 126 => out.extend_from_slice(&[0x81, n as u8]),
+            Ok(n) => {
+                out.extend_from_slice(&[0x81, 126]);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+            Err(_) => panic!("test frames are small"),
+        }
+        out.extend_from_slice(payload.as_bytes());
+        out
+    }
+
+    #[tokio::test]
+    async fn a_streams_client_counts_publications_and_keeps_its_position() {
+        let stamped = stamp::message(7);
+        let mut script = Vec::new();
+        script.extend(text_frame(
+            r#"{"type":"joined","stream":"topic:s0","epoch":"e1","offset":4}"#,
+        ));
+        for offset in [5, 6] {
+            script.extend(text_frame(&format!(
+                r#"{{"type":"publication","stream":"topic:s0","epoch":"e1","offset":{offset},"data":"{stamped}"}}"#
+            )));
+        }
+        script.extend(text_frame(r#"{"type":"pong"}"#));
+        script.extend_from_slice(&[0x88, 0x02, 0x03, 0xE8]); // close 1000
+        let (addr, _server) = scripted_server(script).await;
+        let conn = crate::handshake::connect(Ipv4Addr::LOCALHOST, addr, "/")
+            .await
+            .expect("connect");
+        let recorder = Arc::new(Recorder::new(1));
+        recorder.set_recording(true);
+        let book = Arc::new(Book::new(1));
+        run(conn, 0, Behaviour::Streams(book.clone()), recorder.clone()).await;
+        // Two publications; joined and pong are not deliveries.
+        assert_eq!(recorder.delivered(), 2);
+        assert_eq!(recorder.latencies().samples, 2);
+        let slot = book.get(0);
+        assert_eq!((slot.epoch.as_str(), slot.offset), ("e1", 6));
+        assert_eq!((slot.received, slot.gaps, slot.duplicates), (2, 0, 0));
+        assert!(slot.joined.is_some());
+        assert_eq!(
+            Behaviour::Streams(book).subprotocol(),
+            Some("wsgate.stream.v1")
+        );
     }
 }

@@ -144,7 +144,7 @@ pub async fn connect(spec: FleetSpec, progress: &Progress) -> Result<Fleet, Benc
                 let from = handshake::source_addr(i + attempt, source_addrs);
                 match tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
-                    handshake::connect(from, server, &path),
+                    handshake::connect_with(from, server, &path, behaviour.subprotocol()),
                 )
                 .await
                 {

@@ -56,6 +56,14 @@ pub enum ConnectError {
         got: Option<String>,
         expected: String,
     },
+    #[error(
+        "the server did not agree to the subprotocol {offered:?} (it answered {answered:?}): \
+         its frames would not be that protocol's"
+    )]
+    Subprotocol {
+        offered: String,
+        answered: Option<String>,
+    },
 }
 
 /// The `n`-th source address of `count`: 127.0.0.1, 127.0.0.2, ... round-robin.
@@ -67,6 +75,17 @@ pub fn source_addr(n: usize, count: u8) -> Ipv4Addr {
 
 /// Connects from `from` to `server` and upgrades `path` (path and query) to a WebSocket.
 pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<Conn, ConnectError> {
+    connect_with(from, server, path, None).await
+}
+
+/// [`connect`], offering the subprotocol `protocol` when given: the server must answer with
+/// it, or the frames that follow would not be what the client expects.
+pub async fn connect_with(
+    from: Ipv4Addr,
+    server: SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+) -> Result<Conn, ConnectError> {
     let socket = TcpSocket::new_v4().map_err(|source| ConnectError::Bind { addr: from, source })?;
     socket
         .bind(SocketAddr::new(from.into(), 0))
@@ -78,8 +97,9 @@ pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<C
     // Echo round trips are latency-bound: do not let Nagle hold back the small frames.
     stream.set_nodelay(true)?;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let offer = protocol.map_or_else(String::new, |p| format!("Sec-WebSocket-Protocol: {p}\r\n"));
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut buf = BytesMut::with_capacity(512);
@@ -107,6 +127,19 @@ pub async fn connect(from: Ipv4Addr, server: SocketAddr, path: &str) -> Result<C
                     .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
                 if got.as_deref() != Some(expected.as_str()) {
                     return Err(ConnectError::BadAccept { got, expected });
+                }
+                if let Some(offered) = protocol {
+                    let answered = response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+                        .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+                    if answered.as_deref() != Some(offered) {
+                        return Err(ConnectError::Subprotocol {
+                            offered: offered.to_owned(),
+                            answered,
+                        });
+                    }
                 }
                 let leftover = buf.split_off(head_len);
                 return Ok(Conn { stream, leftover });
@@ -191,6 +224,23 @@ mod tests {
         assert_eq!(
             conn.stream.local_addr().expect("local").ip(),
             std::net::IpAddr::from([127, 0, 0, 2])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_offered_subprotocol_must_be_answered() {
+        let (addr, server) = one_upgrade(correct_accept, b"").await;
+        let err = connect_with(Ipv4Addr::LOCALHOST, addr, "/ws", Some("wsgate.stream.v1"))
+            .await
+            .expect_err("a server that does not answer the subprotocol did not agree to it");
+        assert!(
+            matches!(&err, ConnectError::Subprotocol { answered: None, .. }),
+            "{err}"
+        );
+        let head = server.await.expect("server");
+        assert!(
+            head.contains("Sec-WebSocket-Protocol: wsgate.stream.v1\r\n"),
+            "{head}"
         );
     }
 

@@ -2,8 +2,8 @@
 //! clients and a real publisher or business process, side by side with two peers (a plain
 //! tokio-tungstenite hub and a Node.js `ws` hub), and writes JSON, Markdown and SVG results.
 //!
-//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn, soak and fault;
-//! see `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
+//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn, soak, fault and
+//! streams; see `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
 //! the bench's business processes on a second, one-thread runtime, so that neither starves
 //! the other of scheduling turns. `--smoke` runs everything tiny and asserts that traffic
 //! arrived, for CI.
@@ -25,10 +25,12 @@ mod progress;
 mod publisher;
 mod recorder;
 mod report;
+mod resp;
 mod results;
 mod scenario;
 mod smoke;
 mod stamp;
+mod streamwire;
 mod svg;
 mod target;
 mod verdict;
@@ -199,6 +201,8 @@ async fn run(
         churn: Vec::new(),
         soak: Vec::new(),
         fault: Vec::new(),
+        streams: Vec::new(),
+        streams_recovery: Vec::new(),
         failures: Vec::new(),
         skipped,
         warnings: Vec::new(),
@@ -225,6 +229,7 @@ async fn run(
             Scenario::Churn => scenario::churn::run(&ctx, &mut results).await,
             Scenario::Soak => scenario::soak::run(&ctx, &mut results).await,
             Scenario::Fault => scenario::fault::run(&ctx, &mut results).await,
+            Scenario::Streams => scenario::streams::run(&ctx, &mut results).await,
         }
     }
     printer.abort();

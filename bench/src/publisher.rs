@@ -87,6 +87,20 @@ pub enum Action {
     Broadcast,
     /// To one random topic `t0` .. `t{topics-1}`.
     Publish { topics: usize },
+    /// To this one topic (every client is in it: a broadcast through a topic, which is what
+    /// a stream is).
+    PublishTo(&'static str),
+}
+
+impl Action {
+    /// The topic a publish goes to this time; `None` for a broadcast.
+    fn topic(self) -> Option<String> {
+        match self {
+            Action::Broadcast => None,
+            Action::Publish { topics } => Some(topic(topics)),
+            Action::PublishTo(name) => Some(name.to_owned()),
+        }
+    }
 }
 
 /// One publisher task's way to the target.
@@ -143,18 +157,18 @@ impl Sender {
 
     /// Sends one message; the target's count of recipients.
     async fn send(&mut self, action: Action, message: String) -> Result<u64, String> {
-        match (self, action) {
-            (Sender::Sdk(client), Action::Broadcast) => client
+        match (self, action.topic()) {
+            (Sender::Sdk(client), None) => client
                 .broadcast(Payload::text(message), [])
                 .await
                 .map(|r| u64::from(r.delivered))
                 .map_err(|e| format!("SDK broadcast failed: {e}")),
-            (Sender::Sdk(client), Action::Publish { topics }) => client
-                .publish([topic(topics)], Payload::text(message), [])
+            (Sender::Sdk(client), Some(topic)) => client
+                .publish([topic], Payload::text(message), [])
                 .await
                 .map(|r| u64::from(r.delivered))
                 .map_err(|e| format!("SDK publish failed: {e}")),
-            (Sender::Grpc(api), Action::Broadcast) => api
+            (Sender::Grpc(api), None) => api
                 .broadcast(v1::Broadcast {
                     payload: Some(text(message)),
                     exclude: Vec::new(),
@@ -162,35 +176,32 @@ impl Sender {
                 .await
                 .map(|r| u64::from(r.into_inner().delivered))
                 .map_err(|e| format!("gRPC Broadcast failed: {e}")),
-            (Sender::Grpc(api), Action::Publish { topics }) => api
+            (Sender::Grpc(api), Some(topic)) => api
                 .publish(v1::Publish {
-                    topics: vec![topic(topics)],
+                    topics: vec![topic],
                     payload: Some(text(message)),
                     exclude_conn_ids: Vec::new(),
                 })
                 .await
                 .map(|r| u64::from(r.into_inner().delivered))
                 .map_err(|e| format!("gRPC Publish failed: {e}")),
-            (Sender::Http { client, route }, action) => {
-                let (path, content_type, body, field) = match (*route, action) {
-                    (Route::WsgateHttp, Action::Broadcast) => (
+            (Sender::Http { client, route }, topic) => {
+                let (path, content_type, body, field) = match (*route, topic) {
+                    (Route::WsgateHttp, None) => (
                         "/api/v1/broadcast".to_owned(),
                         "application/json",
                         serde_json::json!({ "text": message }).to_string(),
                         "delivered",
                     ),
-                    (Route::WsgateHttp, Action::Publish { topics }) => (
+                    (Route::WsgateHttp, Some(topic)) => (
                         "/api/v1/topics/publish".to_owned(),
                         "application/json",
-                        serde_json::json!({ "topics": [topic(topics)], "text": message })
-                            .to_string(),
+                        serde_json::json!({ "topics": [topic], "text": message }).to_string(),
                         "delivered",
                     ),
-                    (_, Action::Broadcast) => {
-                        ("/broadcast".to_owned(), "text/plain", message, "recipients")
-                    }
-                    (_, Action::Publish { topics }) => (
-                        format!("/publish?topic={}", topic(topics)),
+                    (_, None) => ("/broadcast".to_owned(), "text/plain", message, "recipients"),
+                    (_, Some(topic)) => (
+                        format!("/publish?topic={topic}"),
                         "text/plain",
                         message,
                         "recipients",

@@ -604,6 +604,10 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         fault_section(&mut md, results);
     }
 
+    if !results.streams.is_empty() || !results.streams_recovery.is_empty() {
+        streams_section(&mut md, results);
+    }
+
     let _ = writeln!(md, "## Notes\n");
     for s in &results.skipped {
         let _ = writeln!(md, "- **{} skipped**: {}", s.target, s.reason);
@@ -643,6 +647,33 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
                 .as_ref()
                 .map_or(String::new(), |e| format!("; first: {e}"))
         );
+    }
+    for r in &results.streams {
+        if let Some(l) = r
+            .load
+            .as_ref()
+            .filter(|l| l.first_error.is_some() || l.clients_lost > 0)
+        {
+            let _ = writeln!(
+                md,
+                "- streams, {}: {} publish errors, {} clients lost{}",
+                r.history.label(),
+                l.publish_errors,
+                l.clients_lost,
+                l.first_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; first error: {e}"))
+            );
+        }
+        if let Some(bad) = &r.first_bad {
+            let _ = writeln!(
+                md,
+                "- streams, {}: {} frames not of the protocol; first: {}",
+                r.history.label(),
+                r.bad_frames,
+                bad.replace('`', "'")
+            );
+        }
     }
     for rows in [&results.broadcast, &results.topics] {
         for r in rows
@@ -728,6 +759,128 @@ fn fault_section(md: &mut String, results: &Results) {
             ]
         }),
     );
+    let _ = writeln!(md);
+}
+
+/// The streams scenario: throughput with history off, in memory and in Redis; the reconnect
+/// storm.
+fn streams_section(md: &mut String, results: &Results) {
+    let plan = &results.plan;
+    let clients = results
+        .streams
+        .iter()
+        .find_map(|r| r.load.as_ref())
+        .map_or(plan.stream_clients, |l| l.clients);
+    let _ = writeln!(
+        md,
+        "## Streams: history and recovery\n\nwsgate only (the peers have no streams). {clients} clients offer the `wsgate.stream.v1` subprotocol and upgrade with `?topic=s0`; the bench's business process subscribes each to topic `s0` on its `ConnOpen`, and the SDK publishes 100-byte stamped messages to `s0`, closed loop as in the broadcast max phase ({} messages per client outstanding, {} requests in flight), on three gateways in turn: no `--stream` rule (history off: clients get `message` frames), a rule keeping history in memory, and the same rule with the Redis engine. Every client parses every JSON frame and counts publications (history off: `message` frames); latency comes from the stamp in `data`. Gaps and duplicates are publications out of offset order at a client: the protocol promises none.\n",
+        plan.window, plan.in_flight
+    );
+    table(
+        md,
+        &[
+            "history",
+            "gateway flags",
+            "deliveries/s",
+            "publishes/s",
+            "p50",
+            "p99",
+            "publish round trip p50",
+            "p99",
+            "× history off",
+            "gaps",
+            "duplicates",
+            "drops",
+            "server drops",
+        ],
+        2,
+        results.streams.iter().map(|r| match (&r.load, &r.skipped) {
+            (Some(l), _) => vec![
+                r.history.label().to_owned(),
+                format!("`{}`", r.flags),
+                si(l.deliveries_per_s),
+                si(l.publishes_per_s),
+                micros(l.latency.p50_us),
+                micros(l.latency.p99_us),
+                micros(l.round_trip.p50_us),
+                micros(l.round_trip.p99_us),
+                times(r.vs_off),
+                r.gaps.to_string(),
+                r.duplicates.to_string(),
+                l.drops.to_string(),
+                l.server_drops.to_string(),
+            ],
+            (None, why) => {
+                let mut cells = vec![
+                    r.history.label().to_owned(),
+                    format!(
+                        "skipped: {}",
+                        why.as_deref().unwrap_or("not measured").replace('|', "/")
+                    ),
+                ];
+                cells.extend(std::iter::repeat_n("–".to_owned(), 11));
+                cells
+            }
+        }),
+    );
+    if let Some(r) = results.streams_recovery.first() {
+        let _ = writeln!(
+            md,
+            "\n### Recovery: {} clients reconnecting at once\n\nWith history on: the clients join `s0` and receive {} publications; all drop their sockets (no close frame); once the gateway has seen them go, {} more are published; then all reconnect at once (every handshake in flight together), each giving its position in `wsgate_recover`. A client is recovered when its `joined` frame says `\"recovered\": true` after a gapless replay of exactly the {} it missed, ending at the stream's offset. Times run from the storm's start to each client's `joined`: the handshake, the `ConnOpen` to the business process, its `Subscribe`, and the replay. \"all recovered\" is when the last client was.\n",
+            r.clients, r.before, r.missed, r.missed
+        );
+        table(
+            md,
+            &[
+                "history",
+                "clients",
+                "recovered",
+                "not recovered",
+                "replayed",
+                "p50",
+                "p99",
+                "max",
+                "all handshakes",
+                "all recovered",
+            ],
+            1,
+            results.streams_recovery.iter().map(|r| match &r.skipped {
+                None => vec![
+                    r.history.label().to_owned(),
+                    r.clients.to_string(),
+                    r.recovered.to_string(),
+                    format!("**{}**", r.not_recovered),
+                    r.replayed.to_string(),
+                    micros(r.time.p50_us),
+                    micros(r.time.p99_us),
+                    micros(r.time.max_us),
+                    millis(r.handshakes_ms),
+                    millis(r.total_ms),
+                ],
+                Some(why) => {
+                    let mut cells = vec![
+                        r.history.label().to_owned(),
+                        format!("skipped: {}", why.replace('|', "/")),
+                    ];
+                    cells.extend(std::iter::repeat_n("–".to_owned(), 8));
+                    cells
+                }
+            }),
+        );
+        for r in results
+            .streams_recovery
+            .iter()
+            .filter(|r| !r.reasons.is_empty())
+        {
+            let _ = writeln!(
+                md,
+                "\n{} not recovered ({}): {}",
+                r.not_recovered,
+                r.history.label(),
+                r.reasons.join("; ")
+            );
+        }
+    }
     let _ = writeln!(md);
 }
 

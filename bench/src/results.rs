@@ -291,6 +291,78 @@ pub struct FaultRow {
     pub first_error: Option<String>,
 }
 
+/// streams: where the gateway keeps a stream's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamHistory {
+    /// No `--stream` rule: s0 is a plain topic (clients of the subprotocol get `message`
+    /// frames without offsets).
+    Off,
+    /// `--stream "topics s* history=100 age=10m"`, the in-memory engine.
+    Memory,
+    /// The same rule with `--stream-engine redis`.
+    Redis,
+}
+
+impl StreamHistory {
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamHistory::Off => "history off",
+            StreamHistory::Memory => "history on, memory",
+            StreamHistory::Redis => "history on, Redis",
+        }
+    }
+}
+
+/// streams: publish throughput with one way of keeping history.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamRow {
+    pub history: StreamHistory,
+    /// The gateway's stream flags.
+    pub flags: String,
+    /// The measured phase; `None` when skipped or failed.
+    pub load: Option<LoadRow>,
+    /// Over every client and the whole run, what the protocol promises never happens: a
+    /// publication skipping offsets or under a new epoch, one at or below the position held.
+    pub gaps: u64,
+    pub duplicates: u64,
+    /// Frames that were not the protocol, or `error` frames.
+    pub bad_frames: u64,
+    pub first_bad: Option<String>,
+    /// deliveries/s ÷ the history-off row's.
+    pub vs_off: Option<f64>,
+    /// Why it was not measured.
+    pub skipped: Option<String>,
+}
+
+/// streams: a reconnect storm with one engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryRow {
+    pub history: StreamHistory,
+    pub flags: String,
+    pub clients: usize,
+    /// Publications each client received before dropping its socket, and published while
+    /// it was away (what it must get back).
+    pub before: u64,
+    pub missed: u64,
+    /// Clients that got `joined` with `"recovered": true` after a gapless replay of every
+    /// publication they missed; and the others, with the first few reasons.
+    pub recovered: usize,
+    pub not_recovered: usize,
+    pub reasons: Vec<String>,
+    /// Publications replayed, over every client.
+    pub replayed: u64,
+    /// From the storm's start to each recovered client's `joined` (µs).
+    pub time: Percentiles,
+    /// From the storm's start until every handshake was answered, and until the last client
+    /// recovered (or the bench stopped waiting).
+    pub handshakes_ms: f64,
+    pub total_ms: f64,
+    /// Clients the server closed during the run.
+    pub clients_lost: u64,
+    pub skipped: Option<String>,
+}
+
 /// A scenario that failed for a target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -331,6 +403,8 @@ pub struct Results {
     pub churn: Vec<ChurnRow>,
     pub soak: Vec<SoakRow>,
     pub fault: Vec<FaultRow>,
+    pub streams: Vec<StreamRow>,
+    pub streams_recovery: Vec<RecoveryRow>,
     pub failures: Vec<Failure>,
     pub skipped: Vec<Skip>,
     pub warnings: Vec<Warnings>,
@@ -400,6 +474,18 @@ impl Results {
             };
             row.vs_plain = ratio(row.round_trips_per_s, peer(TargetKind::Plain));
             row.vs_node = ratio(row.round_trips_per_s, peer(TargetKind::Node));
+        }
+        let off = self
+            .streams
+            .iter()
+            .find(|r| r.history == StreamHistory::Off)
+            .and_then(|r| r.load.as_ref())
+            .map(|l| l.deliveries_per_s);
+        for row in &mut self.streams {
+            row.vs_off = row
+                .load
+                .as_ref()
+                .and_then(|l| ratio(l.deliveries_per_s, off));
         }
         let churn = self.churn.clone();
         for row in &mut self.churn {

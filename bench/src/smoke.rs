@@ -1,10 +1,10 @@
 //! What a `--smoke` run must show: for every target and scenario, that the traffic actually
-//! arrived (connections held, messages delivered, round trips and handshakes completed), and
-//! that the fault scenario lost no message. Speeds are not checked: CI machines and debug
+//! arrived (connections held, messages delivered, round trips and handshakes completed), that
+//! the fault scenario lost no message, and that every streams client recovered. Speeds are not checked: CI machines and debug
 //! builds vary too much for that.
 
 use crate::cli::{Plan, Scenario};
-use crate::results::Results;
+use crate::results::{Results, StreamHistory};
 use crate::scenario::broadcast;
 use crate::target::TargetKind;
 
@@ -101,6 +101,64 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                                 r.lost,
                                 r.never_answered_after
                             ));
+                        }
+                    }
+                }
+                // wsgate only; every row not skipped (Redis may be absent) must have delivered
+                // in order, and every reconnected client recovered.
+                Scenario::Streams if t != TargetKind::Wsgate => {}
+                Scenario::Streams => {
+                    for history in [
+                        StreamHistory::Off,
+                        StreamHistory::Memory,
+                        StreamHistory::Redis,
+                    ] {
+                        let label = history.label();
+                        match results.streams.iter().find(|r| r.history == history) {
+                            Some(r) if r.skipped.is_some() && history == StreamHistory::Redis => {}
+                            Some(r) => match &r.load {
+                                Some(l)
+                                    if l.deliveries > 0
+                                        && r.gaps == 0
+                                        && r.duplicates == 0
+                                        && r.bad_frames == 0 => {}
+                                Some(l) => out.push(format!(
+                                    "streams wsgate, {label}: {} deliveries, {} gaps, {} duplicates, {} bad frames ({})",
+                                    l.deliveries,
+                                    r.gaps,
+                                    r.duplicates,
+                                    r.bad_frames,
+                                    r.first_bad.as_deref().unwrap_or("none")
+                                )),
+                                None => out.push(format!("streams wsgate, {label}: not measured")),
+                            },
+                            None => out.push(format!("streams wsgate, {label}: no result")),
+                        }
+                    }
+                    for history in [StreamHistory::Memory, StreamHistory::Redis] {
+                        let label = history.label();
+                        match results
+                            .streams_recovery
+                            .iter()
+                            .find(|r| r.history == history)
+                        {
+                            Some(r) if r.skipped.is_some() && history == StreamHistory::Redis => {}
+                            Some(r)
+                                if r.skipped.is_none()
+                                    && r.recovered == r.clients
+                                    && r.clients > 0 => {}
+                            Some(r) => out.push(format!(
+                                "streams wsgate, recovery {label}: {} of {} not recovered ({})",
+                                r.not_recovered,
+                                r.clients,
+                                r.skipped
+                                    .clone()
+                                    .or_else(|| r.reasons.first().cloned())
+                                    .unwrap_or_default()
+                            )),
+                            None => {
+                                out.push(format!("streams wsgate, recovery {label}: no result"))
+                            }
                         }
                     }
                 }

@@ -1,8 +1,11 @@
 //! The load tool's smoke run, so it keeps working: `wsgate-bench --smoke` drives wsgate, the
 //! plain hub and the Node hub with tiny counts for about a second per scenario (the soak and
 //! the fault scenario on wsgate only) and must show that traffic arrived everywhere (not any
-//! speed), the short soak that it saw no error, and the fault scenario (an echo process
-//! killed, then one stopped past a 500 ms ack timeout: about 5 s) that no message was lost.
+//! speed), the short soak that it saw no error, the fault scenario (an echo process
+//! killed, then one stopped past a 500 ms ack timeout: about 5 s) that no message was lost,
+//! and the streams scenario (history off, in memory and, when a Redis answers on
+//! 127.0.0.1:6379, in Redis; then a reconnect storm) that publications arrived in order and
+//! every reconnected client recovered what it missed.
 //!
 //! The wsgate binary is taken from next to `wsgate-bench`: `cargo test --workspace` builds it
 //! there for the gateway's own tests. The Node hub needs `npm ci` in bench/peers/node-hub
@@ -36,7 +39,10 @@ fn smoke_run_delivers_for_every_target() {
     let mut child = Command::new(&bench)
         .arg("--smoke")
         // Every scenario, soak included (it is not in the default list).
-        .args(["--scenarios", "idle,broadcast,topics,echo,churn,soak,fault"])
+        .args([
+            "--scenarios",
+            "idle,broadcast,topics,echo,churn,soak,fault,streams",
+        ])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -138,6 +144,39 @@ fn smoke_run_delivers_for_every_target() {
         assert!(
             read(&out.join("results.md")).contains("## Fault"),
             "results.md has the fault table"
+        );
+    }
+    if !skipped.contains(&"wsgate") {
+        let rows = results["streams"].as_array().expect("streams rows");
+        let histories: Vec<&str> = rows.iter().filter_map(|r| r["history"].as_str()).collect();
+        assert_eq!(histories, ["off", "memory", "redis"], "one row per history");
+        for r in rows {
+            if r["history"] == "redis" && r["skipped"].is_string() {
+                eprintln!("streams, Redis: {}", r["skipped"]);
+                continue;
+            }
+            assert!(
+                r["load"]["deliveries"].as_u64().unwrap_or(0) > 0,
+                "streams row: {r}"
+            );
+            assert_eq!(r["gaps"].as_u64(), Some(0), "streams row: {r}");
+            assert_eq!(r["duplicates"].as_u64(), Some(0), "streams row: {r}");
+        }
+        let rows = results["streams_recovery"]
+            .as_array()
+            .expect("streams recovery rows");
+        assert_eq!(rows.len(), 2, "one recovery row per engine");
+        for r in rows {
+            if r["history"] == "redis" && r["skipped"].is_string() {
+                continue;
+            }
+            assert!(r["clients"].as_u64().unwrap_or(0) > 0, "recovery row: {r}");
+            assert_eq!(r["recovered"], r["clients"], "recovery row: {r}");
+            assert_eq!(r["not_recovered"].as_u64(), Some(0), "recovery row: {r}");
+        }
+        assert!(
+            read(&out.join("results.md")).contains("## Streams: history and recovery"),
+            "results.md has the streams section"
         );
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -1,4 +1,4 @@
-//! The seven scenarios and what they share: the run's context, starting and stopping targets,
+//! The eight scenarios and what they share: the run's context, starting and stopping targets,
 //! and the measured load phase used by broadcast and topics.
 //!
 //! Each scenario runs every selected target in turn, each from a fresh process, and adds its
@@ -11,6 +11,7 @@ pub mod echo;
 pub mod fault;
 pub mod idle;
 pub mod soak;
+pub mod streams;
 pub mod topics;
 
 use std::future::Future;
@@ -222,7 +223,8 @@ impl LoadPhase<'_> {
         let stats = Arc::new(PublishStats::default());
         let in_flight = match (action, phase) {
             (_, Phase::Backend) => plan.publishers,
-            (Action::Broadcast, _) => plan.in_flight,
+            // One topic every client is in fans out like a broadcast.
+            (Action::Broadcast | Action::PublishTo(_), _) => plan.in_flight,
             (Action::Publish { .. }, _) => plan.topic_in_flight,
         };
         let doors = Doors {
