@@ -332,3 +332,31 @@ async fn with_redis_down_live_publications_are_delivered_without_history() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_cache_mode_stream_in_redis_gives_its_latest_message_on_any_gateway() {
+    if !redis_here("the Redis stream tests") {
+        return;
+    }
+    let prefix = redis_prefix("cache");
+    let rules = ["users c-* cache age=10m"];
+    let gw0 = redis_gateway("gw0", REDIS, &prefix, &rules).await;
+    let gw1 = redis_gateway("gw1", REDIS, &prefix, &rules).await;
+    let (cluster, _events) = cluster_of(&[&gw0, &gw1]).await;
+    // A first client, so both gateways have delivered up to the latest.
+    let mut first = stream_client(&gw0, "c-1", &Value::Null).await;
+    until_joined(&mut first, "user:c-1").await;
+    for n in [10, 20, 30] {
+        publish(&cluster, "c-1", &format!("{n}%")).await;
+    }
+    for _ in 0..3 {
+        next_json(&mut first).await;
+    }
+    for gw in [&gw0, &gw1] {
+        let mut ws = stream_client(gw, "c-1", &Value::Null).await;
+        let joined = until_joined(&mut ws, "user:c-1").await;
+        assert_eq!(datas(&joined), ["30%"], "the latest first: {joined:?}");
+    }
+    gw0.stop().await;
+    gw1.stop().await;
+}

@@ -152,7 +152,8 @@ struct Cold {
     /// Where a `wsgate.stream.v1` client was in the streams it named at the handshake, kept
     /// until it joins each (see [`Conn::take_position`]); boxed, so a connection that named
     /// none pays one pointer.
-    #[allow(clippy::box_collection)] // 8 bytes in every connection instead of an empty map's 48
+    #[allow(clippy::box_collection)]
+    // 8 bytes in every connection instead of an empty map's 48
     positions: Option<Box<HashMap<String, Position>>>,
     /// The task, waiting for a close while a write is blocked ([`Conn::closed`]).
     closed: Option<Waker>,

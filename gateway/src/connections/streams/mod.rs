@@ -359,7 +359,7 @@ impl Stream {
                 }
                 let mut out = Vec::new();
                 if offset > from {
-                    match engine.read(name, candidate, from - 1, *bounds).await {
+                    match engine.read(name, candidate, Some(from - 1), *bounds).await {
                         Ok(read) => {
                             for e in read.entries.iter().filter(|e| e.offset < offset) {
                                 let at = At {
@@ -489,7 +489,7 @@ impl Stream {
                 delivered,
             } => {
                 let candidate = &fresh_epoch();
-                let after = since.map_or(0, |s| s.offset);
+                let after = since.map(|s| s.offset);
                 let Ok(read) = engine.read(name, candidate, after, *bounds).await else {
                     return Err(Position {
                         epoch: epoch.clone(),

@@ -9,7 +9,7 @@
 //!   payload), `k` (`t` text, `b` binary), `t` (publication time, ms). Chosen over a sorted set
 //!   because entries are ordered and read by id range (`XRANGE`), trimmed by count at each
 //!   append (`XADD MAXLEN`), and a payload needs no uniqueness trick to be stored twice;
-//! - `<prefix><stream>:c:<command id>`: the offset a command id was given.
+//! - `<prefix><stream>:c:<command id>`: the offset a command id was given, for 2 minutes.
 //!
 //! Every gateway of a cluster receives each cast (the cluster client sends it to all of them)
 //! and publishes it here; the command id makes that one publication with one offset, whichever
@@ -40,6 +40,11 @@ use crate::stats::Stats;
 /// How long one Redis call may take before the engine counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a command id's offset is kept: the copies of one cast reach the gateways within
+/// the cluster client's request timeout, retries included; keeping it for the stream's whole age
+/// would keep a key per publication.
+const COMMAND_ID_TTL: Duration = Duration::from_secs(120);
+
 /// How much longer than its history a stream's epoch and last offset are kept: a quiet stream
 /// keeps its epoch, so a client that comes back after a pause recovers.
 const META_EXTRA: Duration = Duration::from_secs(3600);
@@ -57,7 +62,7 @@ if ARGV[2] == '1' then
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'last', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3], 'k', ARGV[4], 't', ARGV[7])
-if ARGV[2] == '1' then redis.call('SET', KEYS[3], offset, 'PX', ARGV[6]) end
+if ARGV[2] == '1' then redis.call('SET', KEYS[3], offset, 'PX', ARGV[9]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return {epoch, offset}
@@ -72,6 +77,9 @@ if not epoch then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local last = redis.call('HGET', KEYS[1], 'last')
+if ARGV[3] == 'latest' then
+  return {epoch, tonumber(last), redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)}
+end
 return {epoch, tonumber(last), redis.call('XRANGE', KEYS[2], ARGV[3], '+')}
 ";
 
@@ -178,25 +186,27 @@ impl RedisEngine {
             .arg(bounds.messages)
             .arg(ttl)
             .arg(now_ms())
-            .arg(ttl + ms(META_EXTRA));
+            .arg(ttl + ms(META_EXTRA))
+            .arg(ttl.min(ms(COMMAND_ID_TTL)));
         let mut conn = self.conn.clone();
         let answer = call.invoke_async::<(String, u64)>(&mut conn).await;
         self.settle(answer)
     }
 
-    /// The stream's epoch, last offset and the history after `after` (all of it for 0).
+    /// The stream's epoch, last offset and the history after `after` — or, for `None`, its
+    /// latest entry only (what a fresh join can use: a cache-mode stream's value).
     pub(crate) async fn read(
         &self,
         stream: &str,
         new_epoch: &str,
-        after: u64,
+        after: Option<u64>,
         bounds: wsgate_proto::stream::Bounds,
     ) -> Result<Read, Failure> {
         let mut call = self.read.key(self.key(stream, "m"));
         call.key(self.key(stream, "h"))
             .arg(new_epoch)
             .arg(ms(bounds.age) + ms(META_EXTRA))
-            .arg(format!("{}-0", after + 1));
+            .arg(after.map_or("latest".to_owned(), |a| format!("{}-0", a + 1)));
         let mut conn = self.conn.clone();
         type Raw = (String, u64, Vec<(String, Vec<(String, Vec<u8>)>)>);
         let answer = call.invoke_async::<Raw>(&mut conn).await;
