@@ -24,9 +24,9 @@
 //! failover) has no epoch for the stream: the next use starts a new one, and clients are told
 //! `recovered: false` (gap `epoch`).
 //!
-//! Redis unreachable: each call fails after a short timeout, the engine is marked down (one
+//! Redis unreachable: a call fails after a short timeout, the engine is marked down (one
 //! warning, `wsgate_stream_engine_up` 0, `/readyz` says `degraded`) and up again on the next
-//! success (one line). What publishing does meanwhile is `--stream-redis-down`.
+//! success (one line); meanwhile one call every 500 ms tries Redis and the others fail at once. What publishing does meanwhile is `--stream-redis-down`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,10 @@ use crate::stats::Stats;
 
 /// How long one Redis call may take before the engine counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// While Redis is down, how often a call tries it again; the others fail at once, so a
+/// publisher's link (which carries its commands one at a time) is not held 2 s per command.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a command id's offset is kept: the copies of one cast reach the gateways within
 /// the cluster client's request timeout, retries included; keeping it for the stream's whole age
@@ -120,6 +124,8 @@ pub(crate) struct RedisEngine {
     prefix: String,
     pub when_down: WhenDown,
     up: AtomicBool,
+    /// When a call last tried Redis while it was down.
+    probed: std::sync::Mutex<Option<std::time::Instant>>,
     stats: Arc<Stats>,
     publish: redis::Script,
     read: redis::Script,
@@ -154,6 +160,7 @@ impl RedisEngine {
             prefix,
             when_down,
             up: AtomicBool::new(true),
+            probed: std::sync::Mutex::new(None),
             stats,
             publish: redis::Script::new(PUBLISH),
             read: redis::Script::new(READ),
@@ -188,6 +195,7 @@ impl RedisEngine {
             .arg(now_ms())
             .arg(ttl + ms(META_EXTRA))
             .arg(ttl.min(ms(COMMAND_ID_TTL)));
+        self.probe()?;
         let mut conn = self.conn.clone();
         let answer = call.invoke_async::<(String, u64)>(&mut conn).await;
         self.settle(answer)
@@ -207,6 +215,7 @@ impl RedisEngine {
             .arg(new_epoch)
             .arg(ms(bounds.age) + ms(META_EXTRA))
             .arg(after.map_or("latest".to_owned(), |a| format!("{}-0", a + 1)));
+        self.probe()?;
         let mut conn = self.conn.clone();
         type Raw = (String, u64, Vec<(String, Vec<(String, Vec<u8>)>)>);
         let answer = call.invoke_async::<Raw>(&mut conn).await;
@@ -223,6 +232,28 @@ impl RedisEngine {
             last,
             entries,
         })
+    }
+
+    /// While Redis is down, lets one call through every [`PROBE_EVERY`]; the others fail now.
+    fn probe(&self) -> Result<(), Failure> {
+        if self.up.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let mut probed = self
+            .probed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *probed {
+            Some(at) if now.duration_since(at) < PROBE_EVERY => Err(
+                "the stream engine (Redis) cannot be reached (it was tried less than 500 ms ago)"
+                    .into(),
+            ),
+            _ => {
+                *probed = Some(now);
+                Ok(())
+            }
+        }
     }
 
     /// Records whether Redis answered, with one line when that changes.
