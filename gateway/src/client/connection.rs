@@ -58,7 +58,7 @@ pub(crate) async fn serve<S: ClientStream>(
         let (code, reason) = ctx.config.shutdown_close();
         conn.close(CloseRequest::gateway(code, reason));
     }
-    let mut inbound = Inbound::new(&ctx.config, input);
+    let mut inbound = Inbound::new(&ctx.config, input, conn.streams());
     let end = run(&mut stream, &mut inbound, &conn, &ctx, &mut pinned, peer).await;
     let goodbye = close(&ctx, &conn, end, peer, &mut pinned).await;
     let Inbound { decoder, input, .. } = inbound;
@@ -187,10 +187,13 @@ struct Inbound {
     bucket: Option<TokenBucket>,
     /// Messages passed on so far: the next one's `ConnMessage.seq` is this plus one.
     messages: u64,
+    /// The client speaks the `wsgate.stream.v1` subprotocol: its text frames are the
+    /// subprotocol's.
+    streams: bool,
 }
 
 impl Inbound {
-    fn new(config: &crate::config::Config, input: BytesMut) -> Self {
+    fn new(config: &crate::config::Config, input: BytesMut, streams: bool) -> Self {
         let rate = Rate::new(config.client_message_rate, config.client_message_burst);
         Self {
             input,
@@ -198,6 +201,7 @@ impl Inbound {
             bucket: rate.map(|r| TokenBucket::full(&r, std::time::Instant::now())),
             rate,
             messages: 0,
+            streams,
         }
     }
 
@@ -322,7 +326,7 @@ async fn forward(
     peer: SocketAddr,
     awaiting: &mut Option<Box<Awaiting>>,
 ) -> Option<End> {
-    let streams = conn.streams();
+    let streams = inbound.streams;
     let config = &ctx.config;
     let conn_id = conn.id();
     let heartbeat = (!config.heartbeat_text.is_empty()).then_some(config.heartbeat_text.as_bytes());
