@@ -300,8 +300,10 @@ pub struct Config {
     #[arg(long, env = "WSGATE_WORKER_ACK_WINDOW_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub worker_ack_window_bytes: usize,
 
-    /// On a worker link registered with acks: an event not acknowledged within this marks the
-    /// business process as stalled; the link is closed and its events go to another process.
+    /// On a worker link registered with acks: nothing acknowledged for this long while an event
+    /// waits (from the oldest event's writing or the last acknowledgement, whichever is later)
+    /// marks the business process as stalled; the link is closed and its events go to another
+    /// process.
     #[arg(long, env = "WSGATE_WORKER_ACK_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]
     pub worker_ack_timeout: Duration,

@@ -10,7 +10,8 @@
 //! A link registered with acks (`Register.acks`) numbers each event it writes and keeps it in a
 //! bounded window (`wsgate_proto::link::acks::Unacked`) until the business process acknowledges
 //! it; while the window is full no more events are taken from the queue. When such a link fails,
-//! or its oldest event waits past `--worker-ack-timeout`, what it had not acknowledged goes to
+//! or it acknowledges nothing for `--worker-ack-timeout` while an event waits, what it had not
+//! acknowledged goes to
 //! the other processes first, marked `redelivered`, then what was queued; the connections pinned
 //! to it wait for that hand-over ([`Link::handed_over`]) so their events stay in order.
 
@@ -88,7 +89,7 @@ impl Held {
 
     /// An `Ack`: releases what it covers. `None` on a link without acks.
     fn ack(&mut self, up_to: u64) -> Option<Result<(), AckError>> {
-        let released = self.window.as_mut()?.ack(up_to);
+        let released = self.window.as_mut()?.ack(up_to, std::time::Instant::now());
         Some(released.map(|n| {
             Stats::incr(&self.stats.acks_received);
             self.stats
@@ -97,7 +98,7 @@ impl Held {
         }))
     }
 
-    /// The oldest event has waited past the ack timeout.
+    /// Nothing acknowledged for the ack timeout while an event waited.
     fn stalled(&self, now: std::time::Instant) -> Option<Stalled> {
         self.window.as_ref()?.handle_timeout(now)
     }
@@ -421,7 +422,7 @@ async fn run<S: LinkStream>(
                     Stats::incr(&ctx.stats.links_ack_timeouts);
                     tracing::warn!(name = %link.name, link = link.id, unacked = stalled.unacked, waited = ?stalled.waited, "worker link acknowledged no event past --worker-ack-timeout; closing it and handing its events to other business processes");
                     let msg = format!(
-                        "{} events not acknowledged, the oldest for {:?}; acknowledge events with Ack within {:?}",
+                        "{} events not acknowledged, the oldest for {:?}, and no Ack for {:?}; acknowledge events with Ack more often than that",
                         stalled.unacked, stalled.waited, ctx.config.worker_ack_timeout
                     );
                     return (Ended::Failed, Some(frames::error(0, ErrorCode::AckTimeout, msg)));

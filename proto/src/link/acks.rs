@@ -29,7 +29,7 @@
 //! let mut acker = Acker::new(2, Duration::from_millis(20));
 //! assert_eq!(acker.taken(1, start), None);
 //! assert_eq!(acker.taken(2, start), Some(2));
-//! assert_eq!(unacked.ack(2), Ok(2));
+//! assert_eq!(unacked.ack(2, start), Ok(2));
 //! assert!(unacked.has_room());
 //! ```
 
@@ -43,8 +43,8 @@ pub struct Window {
     pub events: usize,
     /// Bytes at most; one larger event still goes alone.
     pub bytes: usize,
-    /// How long the oldest event may wait for its acknowledgement before the link counts as
-    /// stalled.
+    /// How long a link may go without acknowledging anything while an event waits before it
+    /// counts as stalled.
     pub timeout: Duration,
 }
 
@@ -73,7 +73,7 @@ impl std::fmt::Display for AckError {
 
 impl std::error::Error for AckError {}
 
-/// The link has not acknowledged its oldest event within the timeout.
+/// The link has acknowledged nothing for the timeout while its oldest event waited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stalled {
     /// Events written and not acknowledged.
@@ -99,6 +99,9 @@ pub struct Unacked<T> {
     bytes: usize,
     /// The number the next event gets.
     next_seq: u64,
+    /// When an acknowledgement last released something: a process working through a deep
+    /// backlog keeps acknowledging and is not stalled, however old its oldest event.
+    progress: Option<Instant>,
 }
 
 impl<T> Unacked<T> {
@@ -112,6 +115,7 @@ impl<T> Unacked<T> {
             entries: VecDeque::new(),
             bytes: 0,
             next_seq: 1,
+            progress: None,
         }
     }
 
@@ -142,8 +146,8 @@ impl<T> Unacked<T> {
     /// The business process has taken every event up to `up_to`: those are released. How
     /// many were. An acknowledgement at or below one already taken releases nothing (acks may
     /// cross the wire in any order after a resend); one beyond the last event sent is an
-    /// error.
-    pub fn ack(&mut self, up_to: u64) -> Result<usize, AckError> {
+    /// error. `now` is when it arrived.
+    pub fn ack(&mut self, up_to: u64, now: Instant) -> Result<usize, AckError> {
         let last = self.next_seq - 1;
         if up_to > last {
             return Err(AckError::Ahead { up_to, last });
@@ -154,6 +158,9 @@ impl<T> Unacked<T> {
                 self.bytes -= e.bytes;
                 released += 1;
             }
+        }
+        if released > 0 {
+            self.progress = Some(now);
         }
         Ok(released)
     }
@@ -173,22 +180,32 @@ impl<T> Unacked<T> {
         self.bytes
     }
 
-    /// When the oldest event's acknowledgement is overdue; `None` with nothing outstanding.
+    /// When the link counts as stalled if nothing is acknowledged until then: the timeout
+    /// after the oldest event was written or after the last acknowledgement that released
+    /// something, whichever is later; `None` with nothing outstanding.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.entries
-            .front()
-            .map(|e| e.sent_at + self.window.timeout)
+        self.since().map(|since| since + self.window.timeout)
     }
 
-    /// Time passed: `Some` when the oldest event has waited the timeout or longer. The caller
-    /// closes the link and hands the events on ([`into_items`](Self::into_items)).
+    /// Time passed: `Some` when nothing has been acknowledged for the timeout while the oldest
+    /// event waited (see [`poll_timeout`](Self::poll_timeout)). The caller closes the link and
+    /// hands the events on ([`into_items`](Self::into_items)).
     pub fn handle_timeout(&self, now: Instant) -> Option<Stalled> {
-        let oldest = self.entries.front()?;
-        let waited = now.saturating_duration_since(oldest.sent_at);
-        (waited >= self.window.timeout).then_some(Stalled {
+        let since = self.since()?;
+        (now.saturating_duration_since(since) >= self.window.timeout).then(|| Stalled {
             unacked: self.entries.len(),
-            waited,
+            waited: self
+                .entries
+                .front()
+                .map_or(Duration::ZERO, |e| now.saturating_duration_since(e.sent_at)),
         })
+    }
+
+    /// Since when the link has owed progress: its oldest event's writing, or the last
+    /// acknowledgement that released something, whichever is later.
+    fn since(&self) -> Option<Instant> {
+        let oldest = self.entries.front()?.sent_at;
+        Some(self.progress.map_or(oldest, |p| p.max(oldest)))
     }
 
     /// What was never acknowledged, oldest first with its number: to redeliver elsewhere,
@@ -293,7 +310,7 @@ mod tests {
         assert!(w.has_room(), "an empty window takes an event of any size");
         w.sent('a', 1_000, now);
         assert!(!w.has_room(), "past the byte bound nothing more goes");
-        assert_eq!(w.ack(1), Ok(1));
+        assert_eq!(w.ack(1, now), Ok(1));
         w.sent('b', 90, now);
         assert!(w.has_room(), "under the byte bound");
         w.sent('c', 30, now);
@@ -301,7 +318,7 @@ mod tests {
             !w.has_room(),
             "the event that crossed the bound went; now it is closed"
         );
-        assert_eq!(w.ack(3), Ok(2));
+        assert_eq!(w.ack(3, now), Ok(2));
         for _ in 0..3 {
             assert!(w.has_room());
             w.sent('d', 10, now);
@@ -317,17 +334,17 @@ mod tests {
         for c in ['a', 'b', 'c', 'd'] {
             w.sent(c, 5, now);
         }
-        assert_eq!(w.ack(2), Ok(2));
-        assert_eq!(w.ack(1), Ok(0), "an older ack after a newer one");
-        assert_eq!(w.ack(2), Ok(0), "the same ack twice");
-        assert_eq!(w.ack(9), Err(AckError::Ahead { up_to: 9, last: 4 }));
-        assert!(w.ack(9).unwrap_err().to_string().contains("number 4"));
+        assert_eq!(w.ack(2, now), Ok(2));
+        assert_eq!(w.ack(1, now), Ok(0), "an older ack after a newer one");
+        assert_eq!(w.ack(2, now), Ok(0), "the same ack twice");
+        assert_eq!(w.ack(9, now), Err(AckError::Ahead { up_to: 9, last: 4 }));
+        assert!(w.ack(9, now).unwrap_err().to_string().contains("number 4"));
         let left: Vec<_> = w.into_items().collect();
         assert_eq!(left, [(3, 'c'), (4, 'd')]);
     }
 
     #[test]
-    fn a_link_that_stops_acknowledging_is_stalled_one_timeout_after_its_oldest_event() {
+    fn a_link_that_stops_acknowledging_is_stalled_one_timeout_after_its_last_progress() {
         let start = Instant::now();
         let secs = Duration::from_secs;
         let mut w = Unacked::new(window(10, 1_000));
@@ -340,10 +357,10 @@ mod tests {
         w.sent(2, 1, start + secs(3));
         assert_eq!(w.poll_timeout(), Some(start + secs(5)));
         assert_eq!(w.handle_timeout(start + secs(4)), None);
-        // The first is acknowledged in time: the deadline moves to the second's.
-        assert_eq!(w.ack(1), Ok(1));
-        assert_eq!(w.poll_timeout(), Some(start + secs(8)));
-        assert_eq!(w.handle_timeout(start + secs(7)), None);
+        // The first is acknowledged at 4 s: the link has until 4 + 5 s for the next.
+        assert_eq!(w.ack(1, start + secs(4)), Ok(1));
+        assert_eq!(w.poll_timeout(), Some(start + secs(9)));
+        assert_eq!(w.handle_timeout(start + secs(8)), None);
         assert_eq!(
             w.handle_timeout(start + secs(9)),
             Some(Stalled {
@@ -351,6 +368,27 @@ mod tests {
                 waited: secs(6)
             })
         );
+        // An ack that releases nothing is no progress.
+        assert_eq!(w.ack(1, start + secs(9)), Ok(0));
+        assert_eq!(w.poll_timeout(), Some(start + secs(9)));
+    }
+
+    #[test]
+    fn a_link_working_through_a_deep_backlog_is_not_stalled_while_it_acknowledges() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = Unacked::new(window(1_000, 1 << 20));
+        for _ in 0..600 {
+            w.sent((), 1, start);
+        }
+        // One event acknowledged every 20 ms: 12 s for the lot, far past the 5 s timeout for
+        // the last ones, yet never 5 s without progress.
+        for n in 1..=600u64 {
+            let now = start + ms(20 * n);
+            assert_eq!(w.handle_timeout(now), None, "stalled at event {n}");
+            assert_eq!(w.ack(n, now), Ok(1));
+        }
+        assert_eq!(w.poll_timeout(), None);
     }
 
     #[test]
@@ -426,12 +464,12 @@ mod tests {
                 for seq in in_flight.drain(..take) {
                     if let Some(up_to) = a.taken(seq, now) {
                         assert!(up_to > acked, "acks only move forward");
-                        w.ack(up_to).expect("an ack covers only events sent");
+                        w.ack(up_to, now).expect("an ack covers only events sent");
                         acked = up_to;
                     }
                 }
                 if let Some(up_to) = a.handle_timeout(now) {
-                    w.ack(up_to).expect("an ack covers only events sent");
+                    w.ack(up_to, now).expect("an ack covers only events sent");
                     acked = up_to;
                 }
             }
