@@ -46,7 +46,7 @@ impl<'a> Body<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Out<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -74,15 +74,7 @@ impl<'a> Out<'a> {
     fn new(kind: &'static str) -> Self {
         Self {
             kind,
-            stream: None,
-            epoch: None,
-            offset: None,
-            recovered: None,
-            gap: None,
-            data: None,
-            binary: None,
-            ack: None,
-            message: None,
+            ..Self::default()
         }
     }
 

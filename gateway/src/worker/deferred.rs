@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 use wsgate_proto::v1::{Envelope, Receipt, Receipts, envelope::Body};
 
-use super::commands::{self, Asked};
+use super::commands::Asked;
 use super::context::Context;
 
 /// What a cast with receipts still has to answer: the frames to write when it is done.
@@ -48,15 +48,7 @@ pub(crate) async fn start(
     let result = ctx
         .command_ids
         .carry_out(&command_id, body, |body| async {
-            let result = commands::carry_out(
-                &ctx.conns,
-                &ctx.limits,
-                &ctx.stats,
-                body,
-                Some(&asked),
-                &command_id,
-            )
-            .await;
+            let result = ctx.carry_out(body, Some(&asked), &command_id).await;
             ran.store(true, Ordering::Relaxed);
             result
         })
@@ -87,15 +79,7 @@ async fn waiting(
         let result = ctx
             .command_ids
             .carry_out(&command_id, body, |body| async {
-                let mut result = commands::carry_out(
-                    &ctx.conns,
-                    &ctx.limits,
-                    &ctx.stats,
-                    body,
-                    Some(&asked),
-                    &command_id,
-                )
-                .await?;
+                let mut result = ctx.carry_out(body, Some(&asked), &command_id).await?;
                 let _ = queued_tx.send(());
                 result.receipts = asked.receipts.all().await;
                 Some(result)

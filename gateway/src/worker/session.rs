@@ -38,7 +38,7 @@ use wsgate_proto::v1::{
 };
 use wsgate_proto::{CodecError, PROTOCOL_VERSION, WorkerCodec};
 
-use super::commands::{self, Asked};
+use super::commands::Asked;
 use super::context::Context;
 use super::deferred::{self, Later};
 use super::report::refused;
@@ -568,14 +568,7 @@ async fn handle(
     let result = ctx
         .command_ids
         .carry_out(&env.command_id, body, |body| {
-            commands::carry_out(
-                &ctx.conns,
-                &ctx.limits,
-                &ctx.stats,
-                body,
-                None,
-                &env.command_id,
-            )
+            ctx.carry_out(body, None, &env.command_id)
         })
         .await?;
     if result.code != ErrorCode::Ok as i32 && request_id == 0 {

@@ -58,20 +58,10 @@ pub async fn stream_client(gw: &TestGateway, user: &str, positions: &Value) -> W
         let b64 = URL_SAFE_NO_PAD.encode(positions.to_string());
         url = format!("{url}?wsgate_recover={b64}");
     }
-    let mut request = url.into_client_request().expect("a request");
     let offered = format!("wsgate.stream.v1, wsgate.jwt, {}", token(user));
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        offered.parse().expect("a header value"),
-    );
-    let (ws, response) = within("a handshake", tokio_tungstenite::connect_async(request))
-        .await
-        .expect("the client connects");
+    let (ws, agreed) = offering(url, &offered).await;
     assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok()),
+        agreed.as_deref(),
         Some("wsgate.stream.v1"),
         "the gateway agreed to the subprotocol"
     );
@@ -80,16 +70,27 @@ pub async fn stream_client(gw: &TestGateway, user: &str, positions: &Value) -> W
 
 /// A plain client for `user` (JWT in the subprotocol, as before streams).
 pub async fn plain_client(gw: &TestGateway, user: &str) -> Ws {
-    let mut request = gw.url().into_client_request().expect("a request");
-    let offered = format!("wsgate.jwt, {}", token(user));
+    offering(gw.url(), &format!("wsgate.jwt, {}", token(user)))
+        .await
+        .0
+}
+
+/// A client of `url` offering the subprotocols `offered`, and the one the gateway answered.
+async fn offering(url: String, offered: &str) -> (Ws, Option<String>) {
+    let mut request = url.into_client_request().expect("a request");
     request.headers_mut().insert(
         "sec-websocket-protocol",
         offered.parse().expect("a header value"),
     );
-    let (ws, _) = within("a handshake", tokio_tungstenite::connect_async(request))
+    let (ws, response) = within("a handshake", tokio_tungstenite::connect_async(request))
         .await
         .expect("the client connects");
-    ws
+    let agreed = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (ws, agreed)
 }
 
 /// The next frame of the subprotocol.

@@ -362,12 +362,7 @@ impl Stream {
                     match engine.read(name, candidate, Some(from - 1), *bounds).await {
                         Ok(read) => {
                             for e in read.entries.iter().filter(|e| e.offset < offset) {
-                                let at = At {
-                                    stream: name,
-                                    epoch,
-                                    offset: e.offset,
-                                };
-                                let kept = kept_of(at, e);
+                                let kept = kept_of(name, epoch, e);
                                 out.push(Message::publication(kept.plain, kept.framed, None));
                             }
                         }
@@ -383,7 +378,8 @@ impl Stream {
                     epoch,
                     offset,
                 };
-                let (_, live) = publication(at, &plain, ack);
+                // Redis keeps the payload: only the frame sent live is made here.
+                let live = subprotocol::publication(at, body, ack);
                 out.push(Message::publication(plain, live, ack));
                 *delivered = Some(offset);
                 Ok(out)
@@ -511,14 +507,7 @@ impl Stream {
                     .entries
                     .iter()
                     .filter(|e| e.offset <= upto)
-                    .map(|e| {
-                        let at = At {
-                            stream: name,
-                            epoch,
-                            offset: e.offset,
-                        };
-                        (e.offset, kept_of(at, e))
-                    })
+                    .map(|e| (e.offset, kept_of(name, epoch, e)))
                     .collect();
                 Ok((position, kept))
             }
@@ -542,10 +531,15 @@ fn publication(at: At<'_>, plain: &Bytes, ack: Option<u64>) -> (Kept, Bytes) {
     (kept, live)
 }
 
-/// A publication read from Redis, encoded.
-fn kept_of(at: At<'_>, e: &Entry) -> Kept {
+/// A publication of `stream` read from Redis, encoded.
+fn kept_of(stream: &str, epoch: &str, e: &Entry) -> Kept {
     let opcode = if e.text { frame::TEXT } else { frame::BINARY };
     let plain = frame::encode(opcode, &e.data);
+    let at = At {
+        stream,
+        epoch,
+        offset: e.offset,
+    };
     publication(at, &plain, None).0
 }
 
