@@ -69,6 +69,9 @@ pub(crate) struct Call {
     pub(crate) command_id: Option<std::sync::Arc<str>>,
     pub(crate) receipt: ReceiptMode,
     pub(crate) client_ack: bool,
+    /// Only this gateway (node id) takes the handle's commands: the others' connections are
+    /// left out, neither unknown nor failed.
+    pub(crate) only: Option<std::sync::Arc<str>>,
 }
 
 impl Call {

@@ -132,6 +132,19 @@ impl Cluster {
         handle
     }
 
+    /// A handle whose commands reach only the gateway with node id `node_id`: a command for
+    /// everyone (a broadcast, a publish, a user's connections) is carried out there alone, and
+    /// connection ids of other gateways are left out of the commands that report (reported
+    /// neither unknown nor failed); the single-connection commands (`single_cast`,
+    /// `bind_user`, …) answer [`Error::UnknownConnection`] for them.
+    /// For a source every gateway reads on its own (a gateway's consumers of Redis Pub/Sub or
+    /// NATS subjects): each delivers to its own connections, so each client gets a message once.
+    pub fn only_gateway(&self, node_id: impl Into<String>) -> Cluster {
+        let mut handle = self.clone();
+        handle.call.only = Some(node_id.into().into());
+        handle
+    }
+
     /// A handle whose casts also ask each client to acknowledge: see
     /// [`Client::with_client_acks`](crate::Client::with_client_acks).
     pub fn with_client_acks(&self) -> Cluster {
@@ -468,6 +481,15 @@ impl Cluster {
                 None => return Ok(all),
             }
         }
+    }
+
+    /// Sends any command body to the gateways it concerns, routed like the typed commands (a
+    /// body naming connections goes to their owners, one for everyone to every gateway), and
+    /// merges their answers: for callers that hold commands as bodies, such as the gateway's
+    /// consumers. A refusal is an error as for the typed commands; a connection that is gone
+    /// is in [`Report::unknown_conn_ids`](crate::Report::unknown_conn_ids).
+    pub async fn command(&self, body: Body) -> Result<ClusterReport, Error> {
+        self.report(body).await
     }
 
     /// Sends any envelope body with request id 0 (no answer), routed like the typed commands:

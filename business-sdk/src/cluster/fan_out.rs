@@ -106,6 +106,7 @@ impl Members {
         body: Body,
     ) -> Result<v1::Result, Error> {
         self.check(&body)?;
+        elsewhere(call, conn_id)?;
         let target = self.owner(conn_id)?;
         let meta = call.meta(&body, self.config().retries);
         let reply = self.request_on(&target, body, &meta).await;
@@ -133,7 +134,7 @@ impl Members {
             sends,
             mut failed,
             malformed,
-        } = self.plan(body);
+        } = self.plan(body, call.only.as_deref());
         let meta = &meta;
         let answers = join_all(sends.into_iter().map(|(target, body)| async move {
             let reply = self.request_on(&target, body, meta).await;
@@ -179,6 +180,7 @@ impl Members {
         let meta = call.meta(&body, false);
         let meta = &meta;
         if let Recipients::Owner(conn_id) = route::recipients_of(&body) {
+            elsewhere(call, &conn_id)?;
             let target = self.owner(&conn_id)?;
             let sent = self.post_on(&target, body, meta).await;
             return self
@@ -187,7 +189,7 @@ impl Members {
         }
         let Plan {
             sends, mut failed, ..
-        } = self.plan(body);
+        } = self.plan(body, call.only.as_deref());
         let sent = join_all(sends.into_iter().map(|(target, body)| async move {
             let sent = self.post_on(&target, body, meta).await;
             (target, sent)
@@ -252,8 +254,9 @@ impl Members {
         }
     }
 
-    /// Which gateway gets which body.
-    fn plan(&self, body: Body) -> Plan {
+    /// Which gateway gets which body; with `only`, that gateway alone (the ids of others are
+    /// left out).
+    fn plan(&self, body: Body, only: Option<&str>) -> Plan {
         let (conn_ids, everyone) = match route::recipients_of(&body) {
             Recipients::Everyone => (Vec::new(), true),
             Recipients::Owner(conn_id) => (vec![conn_id], false),
@@ -263,6 +266,9 @@ impl Members {
             mut groups,
             malformed,
         } = route::split_by_node(conn_ids);
+        if let Some(only) = only {
+            groups.retain(|node_id, _| node_id == only);
+        }
         let mut plan = Plan {
             sends: Vec::new(),
             failed: Vec::new(),
@@ -271,6 +277,9 @@ impl Members {
         let links = self.links();
         let down_now = down_nodes(&links);
         for link in links {
+            if only.is_some_and(|only| link.node_id().as_deref() != Some(only)) {
+                continue;
+            }
             match link.session() {
                 Some(session) => {
                     let ids = groups.remove(&session.node_id).unwrap_or_default();
@@ -318,6 +327,17 @@ impl Members {
             }),
             other => other,
         }
+    }
+}
+
+/// A connection of another gateway than the one a handle is restricted to
+/// ([`Cluster::only_gateway`](crate::Cluster::only_gateway)): unknown to that handle.
+fn elsewhere(call: &Call, conn_id: &str) -> Result<(), Error> {
+    match &call.only {
+        Some(only) if conn_id::node_of(conn_id) != Some(&**only) => Err(Error::UnknownConnection {
+            conn_ids: vec![conn_id.to_owned()],
+        }),
+        _ => Ok(()),
     }
 }
 
