@@ -478,6 +478,13 @@ pub struct Config {
     #[arg(long, env = "WSGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     #[serde(serialize_with = "render::duration")]
     pub drain_timeout: Duration,
+
+    /// Consumers of brokers (RabbitMQ, Redis, NATS, a PostgreSQL outbox) whose messages the
+    /// gateway carries out as commands: the config file's `[[consumer]]` tables only (each is
+    /// a table of settings, no flag could hold one). See docs/consumers.md.
+    #[arg(skip)]
+    #[serde(rename = "consumer", skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<crate::consumers::spec::Spec>,
 }
 
 impl Default for Config {

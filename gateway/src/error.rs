@@ -33,6 +33,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config file {path}: {message}")]
+    Consumer { path: PathBuf, message: String },
     #[error("config file {path} is not valid TOML: {message}")]
     FileSyntax { path: PathBuf, message: String },
     #[error(

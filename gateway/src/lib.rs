@@ -27,6 +27,7 @@ mod client;
 mod cluster;
 pub mod config;
 mod connections;
+mod consumers;
 mod error;
 mod fd_limit;
 #[cfg(feature = "fuzzing")]
@@ -48,8 +49,9 @@ pub use cluster::ClusterSlot;
 pub use config::Config;
 pub use connections::streams::StreamEngine;
 pub use connections::streams::redis::WhenDown as WhenRedisDown;
+pub use consumers::spec::Spec as ConsumerSpec;
 pub use error::{ConfigError, GatewayError, TlsError};
 pub use server::Gateway;
-pub use stats::Stats;
+pub use stats::{BadReason, ConsumerStats, Stats};
 pub use tls::TlsReloader;
 pub use websocket::close_code;

@@ -222,6 +222,17 @@ impl Gateway {
             cluster_tx,
             running.stop_cluster.clone(),
         )));
+        // Consumers stop taking messages when the listeners stop accepting: the drain's first
+        // step, so nothing they took is cut off by the clients' closing.
+        running.consumers = crate::consumers::start(
+            &config.consumers,
+            &crate::consumers::ConsumerContext {
+                cluster: slot.clone(),
+                node_id: config.node_id.clone(),
+                stats: parts.stats.clone(),
+            },
+            &running.stop_accept,
+        );
         let context = ApiContext {
             config,
             conns: parts.conns.clone(),

@@ -4,12 +4,14 @@
 //! Tests read them to check that a policy fired (a slow consumer was closed, a message was
 //! dropped); `/metrics` (api/metrics.rs) exports them in the Prometheus text format.
 
+mod consumers;
 mod histogram;
 mod labels;
 mod striped;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use consumers::{BadReason, ConsumerStats, Consumers};
 pub use histogram::{BOUNDS_SECONDS, Histogram};
 pub use labels::{CloseReason, CommandKind};
 pub use striped::Striped;
@@ -86,6 +88,8 @@ pub struct Stats {
     command_errors_by_kind: [AtomicU64; CommandKind::ALL.len()],
     /// From a connection event's creation to its place in a business process's link queue.
     pub event_dispatch: Histogram,
+    /// The consumers' counters and states (docs/consumers.md).
+    pub consumers: Consumers,
 }
 
 impl Stats {

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::brokers::OwnServer;
 use common::http::Api;
 use common::streams::*;
 use common::*;
@@ -175,55 +175,15 @@ async fn a_gateway_fills_a_gap_from_redis_before_delivering_what_follows() {
     gw1.stop().await;
 }
 
-/// A Redis of the test's own, on a free port.
-struct OwnRedis {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let redis = Self { child, port };
-        wait_until("the test's redis-server", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn kill(mut self) {
-        self.child.kill().await.expect("redis-server stops");
-    }
-}
-
 #[tokio::test]
 async fn redis_going_away_is_said_and_coming_back_starts_a_new_epoch() {
     if !redis_here("the Redis stream tests") {
         return;
     }
     let port = reserve_addrs(1)[0].port();
-    let redis = OwnRedis::start(port).await;
+    let mut redis = OwnServer::redis_on(port).await;
     let rules = ["users o-* history=100 age=10m"];
-    let gw = redis_gateway("gw", &redis.url(), &redis_prefix("outage"), &rules).await;
+    let gw = redis_gateway("gw", &redis.redis_url(), &redis_prefix("outage"), &rules).await;
     let (biz, _events) = gw.business("biz").await;
     let mut ws = stream_client(&gw, "o-1", &Value::Null).await;
     until_joined(&mut ws, "user:o-1").await;
@@ -261,7 +221,7 @@ async fn redis_going_away_is_said_and_coming_back_starts_a_new_epoch() {
 
     // Back (empty, as a restart without persistence leaves it): a new epoch, and a client that
     // was at the old one is told so.
-    let redis = OwnRedis::start(port).await;
+    let mut redis = OwnServer::redis_on(port).await;
     within("a publication once Redis is back", async {
         while biz
             .send_to_users(["o-1"], Payload::text("after"), Vec::new())
@@ -297,9 +257,9 @@ async fn with_redis_down_live_publications_are_delivered_without_history() {
         return;
     }
     let port = reserve_addrs(1)[0].port();
-    let redis = OwnRedis::start(port).await;
+    let mut redis = OwnServer::redis_on(port).await;
     let rules = ["users l-* history=100 age=10m"];
-    let (url, prefix) = (redis.url(), redis_prefix("live"));
+    let (url, prefix) = (redis.redis_url(), redis_prefix("live"));
     let gw = gateway_with(&rules, move |c| {
         c.stream_engine = wsgate::StreamEngine::Redis;
         c.stream_redis_url = url;

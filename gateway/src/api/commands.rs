@@ -21,7 +21,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use wsgate_business::{ClusterReport, SessionChange, Targets};
-use wsgate_proto::v1::ForceOffline;
+use wsgate_proto::v1::{self as v1, ForceOffline, envelope::Body};
 use wsgate_proto::validate;
 
 use super::context::ApiContext;
@@ -450,6 +450,153 @@ pub(crate) async fn force_offline(
     report(&cluster, r)
 }
 
+/// A command in the JSON shape of these routes, `{"method": "<route>", "params": {<body>}}`,
+/// as the worker-link body it makes: for callers other than the HTTP API that take commands
+/// as JSON (the consumers, docs/consumers.md). `method` is the route after `/api/v1/`
+/// (`send`, `users/send`, `topics/publish`, `force-offline`, …); `params` is that route's
+/// body. The answer's error says what to fix. `receipts` and `client_ack` are refused: no one
+/// waits for this command's answer.
+pub(crate) fn body_of(method: &str, params: serde_json::Value) -> Result<Body, ApiError> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<T, ApiError> {
+        serde_json::from_value(params).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the params of {method} do not fit: {e}; they are the body of POST /api/v1/{method} (docs/api.md)"
+            ))
+        })
+    }
+    let unanswered = |receipts: bool, client_ack: bool| {
+        if receipts || client_ack {
+            Err(ApiError::bad_request(
+                "receipts and client_ack need someone to wait for the answer, and no one waits for this command; leave them out",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match method {
+        "send" => {
+            let b: SendBody = parse(method, params)?;
+            unanswered(b.receipts, b.client_ack)?;
+            Body::SingleCast(v1::SingleCast {
+                conn_id: b.conn_id,
+                payload: Some(payload::required(b.text, b.binary)?),
+            })
+        }
+        "multicast" => {
+            let b: MulticastBody = parse(method, params)?;
+            unanswered(b.receipts, b.client_ack)?;
+            Body::Multicast(v1::Multicast {
+                conn_ids: b.conn_ids,
+                payload: Some(payload::required(b.text, b.binary)?),
+            })
+        }
+        "broadcast" => {
+            let b: BroadcastBody = parse(method, params)?;
+            unanswered(b.receipts, b.client_ack)?;
+            Body::Broadcast(v1::Broadcast {
+                payload: Some(payload::required(b.text, b.binary)?),
+                exclude: b.exclude_conn_ids,
+            })
+        }
+        "users/send" => {
+            let b: UsersSendBody = parse(method, params)?;
+            unanswered(b.receipts, b.client_ack)?;
+            Body::SendToUsers(v1::SendToUsers {
+                user_ids: b.user_ids,
+                payload: Some(payload::required(b.text, b.binary)?),
+                exclude_conn_ids: b.exclude_conn_ids,
+            })
+        }
+        "topics/publish" => {
+            let b: PublishBody = parse(method, params)?;
+            unanswered(b.receipts, b.client_ack)?;
+            Body::Publish(v1::Publish {
+                topics: b.topics,
+                payload: Some(payload::required(b.text, b.binary)?),
+                exclude_conn_ids: b.exclude_conn_ids,
+            })
+        }
+        "users/bind" => {
+            let b: BindBody = parse(method, params)?;
+            Body::BindUser(v1::BindUser {
+                conn_id: b.conn_id,
+                user_id: b.user_id,
+            })
+        }
+        "users/unbind" => {
+            let b: UnbindBody = parse(method, params)?;
+            Body::UnbindUser(v1::UnbindUser { conn_id: b.conn_id })
+        }
+        "topics/subscribe" | "topics/unsubscribe" => {
+            let b: TopicsBody = parse(method, params)?;
+            if method == "topics/subscribe" {
+                Body::Subscribe(v1::Subscribe {
+                    topics: b.topics,
+                    conn_ids: b.conn_ids,
+                    user_ids: b.user_ids,
+                })
+            } else {
+                Body::Unsubscribe(v1::Unsubscribe {
+                    topics: b.topics,
+                    conn_ids: b.conn_ids,
+                    user_ids: b.user_ids,
+                })
+            }
+        }
+        "topics/delete" => {
+            let b: DeleteTopicsBody = parse(method, params)?;
+            Body::DeleteTopics(v1::DeleteTopics { topics: b.topics })
+        }
+        "session" => {
+            let b: SessionBody = parse(method, params)?;
+            Body::SetSession(v1::SetSession {
+                conn_id: b.conn_id,
+                set: b.set,
+                // With `replace` the gateway ignores deletes, as the route's own path does.
+                delete: if b.replace { Vec::new() } else { b.delete },
+                replace: b.replace,
+            })
+        }
+        "force-offline" => {
+            let b: ForceOfflineBody = parse(method, params)?;
+            let code = validate::close(b.code, &b.reason).map_err(ApiError::refused)?;
+            let last = payload::optional(b.last_text, b.last_binary, "last_text", "last_binary")?;
+            Body::ForceOffline(ForceOffline {
+                conn_ids: b.conn_ids,
+                user_ids: b.user_ids,
+                code: code.into(),
+                reason: b.reason,
+                last_message: last,
+            })
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown method {other:?}; use one of {}",
+                METHODS.join(", ")
+            )));
+        }
+    })
+}
+
+/// The methods [`body_of`] takes: the command routes, after `/api/v1/`.
+pub(crate) const METHODS: [&str; 12] = [
+    "send",
+    "multicast",
+    "broadcast",
+    "users/send",
+    "topics/publish",
+    "users/bind",
+    "users/unbind",
+    "topics/subscribe",
+    "topics/unsubscribe",
+    "topics/delete",
+    "session",
+    "force-offline",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +605,55 @@ mod tests {
         Ok(serde_json::from_str::<SessionBody>(json)
             .map_err(|e| ApiError::bad_request(e.to_string()))?
             .change())
+    }
+
+    #[test]
+    fn json_commands_make_the_routes_bodies() {
+        let body = body_of(
+            "topics/publish",
+            serde_json::json!({"topics": ["news"], "text": "hi"}),
+        )
+        .expect("a publish");
+        let Body::Publish(p) = body else {
+            panic!("not a publish: {body:?}")
+        };
+        assert_eq!(p.topics, ["news"]);
+        assert_eq!(
+            p.payload.expect("payload").as_text(),
+            Some("hi"),
+            "the text"
+        );
+        let unknown = body_of("explode", serde_json::json!({})).expect_err("unknown");
+        assert!(
+            unknown.message.contains("topics/publish"),
+            "{}",
+            unknown.message
+        );
+        let wrong = body_of("send", serde_json::json!({"conn": "x", "text": "a"}))
+            .expect_err("wrong field");
+        assert!(wrong.message.contains("unknown field"), "{}", wrong.message);
+        let asks = body_of(
+            "broadcast",
+            serde_json::json!({"text": "a", "receipts": true}),
+        )
+        .expect_err("receipts");
+        assert!(asks.message.contains("no one waits"), "{}", asks.message);
+        assert!(
+            body_of(
+                "force-offline",
+                serde_json::json!({"user_ids": ["7"], "code": 4000})
+            )
+            .is_ok()
+        );
+        for method in METHODS {
+            // Every method is one body_of knows: none falls through to "unknown method".
+            let e = body_of(method, serde_json::json!(null)).expect_err("null params");
+            assert!(
+                !e.message.contains("unknown method"),
+                "{method}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `draining` once shutdown has begun, `starting` before the gateway first served. Neither needs
 //! the API key. With `--stream-engine redis`, `/readyz` answers 200 `degraded: …` while Redis
 //! cannot be reached: the gateway still serves clients, and every gateway shares the one Redis,
-//! so a balancer that took it out would help nobody.
+//! so a balancer that took it out would help nobody. The same for a consumer that is not
+//! connected to its broker (docs/consumers.md): the body names each, with why.
 
 use axum::Router;
 use axum::extract::State;
@@ -26,19 +27,34 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(context): State<ApiContext>) -> (StatusCode, &'static str) {
-    if context.lifecycle.ready() && Stats::get(&context.stats.stream_engine_up) == 0 {
-        // Still serving clients: every gateway shares the one Redis, so taking this one out of
-        // a load balancer would help nobody.
-        (
-            StatusCode::OK,
-            "degraded: the stream engine (Redis) cannot be reached; stream publications are refused or delivered without history (--stream-redis-down)",
-        )
-    } else if context.lifecycle.ready() {
-        (StatusCode::OK, "ready")
-    } else if context.lifecycle.draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+async fn readyz(State(context): State<ApiContext>) -> (StatusCode, String) {
+    if !context.lifecycle.ready() {
+        return if context.lifecycle.draining() {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining".into())
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting".into())
+        };
+    }
+    // Still serving clients in each case below: the brokers and the stream engine's Redis are
+    // shared by every gateway, so taking this one out of a load balancer would help nobody.
+    let mut degraded = Vec::new();
+    if Stats::get(&context.stats.stream_engine_up) == 0 {
+        degraded.push(
+            "the stream engine (Redis) cannot be reached; stream publications are refused or delivered without history (--stream-redis-down)".to_owned(),
+        );
+    }
+    for c in context.stats.consumers.all() {
+        if !c.is_up() {
+            let error = c.error().unwrap_or_default();
+            degraded.push(format!(
+                "consumer {} ({}) is not reading: {error}; it reconnects with backoff",
+                c.name, c.kind
+            ));
+        }
+    }
+    if degraded.is_empty() {
+        (StatusCode::OK, "ready".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        (StatusCode::OK, format!("degraded: {}", degraded.join("; ")))
     }
 }

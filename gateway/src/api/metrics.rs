@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::context::ApiContext;
-use crate::stats::{BOUNDS_SECONDS, CloseReason, CommandKind, Stats};
+use crate::stats::{BOUNDS_SECONDS, BadReason, CloseReason, CommandKind, ConsumerStats, Stats};
 
 /// The content type of the text exposition format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -76,7 +76,76 @@ pub(crate) fn render(context: &ApiContext) -> String {
     links(&mut out, &context.stats);
     indexes(&mut out, context);
     dispatch_latency(&mut out, &context.stats);
+    consumers(&mut out, &context.stats);
     out.0
+}
+
+/// Each consumer's counters and state (docs/consumers.md), labelled by its name and kind.
+fn consumers(out: &mut Exposition, stats: &Stats) {
+    let all = stats.consumers.all();
+    type Read = fn(&ConsumerStats) -> u64;
+    let families: [(&str, &str, &str, Read); 4] = [
+        (
+            "wsgate_consumer_up",
+            "gauge",
+            "1 while the consumer is connected to its broker and reading, else 0.",
+            |c| u64::from(c.is_up()),
+        ),
+        (
+            "wsgate_consumer_messages_total",
+            "counter",
+            "Messages the consumer carried out and acknowledged.",
+            |c| Stats::get(&c.messages),
+        ),
+        (
+            "wsgate_consumer_retries_total",
+            "counter",
+            "Tries that found the gateway unable to take a command; the message was kept and tried again.",
+            |c| Stats::get(&c.retries),
+        ),
+        (
+            "wsgate_consumer_disconnects_total",
+            "counter",
+            "Times the consumer lost its broker.",
+            |c| Stats::get(&c.disconnects),
+        ),
+    ];
+    for (name, kind, help, read) in families {
+        out.family(name, kind, help);
+        for c in &all {
+            out.sample(name, &[("consumer", &c.name), ("kind", c.kind)], read(c));
+        }
+    }
+    let name = "wsgate_consumer_bad_messages_total";
+    out.family(
+        name,
+        "counter",
+        "Messages the consumer refused (acknowledged or dead-lettered), by reason.",
+    );
+    for c in &all {
+        for reason in BadReason::ALL {
+            out.sample(
+                name,
+                &[
+                    ("consumer", &c.name),
+                    ("kind", c.kind),
+                    ("reason", reason.name()),
+                ],
+                c.bad_count(reason),
+            );
+        }
+    }
+    let name = "wsgate_consumer_lag";
+    out.family(
+        name,
+        "gauge",
+        "Messages waiting at the broker for this consumer, where the broker reports it (RabbitMQ queue, Redis list length or group lag, JetStream pending, outbox rows).",
+    );
+    for c in &all {
+        if let Some(lag) = c.lag() {
+            out.sample(name, &[("consumer", &c.name), ("kind", c.kind)], lag);
+        }
+    }
 }
 
 /// This gateway: who it is and whether it is ready.

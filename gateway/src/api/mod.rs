@@ -13,7 +13,7 @@
 //! `openapi`; `metrics`, `health` and `console` bring their own routes.
 
 mod auth;
-mod commands;
+pub(crate) mod commands;
 mod console;
 pub(crate) mod context;
 pub(crate) mod errors;

@@ -12,6 +12,13 @@ impl Config {
     /// Checks settings that clap cannot check alone.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_node_id(&self.node_id)?;
+        // Checked when read from a file too; a Config built in code gets the same check.
+        crate::consumers::spec::check_all(&self.consumers).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "consumer",
+                reason,
+            }
+        })?;
         if !self.ws_path.starts_with('/') {
             return Err(ConfigError::Invalid {
                 key: "ws-path",

@@ -119,8 +119,13 @@ impl Loaded {
             .try_get_matches_from(args.iter())?;
         let file = first.get_one::<PathBuf>(CONFIG).cloned();
         let mut from_file = Vec::new();
+        let mut consumers = Vec::new();
         if let Some(path) = &file {
-            for (key, value) in read_table(path, &read)? {
+            let mut table = read_table(path, &read)?;
+            if let Some(value) = table.remove(CONSUMER) {
+                consumers = read_consumers(path, value)?;
+            }
+            for (key, value) in table {
                 let arg = file_arg(&command, path, &key)?;
                 let values = file_values(path, &key, arg, &value)?;
                 let overridden = matches!(
@@ -143,6 +148,7 @@ impl Loaded {
             }
         })?;
         let mut config = Config::from_arg_matches(&matches)?;
+        config.consumers = consumers;
         config.normalize();
         let sources = file_keys()
             .into_iter()
@@ -184,6 +190,36 @@ impl Config {
             list.retain(|v| !v.is_empty());
         }
     }
+}
+
+/// The file key of the consumers' tables (`[[consumer]]`).
+pub(crate) const CONSUMER: &str = "consumer";
+
+/// The `[[consumer]]` tables, each checked (docs/consumers.md).
+fn read_consumers(
+    path: &Path,
+    value: toml::Value,
+) -> Result<Vec<crate::consumers::spec::Spec>, ConfigError> {
+    let bad = |message: String| ConfigError::Consumer {
+        path: path.to_owned(),
+        message,
+    };
+    let toml::Value::Array(tables) = value else {
+        return Err(bad(
+            "`consumer` is a list of tables: write each as [[consumer]]".into(),
+        ));
+    };
+    let specs = tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| {
+            table.try_into().map_err(|e: toml::de::Error| {
+                bad(format!("consumer #{}: {}", i + 1, e.to_string().trim_end()))
+            })
+        })
+        .collect::<Result<Vec<crate::consumers::spec::Spec>, _>>()?;
+    crate::consumers::spec::check_all(&specs).map_err(bad)?;
+    Ok(specs)
 }
 
 fn read_table(

@@ -29,6 +29,8 @@ pub(super) struct Running {
     pub clients: TaskTracker,
     pub links: TaskTracker,
     pub accept: Vec<JoinHandle<()>>,
+    /// The consumers (docs/consumers.md), stopped with the listeners.
+    pub consumers: Vec<JoinHandle<()>>,
     pub apis: Vec<JoinHandle<()>>,
     pub cluster: Option<JoinHandle<()>>,
 }
@@ -58,7 +60,7 @@ pub(super) async fn run(
     );
     let deadline = Instant::now() + drain;
     running.stop_accept.cancel();
-    for task in running.accept {
+    for task in running.accept.into_iter().chain(running.consumers) {
         let _ = task.await;
     }
     running.clients.close();
