@@ -124,3 +124,50 @@ pub fn stream_input(data: &[u8]) {
         let _ = rules::matches(&parsed.pattern, name);
     }
 }
+
+/// What a broker's producer controls: a consumer's message and the channel it came by, read by
+/// a JSON-command consumer and by a fixed-command one with a `from` pattern (the first byte
+/// picks which; the rest is the channel, a NUL, then the message). A command's id is always one
+/// a gateway takes.
+pub fn consumer_message(data: &[u8]) {
+    use crate::consumers::meaning::{Meaning, Received};
+    use crate::consumers::spec::Spec;
+    static READERS: std::sync::LazyLock<[Meaning; 2]> = std::sync::LazyLock::new(|| {
+        let spec = |extra: &str| -> Meaning {
+            let text = format!(
+                "name = \"fuzz\"\nkind = \"redis-pubsub\"\nchannels = [\"x\"]\nmax_bytes = 4096\n{extra}"
+            );
+            let spec: Spec = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+            Meaning::of(&spec)
+        };
+        [
+            spec(""),
+            spec(
+                "command = \"topics/publish\"\nfrom = \"orders.{id}.{what}\"\nto = \"order:{id}:{what}\"",
+            ),
+        ]
+    });
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let (channel, message) = match rest.iter().position(|b| *b == 0) {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (&rest[..0], rest),
+    };
+    let channel = String::from_utf8_lossy(channel);
+    let reader = &READERS[usize::from(mode % 2)];
+    let id = (mode & 2 != 0).then_some("broker-id");
+    if let Ok(command) = reader.read(Received {
+        data: message,
+        channel: &channel,
+        id,
+    }) {
+        if let Some(id) = &command.command_id {
+            assert!(
+                wsgate_proto::validate::command_id("id", id).is_ok(),
+                "{id:?}"
+            );
+        }
+        assert!(message.len() <= 4096, "a message over max_bytes was taken");
+    }
+}

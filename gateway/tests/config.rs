@@ -359,3 +359,58 @@ fn stream_rules_come_from_every_source_print_back_and_bad_ones_say_why() {
         assert!(err.contains(words), "{rule}: {err}");
     }
 }
+
+#[test]
+fn consumers_come_from_the_file_print_back_and_bad_ones_say_why() {
+    let file = TempFile::new(
+        "consumers",
+        "[[consumer]]\n\
+         name = \"notice\"\n\
+         kind = \"rabbitmq\"\n\
+         url = \"amqp://app:hunter2-s3cret@127.0.0.1:5672/%2f\"\n\
+         queue = \"ws.notice\"\n\
+         command = \"broadcast\"\n\
+         \n\
+         [[consumer]]\n\
+         name = \"users\"\n\
+         kind = \"redis-pubsub\"\n\
+         channels = [\"pub.user.*\"]\n\
+         command = \"users/send\"\n\
+         from = \"pub.user.{id}\"\n\
+         to = \"{id}\"\n",
+    );
+    let (t, text) = print_config(&[&file.arg()], &[]);
+    let consumers = t["consumer"].as_array().expect("the tables");
+    assert_eq!(consumers.len(), 2, "{text}");
+    assert_eq!(consumers[1]["from"].as_str(), Some("pub.user.{id}"));
+    assert!(!text.contains("s3cret"), "the password leaked:\n{text}");
+    // What --print-config wrote starts the same gateway again.
+    let again = TempFile::new("consumers-again", &text);
+    let (second, _) = print_config(&[&again.arg()], &[]);
+    assert_eq!(second["consumer"], t["consumer"]);
+
+    for (table, words) in [
+        ("name = \"x\"\nkind = \"kafka\"", "unknown variant `kafka`"),
+        ("name = \"x\"\nkind = \"redis-list\"", "needs `key`"),
+        (
+            "name = \"x\"\nkind = \"nats\"\nsubjects = [\"a\"]\nqueue = \"q\"",
+            "`queue` is a setting of rabbitmq",
+        ),
+        (
+            "name = \"x\"\nkind = \"nats\"\nsubjects = [\"a\"]\nbad = \"dead-letter\"",
+            "nowhere to keep",
+        ),
+    ] {
+        let bad = TempFile::new("bad-consumer", &format!("[[consumer]]\n{table}\n"));
+        let err = failure(&[&bad.arg()], &[]);
+        assert!(
+            err.contains(words) && err.contains("consumer"),
+            "{table}: {err}"
+        );
+    }
+    let twice = TempFile::new(
+        "twice",
+        "[[consumer]]\nname = \"a\"\nkind = \"redis-list\"\nkey = \"k\"\n[[consumer]]\nname = \"a\"\nkind = \"redis-list\"\nkey = \"j\"\n",
+    );
+    assert!(failure(&[&twice.arg()], &[]).contains("two consumers are named a"));
+}

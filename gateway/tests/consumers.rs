@@ -32,14 +32,18 @@ fn rabbit_here() -> bool {
 }
 
 fn nats_here() -> bool {
+    let installed = std::process::Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     listening(
         "the NATS consumer tests",
         4222,
         "nats-server -a 127.0.0.1 -p 4222 -js",
-    ) && std::process::Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_ok()
+    ) && can_run(
+        "the NATS consumer tests",
+        (!installed).then(|| "nats-server is not on the PATH (apt-get install nats-server)".into()),
+    )
 }
 
 fn postgres_here() -> bool {
@@ -157,6 +161,13 @@ async fn redis_list_in_order_with_bad_messages_refused_and_dead_lettered() {
     for ws in &mut ws {
         expect_all(ws, 0, 101).await;
     }
+    // Once the list is empty and a blocking read has waited, the lag is known: nothing waits, and
+    // the last one has left the processing list.
+    let stats = gw.stats.clone();
+    wait_until("the list's lag", move || {
+        stats.consumers.get("push").and_then(|c| c.lag()) == Some(0)
+    })
+    .await;
     for reason in [
         BadReason::NotJson,
         BadReason::UnknownMethod,
@@ -180,7 +191,8 @@ async fn redis_list_in_order_with_bad_messages_refused_and_dead_lettered() {
     // The metrics and the console's source say it all.
     let metrics = String::from_utf8(Api::of(&gw).get("/metrics").await.body).expect("utf-8");
     assert!(
-        metrics.contains("wsgate_consumer_up{consumer=\"push\",kind=\"redis-list\"} 1"),
+        metrics.contains("wsgate_consumer_up{consumer=\"push\",kind=\"redis-list\"} 1")
+            && metrics.contains("wsgate_consumer_lag{consumer=\"push\",kind=\"redis-list\"} 0"),
         "{metrics}"
     );
     assert!(
@@ -625,8 +637,9 @@ async fn consumer_process(node: &str, table: &str, peers: &[String]) -> tokio::p
 }
 
 /// Kills the consuming gateway mid-stream and starts it again: the clients of the other
-/// gateway get every message once, in order.
-async fn killed_mid_stream(table: &str, mut push: impl AsyncFnMut(usize)) {
+/// gateway get every message once, in order (`ordered`; else in any order, as a JetStream
+/// redelivery comes after later messages).
+async fn killed_mid_stream(table: &str, ordered: bool, mut push: impl AsyncFnMut(usize)) {
     let addrs = reserve_addrs(2);
     let peers = vec![addrs[0].to_string(), addrs[1].to_string()];
     let own = peers.clone();
@@ -641,18 +654,38 @@ async fn killed_mid_stream(table: &str, mut push: impl AsyncFnMut(usize)) {
     let stats = gw.stats.clone();
     let linked = move || wsgate::Stats::get(&stats.peer_links_current) == 2;
     wait_until("the consuming gateway linked", linked.clone()).await;
-    for i in 0..200 {
+    // Enough that most are still at the broker, or taken and not finished, at the kill.
+    const BEFORE: usize = 1000;
+    const ALL: usize = 1100;
+    for i in 0..BEFORE {
         push(i).await;
     }
-    for i in 0..40 {
-        assert_eq!(recv_text(&mut ws).await, format!("m{i}"));
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        got.push(recv_text(&mut ws).await);
     }
     process.kill().await.expect("killed");
     let mut again = consumer_process("killed", table, &peers).await;
-    for i in 200..300 {
+    for i in BEFORE..ALL {
         push(i).await;
     }
-    expect_all(&mut ws, 40, 300).await;
+    for _ in 40..ALL {
+        got.push(recv_text(&mut ws).await);
+    }
+    if !ordered {
+        got.sort_by_key(|m| m[1..].parse::<usize>().unwrap_or(usize::MAX));
+    }
+    let want: Vec<String> = (0..ALL).map(|i| format!("m{i}")).collect();
+    assert!(
+        got == want,
+        "every message once{}: got {} messages, first differing at {:?}",
+        if ordered { ", in order" } else { "" },
+        got.len(),
+        got.iter().zip(&want).position(|(g, w)| g != w)
+    );
+    // And nothing after them: a duplicate would come before this one.
+    push(ALL).await;
+    assert_eq!(recv_text(&mut ws).await, format!("m{ALL}"));
     again.kill().await.expect("stopped");
 }
 
@@ -669,7 +702,7 @@ async fn rabbitmq_gateway_killed_mid_stream_loses_nothing() {
     let channel = rabbit.create_channel().await.expect("a channel");
     declare(&channel, &queue, Default::default()).await;
     let table = format!("name = \"k\"\nkind = \"rabbitmq\"\nqueue = \"{queue}\"\nprefetch = 50");
-    killed_mid_stream(&table, async |i| {
+    killed_mid_stream(&table, true, async |i| {
         publish(&channel, &queue, cast(i).as_bytes(), None).await;
     })
     .await;
@@ -684,7 +717,7 @@ async fn redis_list_gateway_killed_mid_stream_loses_nothing() {
     let key = unique("killed");
     let mut conn = redis(common::streams::REDIS).await;
     let table = format!("name = \"k\"\nkind = \"redis-list\"\nkey = \"{key}\"");
-    killed_mid_stream(&table, async |i| {
+    killed_mid_stream(&table, true, async |i| {
         lpush(&mut conn, &key, cast(i).as_bytes()).await;
     })
     .await;
@@ -975,4 +1008,92 @@ async fn bad_consumer_tables_stop_the_gateway_with_the_reason() {
         err.to_string().contains("consumer #1") && err.to_string().contains("kafka"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn redis_stream_gateway_killed_mid_stream_loses_nothing() {
+    if !streams_redis_here() {
+        return;
+    }
+    let key = unique("killed_stream");
+    let mut conn = redis(common::streams::REDIS).await;
+    let table = format!("name = \"k\"\nkind = \"redis-stream\"\nkey = \"{key}\"");
+    killed_mid_stream(&table, true, async |i| {
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("data")
+            .arg(cast(i))
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    })
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+}
+
+#[tokio::test]
+async fn jetstream_gateway_killed_mid_stream_loses_nothing() {
+    if !nats_here() {
+        return;
+    }
+    let server = OwnServer::nats().await;
+    let url = server.nats_url();
+    let table = format!(
+        "name = \"k\"\nkind = \"jetstream\"\nurl = \"{url}\"\nstream = \"KILLED\"\nsubjects = [\"killed.>\"]\nredeliver_after = \"1s\""
+    );
+    let nats = async_nats::connect(&url).await.expect("NATS connects");
+    let js = async_nats::jetstream::new(nats);
+    // The stream exists before the first publish: the consumer creates it, but publishing
+    // must not race it.
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: "KILLED".into(),
+        subjects: vec!["killed.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    killed_mid_stream(&table, false, async |i| {
+        js.publish("killed.new", cast(i).into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_gateway_killed_mid_stream_loses_nothing() {
+    if !postgres_here() {
+        return;
+    }
+    let _shared = POSTGRES_LOCK.read().await;
+    let table = unique("killed");
+    let db = postgres().await;
+    // Created as the gateway would, so rows can be inserted before it starts.
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (id bigserial PRIMARY KEY, channel text NOT NULL DEFAULT '', payload text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await
+    .expect("CREATE");
+    let spec = format!(
+        "name = \"k\"\nkind = \"postgres-outbox\"\nurl = \"{POSTGRES}\"\ntable = \"{table}\""
+    );
+    killed_mid_stream(&spec, true, async |i| {
+        db.execute(
+            &format!("INSERT INTO {table} (payload) VALUES ($1)"),
+            &[&cast(i)],
+        )
+        .await
+        .expect("INSERT");
+    })
+    .await;
+    db.batch_execute(&format!("DROP TABLE {table}; DROP TABLE {table}_dead"))
+        .await
+        .expect("DROP");
 }

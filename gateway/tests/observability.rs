@@ -462,7 +462,29 @@ async fn the_console_works_in_chromium_without_an_api_key() {
     console_in_chromium(None).await;
 }
 
+/// A consumer's row: connected, and the messages it carried out (docs/consumers.md).
+#[tokio::test]
+async fn the_console_shows_the_consumers_in_chromium() {
+    if !common::streams::redis_here("the console's consumers test") {
+        return;
+    }
+    let key = format!("{}list", common::streams::redis_prefix("console"));
+    let table = format!("name = \"push\"\nkind = \"redis-list\"\nkey = \"{key}\"");
+    let spec: wsgate::ConsumerSpec = toml::from_str(&table).expect("a consumer table");
+    console_in_chromium_with(None, Some(("push", key)), |c| c.consumers = vec![spec]).await;
+}
+
 async fn console_in_chromium(key: Option<&'static str>) {
+    console_in_chromium_with(key, None, |c| c.api_key = key.map(String::from)).await;
+}
+
+/// The console test, on a gateway `tweak`ed; with a consumer (its name and Redis list), three
+/// messages go through it first.
+async fn console_in_chromium_with(
+    key: Option<&'static str>,
+    consumer: Option<(&str, String)>,
+    tweak: impl FnOnce(&mut wsgate::Config),
+) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
     if !can_run(
         "the console test",
@@ -470,8 +492,33 @@ async fn console_in_chromium(key: Option<&'static str>) {
     ) {
         return;
     }
-    let gw = TestGateway::start_with(|c| c.api_key = key.map(String::from)).await;
+    let gw = TestGateway::start_with(tweak).await;
     gw.cluster.clone().ready().await.unwrap();
+    if let Some((name, list)) = &consumer {
+        let mut conn = redis::Client::open(common::streams::REDIS)
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connects");
+        for i in 0..3 {
+            let command = format!(r#"{{"method":"broadcast","params":{{"text":"c{i}"}}}}"#);
+            let _: i64 = redis::cmd("LPUSH")
+                .arg(list)
+                .arg(command)
+                .query_async(&mut conn)
+                .await
+                .expect("LPUSH");
+        }
+        let stats = gw.stats.clone();
+        let name = name.to_string();
+        wait_until("three carried out", move || {
+            stats
+                .consumers
+                .get(&name)
+                .is_some_and(|c| wsgate::Stats::get(&c.messages) == 3)
+        })
+        .await;
+    }
 
     let shots = std::env::temp_dir().join(format!(
         "wsgate-console-{}-{}",
@@ -487,6 +534,7 @@ async fn console_in_chromium(key: Option<&'static str>) {
             &url,
             &shots_arg,
             key.unwrap_or_default(),
+            consumer.as_ref().map_or("", |(name, _)| name),
         ],
         Duration::from_secs(90),
     )

@@ -19,7 +19,7 @@
 //!   NATS core) reach every gateway and each carries a message out for its own connections
 //!   only (`Cluster::only_gateway`), so a client gets it once.
 
-mod meaning;
+pub(crate) mod meaning;
 mod nats;
 mod postgres;
 mod rabbitmq;

@@ -3,7 +3,8 @@
 // HTTP API, and the message shows up on the page.
 //
 // Run by gateway/tests/observability.rs as
-//   node console.test.mjs <console-url> <screenshot-dir> [api-key]
+//   node console.test.mjs <console-url> <screenshot-dir> [api-key] [consumer]
+// With a consumer name, its row must show it connected, having carried out 3 messages.
 // Uses playwright-core with Debian's Chromium (/usr/bin/chromium); never downloads a browser.
 
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -11,9 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, shots = tmpdir(), apiKey = ""] = process.argv.slice(2);
+const [url, shots = tmpdir(), apiKey = "", consumer = ""] = process.argv.slice(2);
 if (!url) {
-  console.error("usage: node console.test.mjs <console-url> <screenshot-dir> [api-key]");
+  console.error("usage: node console.test.mjs <console-url> <screenshot-dir> [api-key] [consumer]");
   process.exit(2);
 }
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -94,6 +95,20 @@ try {
     const result = await page.textContent("#push-result");
     if (!result.includes("delivered to 1")) throw new Error(`push result says ${JSON.stringify(result)}`);
   });
+  if (consumer) {
+    await check(`the consumers table shows ${consumer} connected, 3 carried out`, async () => {
+      await page.waitForFunction(
+        (name) => {
+          const row = document.querySelector(`#consumers tr[data-consumer="${name}"]`);
+          if (!row || document.getElementById("consumers-panel").hidden) return false;
+          const cells = [...row.children].map((td) => td.textContent);
+          return cells[2] === "connected" && cells[3] === "3" && cells[4] === "0";
+        },
+        consumer,
+        { timeout: WAIT },
+      );
+    });
+  }
   await page.screenshot({ path: join(shots, "console.png"), fullPage: true });
   console.log("screenshot:", join(shots, "console.png"));
   if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
