@@ -523,7 +523,11 @@ async fn console_in_chromium_with(
     let shots = std::env::temp_dir().join(format!(
         "wsgate-console-{}-{}",
         std::process::id(),
-        if key.is_some() { "key" } else { "no-key" }
+        match (&consumer, key) {
+            (Some(_), _) => "consumers",
+            (None, Some(_)) => "key",
+            (None, None) => "no-key",
+        }
     ));
     let url = format!("http://{}/", gw.api_addr);
     let shots_arg = shots.to_string_lossy();

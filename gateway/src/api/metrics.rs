@@ -84,7 +84,7 @@ pub(crate) fn render(context: &ApiContext) -> String {
 fn consumers(out: &mut Exposition, stats: &Stats) {
     let all = stats.consumers.all();
     type Read = fn(&ConsumerStats) -> u64;
-    let families: [(&str, &str, &str, Read); 4] = [
+    let families: [(&str, &str, &str, Read); 5] = [
         (
             "wsgate_consumer_up",
             "gauge",
@@ -108,6 +108,12 @@ fn consumers(out: &mut Exposition, stats: &Stats) {
             "counter",
             "Times the consumer lost its broker.",
             |c| Stats::get(&c.disconnects),
+        ),
+        (
+            "wsgate_consumer_dropped_total",
+            "counter",
+            "Redis Pub/Sub and NATS core messages dropped because 10,000 were already waiting to be carried out.",
+            |c| Stats::get(&c.dropped),
         ),
     ];
     for (name, kind, help, read) in families {

@@ -233,7 +233,7 @@ impl Carrier {
     }
 
     /// A warning about lasting trouble, at most once per [`WARN_EVERY`].
-    fn warn(&self, what: &str) {
+    pub(crate) fn warn(&self, what: &str) {
         let due = self
             .warned
             .lock()
@@ -294,6 +294,15 @@ impl Carrier {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
+    }
+}
+
+/// Stops a helper task (a connection's driver, a forwarder) with the session that started it.
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -18,10 +18,24 @@ use super::{Carrier, Outcome, Received, why};
 /// The header NATS itself uses for a message id (JetStream deduplicates publishes by it).
 const MSG_ID: &str = "Nats-Msg-Id";
 
+/// Core NATS messages that may wait to be carried out: past it the client drops them (NATS
+/// calls that a slow consumer), counted in `wsgate_consumer_dropped_total`.
+const BACKLOG: usize = 10_000;
+
 async fn connect(c: &Carrier, spec: &Spec) -> Result<async_nats::Client, String> {
+    let stats = c.stats.clone();
     async_nats::ConnectOptions::new()
         .name(format!("wsgate {} consumer {}", c.node_id, c.name))
         .connection_timeout(Duration::from_secs(2))
+        .subscription_capacity(BACKLOG)
+        .event_callback(move |event| {
+            let stats = stats.clone();
+            async move {
+                if let async_nats::Event::SlowConsumer(_) = event {
+                    crate::stats::Stats::incr(&stats.dropped);
+                }
+            }
+        })
         .connect(spec.url())
         .await
         .map_err(|e| why("cannot connect to NATS", e))

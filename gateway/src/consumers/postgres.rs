@@ -104,7 +104,7 @@ pub(super) async fn drain(c: Carrier, spec: &Spec) -> Result<(), String> {
         }
         let _ = lost_tx.try_send("PostgreSQL closed the connection".into());
     });
-    let _stop_driver = AbortOnDrop(driver);
+    let _stop_driver = super::AbortOnDrop(driver);
     if spec.declare {
         // Gateways starting together would race on CREATE … IF NOT EXISTS: one at a time.
         let tx = locked(&mut client, names.lock).await?;
@@ -229,13 +229,4 @@ async fn locked(
         .await
         .map_err(|e| why("taking the outbox lock failed", e))?;
     Ok(tx)
-}
-
-/// Stops the connection's task with the session.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -18,6 +18,9 @@ use redis::{AsyncConnectionConfig, Client, Value};
 use super::spec::{Bad, Spec};
 use super::{Carrier, Outcome, Received, why};
 
+/// Pub/Sub messages that may wait to be carried out before more are dropped.
+const PUBSUB_BACKLOG: usize = 10_000;
+
 /// How long one blocking read waits before the reader looks around (lag, shutdown).
 const BLOCK: Duration = Duration::from_secs(2);
 
@@ -55,10 +58,26 @@ pub(super) async fn subscribe(c: Carrier, spec: &Spec) -> Result<(), String> {
     }
     c.up();
     let (mut sink, mut messages) = pubsub.split();
+    // The Redis client reads its socket into an unbounded queue whether or not its messages are
+    // taken; a gateway that falls behind (or cannot take commands for a while) must not grow
+    // without bound: at most PUBSUB_BACKLOG wait here, the rest are dropped and counted.
+    let (backlog, mut waiting) = tokio::sync::mpsc::channel(PUBSUB_BACKLOG);
+    let forwarder = c.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(msg) = messages.next().await {
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = backlog.try_send(msg) {
+                crate::stats::Stats::incr(&forwarder.stats.dropped);
+                forwarder.warn(&format!(
+                    "dropped a Pub/Sub message: {PUBSUB_BACKLOG} are waiting to be carried out (Pub/Sub keeps nothing; use a list or a stream to keep what cannot be taken at once)"
+                ));
+            }
+        }
+    });
+    let _forward = super::AbortOnDrop(forward);
     let mut ping = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
-            msg = messages.next() => {
+            msg = waiting.recv() => {
                 let Some(msg) = msg else {
                     return Err("Redis closed the subscription".into());
                 };

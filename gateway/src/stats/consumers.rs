@@ -65,6 +65,9 @@ pub struct ConsumerStats {
     bad: [AtomicU64; BadReason::ALL.len()],
     /// Broker connections lost.
     pub disconnects: AtomicU64,
+    /// Redis Pub/Sub and NATS core messages dropped because too many were waiting to be
+    /// carried out.
+    pub dropped: AtomicU64,
     /// Whether it is connected and reading.
     up: AtomicBool,
     /// Messages waiting at the broker, where the broker says (-1: unknown).
@@ -83,6 +86,7 @@ impl ConsumerStats {
             retries: AtomicU64::new(0),
             bad: Default::default(),
             disconnects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             up: AtomicBool::new(false),
             lag: AtomicI64::new(-1),
             error: Mutex::new(Some("connecting".into())),
