@@ -1097,3 +1097,59 @@ async fn postgres_outbox_gateway_killed_mid_stream_loses_nothing() {
         .await
         .expect("DROP");
 }
+
+#[tokio::test]
+async fn a_fan_out_backlog_is_bounded_while_the_gateway_cannot_take_commands() {
+    if !streams_redis_here() {
+        return;
+    }
+    // Topic news:1 is a stream kept in a Redis that goes away: publications to it are refused
+    // (--stream-redis-down fail), so the consumer keeps its message and tries again.
+    let mut engine = OwnServer::redis().await;
+    let channel = unique("flood");
+    let table = format!(
+        "name = \"p\"\nkind = \"redis-pubsub\"\nchannels = [\"{channel}\"]\ncommand = \"topics/publish\"\nto = \"news:1\""
+    );
+    let engine_url = engine.redis_url();
+    let gw = consuming_with(&[table], move |c| {
+        c.stream = vec!["topics news:* history=10".parse().expect("a rule")];
+        c.stream_engine = wsgate::StreamEngine::Redis;
+        c.stream_redis_url = engine_url;
+    })
+    .await;
+    connected(&gw, "p", true).await;
+    engine.kill().await;
+    let mut conn = redis(common::streams::REDIS).await;
+    let mut pipe = redis::pipe();
+    for i in 0..10_200 {
+        pipe.cmd("PUBLISH")
+            .arg(&channel)
+            .arg(format!("f{i}"))
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut conn).await.expect("PUBLISH");
+    let stats = gw.stats.consumers.get("p").expect("the consumer");
+    let seen = stats.clone();
+    wait_until("the backlog past its bound dropped", move || {
+        wsgate::Stats::get(&seen.dropped) >= 199
+    })
+    .await;
+    assert!(wsgate::Stats::get(&stats.retries) >= 1, "it kept trying");
+    assert!(
+        wsgate::Stats::get(&stats.dropped) <= 200,
+        "only what did not fit"
+    );
+    assert_eq!(wsgate::Stats::get(&stats.messages), 0);
+    // Redis back: what waited is carried out.
+    engine.restart().await;
+    // 10,000 stream publications through Redis, after a backoff of up to 5 s: longer than
+    // the usual wait on a loaded machine.
+    let carried = async {
+        while wsgate::Stats::get(&stats.messages) < 10_000 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), carried)
+        .await
+        .expect("the backlog carried out once Redis was back");
+}
