@@ -642,6 +642,55 @@ async fn connection_lists_are_split_per_owner() {
 }
 
 #[tokio::test]
+async fn a_handle_restricted_to_one_gateway_sends_only_there() {
+    let (gw1, gw2) = two().await;
+    let discovery = StaticDiscovery::new(vec![gw1.addr.clone(), gw2.addr.clone()]);
+    let (cluster, _events) = builder(discovery).connect().await.expect("connect");
+    wait_state(&cluster, &gw2.addr, GatewayState::Up).await;
+    wait_state(&cluster, &gw1.addr, GatewayState::Up).await;
+    let only = cluster.only_gateway("gw-2");
+
+    // A command for everyone reaches gw-2 alone.
+    let sent = only
+        .command(Body::SendToUsers(wsgate_proto::v1::SendToUsers {
+            user_ids: vec!["dave".into()],
+            payload: Some(Payload::text("x")),
+            exclude_conn_ids: Vec::new(),
+        }))
+        .await
+        .expect("send_to_users");
+    assert!(sent.failed.is_empty(), "{:?}", sent.failed);
+    assert_eq!(gw2.seen().len(), 1);
+    assert!(gw1.seen().is_empty(), "gw1 got {:?}", gw1.seen());
+
+    // Connection ids of gw1 are left out, neither unknown nor failed.
+    let sent = only
+        .multicast(["gw1-1-1", "gw-2-1-1"], Payload::text("x"))
+        .await
+        .expect("multicast");
+    assert!(sent.failed.is_empty() && sent.report.unknown_conn_ids.is_empty());
+    let Some(Body::Multicast(m)) = gw2.seen().last().cloned() else {
+        panic!("gw-2 got {:?}", gw2.seen());
+    };
+    assert_eq!(m.conn_ids, ["gw-2-1-1"]);
+    assert!(gw1.seen().is_empty());
+    // A single-connection command for gw1: unknown to this handle, and nothing sent.
+    let err = only
+        .single_cast("gw1-1-1", Payload::text("x"))
+        .await
+        .expect_err("not this gateway's");
+    assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
+    assert!(gw1.seen().is_empty());
+    // The unrestricted handle still reaches both.
+    cluster
+        .broadcast(Payload::text("all"), [])
+        .await
+        .expect("broadcast");
+    assert_eq!(gw1.seen().len(), 1);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn user_commands_and_queries_are_merged() {
     let (gw1, gw2) = two().await;
     let discovery = StaticDiscovery::new(vec![gw1.addr.clone(), gw2.addr.clone()]);

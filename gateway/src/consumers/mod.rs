@@ -247,7 +247,7 @@ impl Carrier {
     /// Marks the consumer connected (logged when it had lost its broker).
     pub(crate) fn up(&self) {
         if !self.stats.is_up() {
-            if self.stats.error().as_deref() == Some("connecting") {
+            if Stats::get(&self.stats.disconnects) == 0 {
                 tracing::info!(consumer = %self.name, kind = self.stats.kind, "consumer connected");
             } else {
                 tracing::info!(consumer = %self.name, kind = self.stats.kind, "consumer reconnected to its broker");

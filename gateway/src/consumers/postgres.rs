@@ -105,7 +105,7 @@ pub(super) async fn drain(c: Carrier, spec: &Spec) -> Result<(), String> {
         let _ = lost_tx.try_send("PostgreSQL closed the connection".into());
     });
     let _stop_driver = super::AbortOnDrop(driver);
-    if spec.declare {
+    if spec.declare() {
         // Gateways starting together would race on CREATE … IF NOT EXISTS: one at a time.
         let tx = locked(&mut client, names.lock).await?;
         tx.batch_execute(&names.declare()).await.map_err(|e| {

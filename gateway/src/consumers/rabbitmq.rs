@@ -41,7 +41,7 @@ pub(super) async fn read(c: Carrier, spec: &Spec) -> Result<(), String> {
     let declare = QueueDeclareOptions {
         durable: true,
         // Without `declare` the queue must exist: a passive declare checks it.
-        passive: !spec.declare,
+        passive: !spec.declare(),
         ..QueueDeclareOptions::default()
     };
     let declared = channel

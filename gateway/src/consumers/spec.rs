@@ -107,8 +107,8 @@ pub struct Spec {
     pub queue: Option<String>,
     /// rabbitmq: declare the queue (durable) when it does not exist; postgres-outbox: create
     /// the table, its dead-letter table and its trigger when they do not exist.
-    #[serde(default = "yes")]
-    pub declare: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declare: Option<bool>,
     /// rabbitmq: unacknowledged messages the broker may send ahead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefetch: Option<u16>,
@@ -175,10 +175,6 @@ pub struct Spec {
     pub redeliver_after: Option<Duration>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 fn url_without_password<S: serde::Serializer>(
     value: &Option<String>,
     s: S,
@@ -222,6 +218,11 @@ impl Spec {
     /// The broker's URL.
     pub fn url(&self) -> &str {
         self.url.as_deref().unwrap_or(self.kind.default_url())
+    }
+
+    /// Whether to create the queue or the tables when missing (rabbitmq, postgres-outbox).
+    pub fn declare(&self) -> bool {
+        self.declare.unwrap_or(true)
     }
 
     /// The longest message taken.
@@ -271,6 +272,7 @@ impl Spec {
         let owner = |field: &str| -> &'static [Kind] {
             match field {
                 "queue" | "prefetch" => &[Kind::Rabbitmq],
+                "declare" => &[Kind::Rabbitmq, Kind::PostgresOutbox],
                 "channels" => &[Kind::RedisPubsub],
                 "subjects" => &[Kind::Nats, Kind::Jetstream],
                 "key" => &[Kind::RedisList, Kind::RedisStream],
@@ -291,6 +293,7 @@ impl Spec {
         };
         let set = [
             ("queue", self.queue.is_some()),
+            ("declare", self.declare.is_some()),
             ("prefetch", self.prefetch.is_some()),
             ("channels", !self.channels.is_empty()),
             ("subjects", !self.subjects.is_empty()),
@@ -423,7 +426,7 @@ mod tests {
     fn tables_are_checked_for_their_kind() {
         let ok = spec("name = \"n\"\nkind = \"rabbitmq\"\nqueue = \"ws.notice\"").expect("ok");
         assert_eq!(ok.url(), "amqp://guest:guest@127.0.0.1:5672/%2f");
-        assert!(ok.declare);
+        assert!(ok.declare());
         let missing = spec("name = \"n\"\nkind = \"rabbitmq\"").expect_err("no queue");
         assert!(missing.contains("needs `queue`"), "{missing}");
         let foreign =
