@@ -737,7 +737,7 @@ async fn nats_subjects_mapped_to_users_and_a_restart_of_nats() {
     let mut server = OwnServer::nats().await;
     let url = server.nats_url();
     let gw = consuming(&[format!(
-        "name = \"n\"\nkind = \"nats\"\nurl = \"{url}\"\nsubjects = [\"user.*.notice\"]\ncommand = \"users/send\"\nfrom = \"user.{{id}}.notice\"\nto = \"{{id}}\""
+        "name = \"n\"\nkind = \"nats\"\nurl = \"{url}\"\nsubjects = [\"user.*.notice\", \"misc.>\"]\ncommand = \"users/send\"\nfrom = \"user.{{id}}.notice\"\nto = \"{{id}}\""
     )])
     .await;
     connected(&gw, "n", true).await;
@@ -748,6 +748,12 @@ async fn nats_subjects_mapped_to_users_and_a_restart_of_nats() {
         nats.publish("user.7.notice", format!("m{i}").into())
             .await
             .expect("publish");
+        if i == 20 {
+            // Heard, but `from` names no user in it: refused, and the rest go on.
+            nats.publish("misc.x", "nobody".into())
+                .await
+                .expect("publish");
+        }
     }
     nats.publish("user.8.notice", "eight".into())
         .await
@@ -755,6 +761,7 @@ async fn nats_subjects_mapped_to_users_and_a_restart_of_nats() {
     nats.flush().await.expect("flush");
     expect_all(&mut seven, 0, 50).await;
     assert_eq!(recv_text(&mut eight).await, "eight", "8 got only its own");
+    assert_eq!(counts(&gw, "n", BadReason::NoRoute), 1);
 
     server.kill().await;
     connected(&gw, "n", false).await;
