@@ -6,7 +6,7 @@
 //! saying under which conditions, so a smoke run's table is never mistaken for the real one.
 
 use crate::publisher::Route;
-use crate::results::{LoadRow, Phase, Results, StreamHistory};
+use crate::results::{ConsumerSource, LoadRow, Phase, Results, StreamHistory};
 use crate::target::TargetKind;
 use crate::verdict::{Check, Verdict};
 
@@ -30,6 +30,9 @@ const ECHO_MIN: f64 = 150_000.0;
 const ACKS_MIN_RATIO: f64 = 0.9;
 /// Publish throughput with stream history in memory, against the same with history off.
 const STREAMS_MIN_RATIO: f64 = 0.8;
+/// A consumer's deliveries per second against the HTTP route's, in the same run: reported as
+/// PASS or FAIL, but a run never fails on it (only measurements that could not be made do).
+const CONSUMERS_MIN_RATIO: f64 = 0.5;
 /// How far the soak's resident memory may move after warm-up, in percent.
 const SOAK_MAX_DRIFT_PCT: f64 = 5.0;
 /// Open files the churn workers may hold at a sample beyond the warm-up's (sockets mid-cycle).
@@ -379,6 +382,10 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
     }
 
     streams(results, &mut out);
+    // Only when asked for (it is not in the default list: it needs brokers).
+    if !results.consumers.is_empty() {
+        consumers(results, &mut out);
+    }
 
     // Soak: only when asked for (it is not in the default list).
     if let Some(r) = results.soak.first() {
@@ -473,6 +480,42 @@ fn streams(results: &Results, out: &mut Vec<Check>) {
             )),
             Some(r) => out.push(missing(&name, r.skipped.as_deref().unwrap_or_default())),
             None => out.push(missing(&name, "not measured")),
+        }
+    }
+}
+
+/// Consumers: each broker route against the HTTP route of the same run and gateway.
+fn consumers(results: &Results, out: &mut Vec<Check>) {
+    let row = |s: ConsumerSource| results.consumers.iter().find(|r| r.source == s);
+    let http = row(ConsumerSource::Http).and_then(|r| r.load.as_ref());
+    for source in [ConsumerSource::Rabbitmq, ConsumerSource::RedisList] {
+        let name = format!(
+            "consumers: {} ≥ {CONSUMERS_MIN_RATIO}× the HTTP route (informative)",
+            source.label()
+        );
+        match (row(source), http) {
+            (Some(r), Some(h)) if h.deliveries_per_s > 0.0 && r.load.is_some() => {
+                let Some(l) = r.load.as_ref() else { continue };
+                let x = l.deliveries_per_s / h.deliveries_per_s;
+                out.push(check(
+                    &name,
+                    format!(
+                        "{x:.2}× ({:.0} vs {:.0} deliveries/s)",
+                        l.deliveries_per_s, h.deliveries_per_s
+                    ),
+                    Verdict::of(x >= CONSUMERS_MIN_RATIO),
+                    format!(
+                        "{:.0} vs {:.0} messages/s to {} clients; a run does not fail on it",
+                        l.deliveries_per_s / l.fanout.max(1) as f64,
+                        h.deliveries_per_s / h.fanout.max(1) as f64,
+                        l.clients
+                    ),
+                ));
+            }
+            (Some(r), _) if r.skipped.is_some() => {
+                out.push(missing(&name, r.skipped.as_deref().unwrap_or_default()));
+            }
+            _ => out.push(missing(&name, "it or the HTTP route not measured")),
         }
     }
 }

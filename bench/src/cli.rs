@@ -39,7 +39,8 @@ pub struct Args {
     pub benchmarks_md: Option<PathBuf>,
 
     /// Scenarios to run, comma-separated: idle, broadcast, topics, echo, churn, soak, fault,
-    /// streams (soak is not in the default list: it runs for --duration, 10m for a real soak).
+    /// streams, consumers (soak is not in the default list: it runs for --duration, 10m for a
+    /// real soak; nor is consumers: it needs a RabbitMQ and a Redis).
     #[arg(
         long,
         value_delimiter = ',',
@@ -211,6 +212,25 @@ pub struct Args {
     #[arg(long, default_value = "redis://127.0.0.1:6379/", value_name = "URL")]
     pub stream_redis_url: String,
 
+    /// consumers: clients receiving every broadcast, while it comes through the HTTP API, a
+    /// RabbitMQ queue and a Redis list in turn [default: 10000; smoke: 100].
+    #[arg(long, value_name = "N")]
+    pub consumer_clients: Option<usize>,
+
+    /// consumers: the RabbitMQ of the RabbitMQ consumer; nothing answering there skips it (and
+    /// says why). Its queue is `wsgate-bench-<pid>-<time>`, deleted afterwards.
+    #[arg(
+        long,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        value_name = "URL"
+    )]
+    pub consumer_amqp_url: String,
+
+    /// consumers: the Redis of the Redis list consumer; nothing answering there skips it (and
+    /// says why). Its key is under `wsgate-bench:<pid>:<time>:`, deleted afterwards.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/", value_name = "URL")]
+    pub consumer_redis_url: String,
+
     /// Longest wait for stragglers after a load phase stops publishing.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub drain: Duration,
@@ -254,6 +274,9 @@ pub enum Scenario {
     /// Stream history off, in memory and in Redis: publish throughput, and a reconnect storm
     /// that must recover everything it missed.
     Streams,
+    /// Broadcasts through the HTTP API, then through the gateway's own consumers of a
+    /// RabbitMQ queue and a Redis list: what each source carries out to the same clients.
+    Consumers,
 }
 
 impl Scenario {
@@ -267,11 +290,12 @@ impl Scenario {
             Scenario::Soak => "soak",
             Scenario::Fault => "fault",
             Scenario::Streams => "streams",
+            Scenario::Consumers => "consumers",
         }
     }
 
     /// The order scenarios run in, whatever order they were named in.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Idle,
         Scenario::Broadcast,
         Scenario::Topics,
@@ -280,6 +304,7 @@ impl Scenario {
         Scenario::Soak,
         Scenario::Fault,
         Scenario::Streams,
+        Scenario::Consumers,
     ];
 }
 
@@ -327,9 +352,39 @@ pub struct Plan {
     pub recover_clients: usize,
     pub recover_messages: u64,
     pub stream_redis_url: String,
+    pub consumer_clients: usize,
+    /// Shown without its password.
+    #[serde(serialize_with = "url_without_password")]
+    pub consumer_amqp_url: String,
+    #[serde(serialize_with = "url_without_password")]
+    pub consumer_redis_url: String,
     pub source_addrs: u8,
     pub connect_concurrency: usize,
     pub client_threads: usize,
+}
+
+/// `scheme://user:password@host/...` as `scheme://user:***@host/...` (results.json is shared).
+pub fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((auth, host)) => {
+            let user = auth.split_once(':').map_or(auth, |(user, _)| user);
+            let hidden = if auth.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{scheme}://{hidden}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn url_without_password<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hide_password(url))
 }
 
 /// Durations as seconds (a float) in results.json.
@@ -447,6 +502,9 @@ impl Plan {
             recover_clients: pick(args.recover_clients, 1000, 10),
             recover_messages: args.recover_messages,
             stream_redis_url: args.stream_redis_url.clone(),
+            consumer_clients: pick(args.consumer_clients, 10_000, 100),
+            consumer_amqp_url: args.consumer_amqp_url.clone(),
+            consumer_redis_url: args.consumer_redis_url.clone(),
             source_addrs: args.source_addrs,
             connect_concurrency: args.connect_concurrency.max(1),
             client_threads: args.client_threads.unwrap_or_else(|| {
@@ -463,6 +521,7 @@ impl Plan {
             ("--fault-clients", plan.fault_clients),
             ("--stream-clients", plan.stream_clients),
             ("--recover-clients", plan.recover_clients),
+            ("--consumer-clients", plan.consumer_clients),
             ("--client-threads", plan.client_threads),
         ];
         if let Some((flag, _)) = zero.iter().find(|(_, v)| *v == 0) {
@@ -601,6 +660,32 @@ mod tests {
         assert_eq!((smoke.stream_clients, smoke.recover_clients), (10, 10));
         let zero = Args::parse_from(["wsgate-bench", "--recover-messages", "0"]);
         assert!(Plan::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn consumers_settings() {
+        let full = Plan::from_args(&Args::parse_from(["wsgate-bench"])).expect("plan");
+        // Not in the default list: it needs brokers.
+        assert!(!full.scenarios.contains(&Scenario::Consumers));
+        assert_eq!(full.consumer_clients, 10_000);
+        let smoke = Plan::from_args(&Args::parse_from([
+            "wsgate-bench",
+            "--smoke",
+            "--scenarios",
+            "consumers",
+        ]))
+        .expect("plan");
+        assert_eq!(smoke.scenarios, vec![Scenario::Consumers]);
+        assert_eq!(smoke.consumer_clients, 100);
+        let json = serde_json::to_string(&full).expect("json");
+        assert!(
+            json.contains("amqp://guest:***@127.0.0.1:5672/%2f"),
+            "{json}"
+        );
+        assert!(!json.contains("guest:guest"));
+        assert_eq!(hide_password("redis://:pw@cache/2"), "redis://:***@cache/2");
+        assert_eq!(hide_password("redis://cache:6379/"), "redis://cache:6379/");
+        assert_eq!(hide_password("amqp://u@h/%2f"), "amqp://***@h/%2f");
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! clients and a real publisher or business process, side by side with two peers (a plain
 //! tokio-tungstenite hub and a Node.js `ws` hub), and writes JSON, Markdown and SVG results.
 //!
-//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn, soak, fault and
-//! streams; see `scenario/`. The clients run on one runtime (`--client-threads` workers); publishers and
-//! the bench's business processes on a second, one-thread runtime, so that neither starves
-//! the other of scheduling turns. `--smoke` runs everything tiny and asserts that traffic
-//! arrived, for CI.
+//! Scenarios: idle (memory per connection), broadcast, topics, echo, churn, soak, fault,
+//! streams and consumers; see `scenario/`. The clients run on one runtime (`--client-threads`
+//! workers); publishers and the bench's business processes on a second, one-thread runtime, so
+//! that neither starves the other of scheduling turns. `--smoke` runs everything tiny and
+//! asserts that traffic arrived, for CI.
 
 mod business;
 mod checks;
@@ -203,6 +203,7 @@ async fn run(
         fault: Vec::new(),
         streams: Vec::new(),
         streams_recovery: Vec::new(),
+        consumers: Vec::new(),
         failures: Vec::new(),
         skipped,
         warnings: Vec::new(),
@@ -230,6 +231,7 @@ async fn run(
             Scenario::Soak => scenario::soak::run(&ctx, &mut results).await,
             Scenario::Fault => scenario::fault::run(&ctx, &mut results).await,
             Scenario::Streams => scenario::streams::run(&ctx, &mut results).await,
+            Scenario::Consumers => scenario::consumers::run(&ctx, &mut results).await,
         }
     }
     printer.abort();

@@ -1,17 +1,20 @@
 //! The publishers: the side that sends broadcasts or topic publishes while the clients count
 //! what arrives.
 //!
-//! Four ways in: wsgate's SDK (`Client::broadcast` / `publish` over the worker link), wsgate's
-//! HTTP API (`POST /api/v1/broadcast`), wsgate's gRPC API (`PushApi/Broadcast`, `Publish`), and
-//! the peers' `POST /broadcast` / `POST /publish?topic=`. Each publisher task owns one sender
-//! (a clone of the SDK client, one keep-alive HTTP connection, or one HTTP/2 channel) with one
-//! request in flight, and asks the shared [`Gate`] before every message, so `--in-flight` tasks
-//! make `--in-flight` requests in flight.
+//! Six ways in: wsgate's SDK (`Client::broadcast` / `publish` over the worker link), wsgate's
+//! HTTP API (`POST /api/v1/broadcast`), wsgate's gRPC API (`PushApi/Broadcast`, `Publish`), the
+//! peers' `POST /broadcast` / `POST /publish?topic=`, and two brokers that a wsgate consumer
+//! reads (the consumers scenario): a RabbitMQ queue (`basic.publish` through the default
+//! exchange, each message confirmed by the broker) and a Redis list (`LPUSH`), each message a
+//! JSON command in the HTTP API's shape. Each publisher task owns one sender (a clone of the
+//! SDK client, one keep-alive HTTP connection, one HTTP/2 channel, one AMQP connection or one
+//! Redis connection) with one request in flight, and asks the shared [`Gate`] before every
+//! message, so `--in-flight` tasks make `--in-flight` requests in flight.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -24,10 +27,13 @@ use wsgate_proto::v1::{self, push_api_client::PushApiClient};
 use crate::gate::Gate;
 use crate::http::HttpClient;
 use crate::recorder::{Percentiles, new_histogram};
+use crate::resp;
 use crate::stamp;
 
 /// A publisher that failed this often stops: the target is gone or refuses.
 const MAX_ERRORS: u64 = 100;
+/// How long connecting to a broker may take.
+const BROKER_CONNECT: Duration = Duration::from_secs(5);
 
 /// How messages reach the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +59,12 @@ pub enum Route {
     /// A peer's own HTTP endpoint.
     #[serde(rename = "http")]
     PeerHttp,
+    /// A RabbitMQ queue that wsgate's `rabbitmq` consumer reads.
+    #[serde(rename = "rabbitmq")]
+    Rabbitmq,
+    /// A Redis list that wsgate's `redis-list` consumer reads.
+    #[serde(rename = "redis-list")]
+    RedisList,
 }
 
 impl Route {
@@ -65,6 +77,8 @@ impl Route {
             Route::WsgateHttp => "HTTP API",
             Route::WsgateGrpc => "gRPC API",
             Route::PeerHttp => "HTTP",
+            Route::Rabbitmq => "RabbitMQ queue",
+            Route::RedisList => "Redis list",
         }
     }
 
@@ -76,6 +90,8 @@ impl Route {
             Route::WsgateHttp => "http-api",
             Route::WsgateGrpc => "grpc",
             Route::PeerHttp => "http",
+            Route::Rabbitmq => "rabbitmq",
+            Route::RedisList => "redis-list",
         }
     }
 }
@@ -103,12 +119,36 @@ impl Action {
     }
 }
 
+/// A broker that a consumer of the target reads: where the broker routes write.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// A RabbitMQ queue, reached through the default exchange (routing key = queue name).
+    Rabbitmq { url: String, queue: String },
+    /// A Redis list that producers `LPUSH` into.
+    RedisList { url: String, key: String },
+}
+
 /// One publisher task's way to the target.
 #[derive(Debug)]
 pub enum Sender {
     Sdk(Client),
-    Http { client: HttpClient, route: Route },
+    Http {
+        client: HttpClient,
+        route: Route,
+    },
     Grpc(PushApiClient<Channel>),
+    /// Connected on first use; again after a failure.
+    Rabbitmq {
+        url: String,
+        queue: String,
+        link: Option<Box<(lapin::Connection, lapin::Channel)>>,
+    },
+    /// Connected on first use; again after a failure.
+    RedisList {
+        url: String,
+        key: String,
+        redis: Option<resp::Redis>,
+    },
 }
 
 /// Where a target takes publishes.
@@ -117,6 +157,8 @@ pub struct Doors<'a> {
     pub sdk: Option<&'a Client>,
     pub http: SocketAddr,
     pub grpc: Option<SocketAddr>,
+    /// The broker of the broker routes.
+    pub broker: Option<&'a Broker>,
 }
 
 impl Sender {
@@ -151,8 +193,34 @@ impl Sender {
                     client: HttpClient::new(doors.http),
                     route,
                 }),
+                (Route::Rabbitmq, _, _) => match doors.broker {
+                    Some(Broker::Rabbitmq { url, queue }) => Ok(Sender::Rabbitmq {
+                        url: url.clone(),
+                        queue: queue.clone(),
+                        link: None,
+                    }),
+                    _ => Err("the RabbitMQ route needs a RabbitMQ queue".into()),
+                },
+                (Route::RedisList, _, _) => match doors.broker {
+                    Some(Broker::RedisList { url, key }) => Ok(Sender::RedisList {
+                        url: url.clone(),
+                        key: key.clone(),
+                        redis: None,
+                    }),
+                    _ => Err("the Redis list route needs a Redis list".into()),
+                },
             })
             .collect()
+    }
+
+    /// Closes what has to be closed politely (an AMQP connection); the rest closes on drop.
+    async fn close(self) {
+        if let Sender::Rabbitmq {
+            link: Some(link), ..
+        } = self
+        {
+            let _ = link.0.close(200, "done".into()).await;
+        }
     }
 
     /// Sends one message; the target's count of recipients.
@@ -221,7 +289,109 @@ impl Sender {
                     .and_then(serde_json::Value::as_u64)
                     .unwrap_or(0))
             }
+            // The brokers do not know the recipients: 0.
+            (Sender::Rabbitmq { url, queue, link }, topic) => {
+                let body = command(topic, message);
+                let sent = rabbitmq_publish(url, queue, link, body.as_bytes()).await;
+                if sent.is_err() {
+                    // A fresh connection for the next message.
+                    *link = None;
+                }
+                sent.map(|()| 0)
+            }
+            (Sender::RedisList { url, key, redis }, topic) => {
+                let body = command(topic, message);
+                let sent = redis_push(url, key, redis, &body).await;
+                if sent.is_err() {
+                    *redis = None;
+                }
+                sent.map(|()| 0)
+            }
         }
+    }
+}
+
+/// A message as a consumer reads it: a JSON command in the HTTP API's shape, without an id
+/// (as a producer writes it that does not ask for deduplication).
+pub fn command(topic: Option<String>, message: String) -> String {
+    match topic {
+        None => serde_json::json!({ "method": "broadcast", "params": { "text": message } }),
+        Some(topic) => serde_json::json!({
+            "method": "topics/publish",
+            "params": { "topics": [topic], "text": message }
+        }),
+    }
+    .to_string()
+}
+
+/// Connects to a RabbitMQ, as the broker routes and the consumers scenario's clean-up do.
+pub async fn rabbitmq_connect(url: &str) -> Result<lapin::Connection, String> {
+    let props =
+        lapin::ConnectionProperties::default().with_connection_name("wsgate-bench producer".into());
+    tokio::time::timeout(BROKER_CONNECT, lapin::Connection::connect(url, props))
+        .await
+        .map_err(|_| format!("no answer from RabbitMQ within {BROKER_CONNECT:?}"))?
+        .map_err(|e| format!("cannot connect to RabbitMQ: {e}"))
+}
+
+/// Publishes `body` to `queue` through the default exchange and waits for the broker's
+/// confirmation (the channel is in confirm mode), connecting first when `link` is empty.
+async fn rabbitmq_publish(
+    url: &str,
+    queue: &str,
+    link: &mut Option<Box<(lapin::Connection, lapin::Channel)>>,
+    body: &[u8],
+) -> Result<(), String> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    if link.is_none() {
+        let conn = rabbitmq_connect(url).await?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|e| format!("cannot open a RabbitMQ channel: {e}"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| format!("confirm.select failed: {e}"))?;
+        *link = Some(Box::new((conn, channel)));
+    }
+    let Some((_, channel)) = link.as_deref() else {
+        return Err("no RabbitMQ channel".into());
+    };
+    let confirmation = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .map_err(|e| format!("basic.publish to {queue} failed: {e}"))?
+        .await
+        .map_err(|e| format!("RabbitMQ did not confirm a message to {queue}: {e}"))?;
+    if confirmation.is_nack() {
+        return Err(format!("RabbitMQ refused (nack) a message to {queue}"));
+    }
+    Ok(())
+}
+
+/// `LPUSH key body`, connecting first when `redis` is empty.
+async fn redis_push(
+    url: &str,
+    key: &str,
+    redis: &mut Option<resp::Redis>,
+    body: &str,
+) -> Result<(), String> {
+    if redis.is_none() {
+        *redis = Some(resp::Redis::connect(url).await?);
+    }
+    let Some(conn) = redis.as_mut() else {
+        return Err("no Redis connection".into());
+    };
+    match conn.command(&["LPUSH", key, body]).await? {
+        resp::Value::Int(_) => Ok(()),
+        other => Err(format!("Redis answered LPUSH {key} with {other:?}")),
     }
 }
 
@@ -343,6 +513,7 @@ pub fn spawn(
                         }
                     }
                 }
+                sender.close().await;
             })
         })
         .collect()

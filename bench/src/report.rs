@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::BenchError;
 use crate::progress::si;
-use crate::results::{EchoRow, LoadRow, Phase, Results};
+use crate::results::{ConsumerSource, EchoRow, LoadRow, Phase, Results};
 use crate::svg::{BarChart, PALETTE};
 use crate::target::TargetKind;
 
@@ -608,6 +608,10 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         streams_section(&mut md, results);
     }
 
+    if !results.consumers.is_empty() {
+        consumers_section(&mut md, results);
+    }
+
     let _ = writeln!(md, "## Notes\n");
     for s in &results.skipped {
         let _ = writeln!(md, "- **{} skipped**: {}", s.target, s.reason);
@@ -672,6 +676,24 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
                 r.history.label(),
                 r.bad_frames,
                 bad.replace('`', "'")
+            );
+        }
+    }
+    for r in &results.consumers {
+        if let Some(l) = r
+            .load
+            .as_ref()
+            .filter(|l| l.first_error.is_some() || l.clients_lost > 0)
+        {
+            let _ = writeln!(
+                md,
+                "- consumers, {}: {} publish errors, {} clients lost{}",
+                r.source.label(),
+                l.publish_errors,
+                l.clients_lost,
+                l.first_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; first error: {e}"))
             );
         }
     }
@@ -881,6 +903,80 @@ fn streams_section(md: &mut String, results: &Results) {
             );
         }
     }
+    let _ = writeln!(md);
+}
+
+/// The consumers scenario: the HTTP route and the two broker routes, one gateway, the same
+/// clients.
+fn consumers_section(md: &mut String, results: &Results) {
+    let plan = &results.plan;
+    let clients = results
+        .consumers
+        .iter()
+        .find_map(|r| r.load.as_ref())
+        .map_or(plan.consumer_clients, |l| l.clients);
+    let _ = writeln!(
+        md,
+        "## Consumers: broadcasts from RabbitMQ and Redis against the HTTP API\n\nwsgate only (the peers have no consumers). One gateway, started with `--config` holding two `[[consumer]]` tables (`rabbitmq` on a fresh durable queue with `prefetch = 200`, `redis-list` on a fresh key), and {clients} clients; three phases on them in turn, each closed loop as the broadcast max phase (at most {} messages per client published but not yet received, so at most that many wait at the broker; {} producers): `POST /api/v1/broadcast`, then the JSON command `{{\"method\": \"broadcast\", \"params\": {{\"text\": …}}}}` published to the queue (each message confirmed by RabbitMQ), then the same command `LPUSH`ed to the list. Messages/s published: what the producers got in (answered, confirmed, pushed); delivered: deliveries at the clients ÷ clients, the messages the route carried out. Latency runs from the producer to the client through the broker; the round trip is the producer's request. Ratios are deliveries/s against the HTTP row's. \"consumer counted\" is the gateway's `/metrics` over the phase: carried out / refused / retried.\n",
+        plan.window, plan.in_flight
+    );
+    table(
+        md,
+        &[
+            "source",
+            "producer",
+            "messages/s published",
+            "delivered",
+            "deliveries/s",
+            "p50",
+            "p99",
+            "round trip p50",
+            "p99",
+            "× HTTP",
+            "drops",
+            "server drops",
+            "consumer counted",
+        ],
+        2,
+        results
+            .consumers
+            .iter()
+            .map(|r| match (&r.load, &r.skipped) {
+                (Some(l), _) => vec![
+                    r.source.label().to_owned(),
+                    r.how.clone(),
+                    si(l.publishes_per_s),
+                    si(l.deliveries_per_s / l.fanout.max(1) as f64),
+                    si(l.deliveries_per_s),
+                    micros(l.latency.p50_us),
+                    micros(l.latency.p99_us),
+                    micros(l.round_trip.p50_us),
+                    micros(l.round_trip.p99_us),
+                    times(r.vs_http),
+                    l.drops.to_string(),
+                    l.server_drops.to_string(),
+                    if r.source == ConsumerSource::Http {
+                        "–".to_owned()
+                    } else {
+                        format!("{} / {} / {}", r.consumed, r.bad, r.retries)
+                    },
+                ],
+                (None, why) => {
+                    let mut cells = vec![
+                        r.source.label().to_owned(),
+                        format!(
+                            "skipped: {}",
+                            why.as_deref()
+                                .unwrap_or("not measured")
+                                .replace('|', "/")
+                                .replace('\n', " ")
+                        ),
+                    ];
+                    cells.extend(std::iter::repeat_n("–".to_owned(), 11));
+                    cells
+                }
+            }),
+    );
     let _ = writeln!(md);
 }
 

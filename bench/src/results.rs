@@ -363,6 +363,53 @@ pub struct RecoveryRow {
     pub skipped: Option<String>,
 }
 
+/// consumers: where the broadcasts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerSource {
+    /// `POST /api/v1/broadcast`: the baseline.
+    Http,
+    /// A RabbitMQ queue read by the gateway's `rabbitmq` consumer.
+    Rabbitmq,
+    /// A Redis list read by the gateway's `redis-list` consumer.
+    RedisList,
+}
+
+impl ConsumerSource {
+    pub const ALL: [ConsumerSource; 3] = [
+        ConsumerSource::Http,
+        ConsumerSource::Rabbitmq,
+        ConsumerSource::RedisList,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConsumerSource::Http => "HTTP API",
+            ConsumerSource::Rabbitmq => "RabbitMQ queue → consumer",
+            ConsumerSource::RedisList => "Redis list → consumer",
+        }
+    }
+}
+
+/// consumers: broadcasts from one source to the same clients of one gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerRow {
+    pub source: ConsumerSource,
+    /// How the producer wrote, for the report.
+    pub how: String,
+    /// The measured phase; `None` when skipped or failed.
+    pub load: Option<LoadRow>,
+    /// What the gateway's consumer counted over the whole phase (warm-up and drain included):
+    /// messages carried out, refused, and tries that found the gateway unable to take one.
+    pub consumed: u64,
+    pub bad: u64,
+    pub retries: u64,
+    /// deliveries/s ÷ the HTTP row's.
+    pub vs_http: Option<f64>,
+    /// Why it was not measured.
+    pub skipped: Option<String>,
+}
+
 /// A scenario that failed for a target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -405,6 +452,7 @@ pub struct Results {
     pub fault: Vec<FaultRow>,
     pub streams: Vec<StreamRow>,
     pub streams_recovery: Vec<RecoveryRow>,
+    pub consumers: Vec<ConsumerRow>,
     pub failures: Vec<Failure>,
     pub skipped: Vec<Skip>,
     pub warnings: Vec<Warnings>,
@@ -486,6 +534,18 @@ impl Results {
                 .load
                 .as_ref()
                 .and_then(|l| ratio(l.deliveries_per_s, off));
+        }
+        let http = self
+            .consumers
+            .iter()
+            .find(|r| r.source == ConsumerSource::Http)
+            .and_then(|r| r.load.as_ref())
+            .map(|l| l.deliveries_per_s);
+        for row in &mut self.consumers {
+            row.vs_http = row
+                .load
+                .as_ref()
+                .and_then(|l| ratio(l.deliveries_per_s, http));
         }
         let churn = self.churn.clone();
         for row in &mut self.churn {

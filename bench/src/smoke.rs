@@ -1,10 +1,11 @@
 //! What a `--smoke` run must show: for every target and scenario, that the traffic actually
 //! arrived (connections held, messages delivered, round trips and handshakes completed), that
-//! the fault scenario lost no message, and that every streams client recovered. Speeds are not checked: CI machines and debug
-//! builds vary too much for that.
+//! the fault scenario lost no message, that every streams client recovered, and (when named)
+//! that every consumers source whose broker answered delivered. Speeds are not checked: CI
+//! machines and debug builds vary too much for that.
 
 use crate::cli::{Plan, Scenario};
-use crate::results::{Results, StreamHistory};
+use crate::results::{ConsumerSource, Results, StreamHistory};
 use crate::scenario::broadcast;
 use crate::target::TargetKind;
 
@@ -159,6 +160,23 @@ pub fn problems(plan: &Plan, targets: &[TargetKind], results: &Results) -> Vec<S
                             None => {
                                 out.push(format!("streams wsgate, recovery {label}: no result"))
                             }
+                        }
+                    }
+                }
+                // wsgate only, and only when named (it needs brokers): every row not skipped
+                // (a broker may be absent) must have delivered.
+                Scenario::Consumers if t != TargetKind::Wsgate => {}
+                Scenario::Consumers => {
+                    for source in ConsumerSource::ALL {
+                        let label = source.label();
+                        match results.consumers.iter().find(|r| r.source == source) {
+                            Some(r) if r.load.as_ref().is_some_and(|l| l.deliveries > 0) => {}
+                            // Absent broker, or failed (then among the failures above).
+                            Some(r) if r.skipped.is_some() && source != ConsumerSource::Http => {}
+                            Some(_) => {
+                                out.push(format!("consumers wsgate, {label}: no message arrived"))
+                            }
+                            None => out.push(format!("consumers wsgate, {label}: no result")),
                         }
                     }
                 }

@@ -93,7 +93,11 @@ async fn one(
                 ctx.business(target, Role::PublisherNoIds, Arc::default())
                     .await?,
             ),
-            Route::WsgateHttp | Route::WsgateGrpc | Route::PeerHttp => None,
+            Route::WsgateHttp
+            | Route::WsgateGrpc
+            | Route::PeerHttp
+            | Route::Rabbitmq
+            | Route::RedisList => None,
         };
         let mut rows = Vec::new();
         for phase in PHASES {
@@ -103,6 +107,7 @@ async fn one(
                 fleet: &fleet,
                 route,
                 sdk: sdk.as_ref().map(|r| &r.client),
+                broker: None,
                 action: Action::Broadcast,
                 fanout: fleet.count,
                 phase,

@@ -1,4 +1,4 @@
-//! The eight scenarios and what they share: the run's context, starting and stopping targets,
+//! The nine scenarios and what they share: the run's context, starting and stopping targets,
 //! and the measured load phase used by broadcast and topics.
 //!
 //! Each scenario runs every selected target in turn, each from a fresh process, and adds its
@@ -7,6 +7,7 @@
 
 pub mod broadcast;
 pub mod churn;
+pub mod consumers;
 pub mod echo;
 pub mod fault;
 pub mod idle;
@@ -26,7 +27,7 @@ use crate::error::BenchError;
 use crate::fleet::Fleet;
 use crate::gate::{Gate, Pace};
 use crate::progress::{Progress, si};
-use crate::publisher::{self, Action, Doors, PublishStats, Route, Sender};
+use crate::publisher::{self, Action, Broker, Doors, PublishStats, Route, Sender};
 use crate::results::{Failure, LoadRow, Phase, Results};
 use crate::target::{Programs, Running, TargetKind};
 
@@ -181,6 +182,8 @@ pub struct LoadPhase<'a> {
     pub fleet: &'a Fleet,
     pub route: Route,
     pub sdk: Option<&'a Client>,
+    /// The broker of the broker routes (the consumers scenario).
+    pub broker: Option<&'a Broker>,
     pub action: Action,
     /// Deliveries per message.
     pub fanout: usize,
@@ -198,6 +201,7 @@ impl LoadPhase<'_> {
             fleet,
             route,
             sdk,
+            broker,
             action,
             fanout,
             phase,
@@ -231,6 +235,7 @@ impl LoadPhase<'_> {
             sdk,
             http: target.http,
             grpc: target.grpc,
+            broker,
         };
         let senders = Sender::many(route, in_flight, doors, &ctx.driver).map_err(|reason| {
             BenchError::Driver {

@@ -358,6 +358,7 @@ async fn throughput(
             fleet: &fleet,
             route: Route::Sdk,
             sdk: Some(&business.client),
+            broker: None,
             action: Action::PublishTo(TOPIC),
             fanout: n,
             phase: Phase::Max,

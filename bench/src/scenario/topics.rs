@@ -92,6 +92,7 @@ async fn one(ctx: &Ctx, results: &mut Results, kind: TargetKind) -> Result<LoadR
             fleet: &fleet,
             route,
             sdk: sdk.as_ref().map(|r| &r.client),
+            broker: None,
             action: Action::Publish { topics },
             fanout: subs,
             phase: Phase::Max,
