@@ -161,7 +161,7 @@ pub struct Spec {
     /// A message longer than this is bad (default 1 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<usize>,
-    /// Messages taken at once from lists, streams, JetStream and the outbox (default 100).
+    /// Messages taken at once from Redis Streams, JetStream and the outbox (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
     /// redis-stream and jetstream: a message a gateway took and did not acknowledge (it died)
@@ -282,12 +282,7 @@ impl Spec {
                 "table" => &[Kind::PostgresOutbox],
                 "id_header" => &[Kind::Rabbitmq, Kind::Nats, Kind::Jetstream],
                 "dead_letter" => &[Kind::RedisList, Kind::RedisStream, Kind::Jetstream],
-                "batch" => &[
-                    Kind::RedisList,
-                    Kind::RedisStream,
-                    Kind::Jetstream,
-                    Kind::PostgresOutbox,
-                ],
+                "batch" => &[Kind::RedisStream, Kind::Jetstream, Kind::PostgresOutbox],
                 _ => &[],
             }
         };
