@@ -653,22 +653,7 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         );
     }
     for r in &results.streams {
-        if let Some(l) = r
-            .load
-            .as_ref()
-            .filter(|l| l.first_error.is_some() || l.clients_lost > 0)
-        {
-            let _ = writeln!(
-                md,
-                "- streams, {}: {} publish errors, {} clients lost{}",
-                r.history.label(),
-                l.publish_errors,
-                l.clients_lost,
-                l.first_error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!("; first error: {e}"))
-            );
-        }
+        load_trouble(&mut md, "streams", r.history.label(), r.load.as_ref());
         if let Some(bad) = &r.first_bad {
             let _ = writeln!(
                 md,
@@ -680,22 +665,7 @@ pub fn markdown_with_charts(results: &Results, charts: &str) -> String {
         }
     }
     for r in &results.consumers {
-        if let Some(l) = r
-            .load
-            .as_ref()
-            .filter(|l| l.first_error.is_some() || l.clients_lost > 0)
-        {
-            let _ = writeln!(
-                md,
-                "- consumers, {}: {} publish errors, {} clients lost{}",
-                r.source.label(),
-                l.publish_errors,
-                l.clients_lost,
-                l.first_error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!("; first error: {e}"))
-            );
-        }
+        load_trouble(&mut md, "consumers", r.source.label(), r.load.as_ref());
     }
     for rows in [&results.broadcast, &results.topics] {
         for r in rows
@@ -1053,6 +1023,22 @@ fn table(
     for row in rows {
         let _ = writeln!(md, "| {} |", row.join(" | "));
     }
+}
+
+/// A note on a load phase that had publish errors or lost clients, if it had.
+fn load_trouble(md: &mut String, scenario: &str, label: &str, load: Option<&LoadRow>) {
+    let Some(l) = load.filter(|l| l.first_error.is_some() || l.clients_lost > 0) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "- {scenario}, {label}: {} publish errors, {} clients lost{}",
+        l.publish_errors,
+        l.clients_lost,
+        l.first_error
+            .as_ref()
+            .map_or(String::new(), |e| format!("; first error: {e}"))
+    );
 }
 
 #[cfg(test)]

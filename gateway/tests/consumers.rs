@@ -71,6 +71,14 @@ async fn consuming_with(tables: &[String], tweak: impl FnOnce(&mut wsgate::Confi
     .await
 }
 
+/// A gateway running one consumer, once it is connected, and a client of that gateway.
+async fn consumer_and_client(table: String, name: &str) -> (TestGateway, Ws) {
+    let gw = consuming(&[table]).await;
+    connected(&gw, name, true).await;
+    let ws = plain_client(&gw, "u").await;
+    (gw, ws)
+}
+
 /// Waits until the consumer is (or is not) connected to its broker.
 async fn connected(gw: &TestGateway, name: &str, up: bool) {
     let stats = gw.stats.clone();
@@ -302,12 +310,11 @@ async fn redis_stream_group_in_order_with_bad_entries_dead_lettered() {
         return;
     }
     let key = unique("stream");
-    let gw = consuming(&[format!(
-        "name = \"s\"\nkind = \"redis-stream\"\nkey = \"{key}\"\nbad = \"dead-letter\""
-    )])
+    let (gw, mut ws) = consumer_and_client(
+        format!("name = \"s\"\nkind = \"redis-stream\"\nkey = \"{key}\"\nbad = \"dead-letter\""),
+        "s",
+    )
     .await;
-    connected(&gw, "s", true).await;
-    let mut ws = plain_client(&gw, "u").await;
     let mut conn = redis(common::streams::REDIS).await;
     for i in 0..60 {
         let _: String = redis::cmd("XADD")
@@ -583,12 +590,11 @@ async fn rabbitmq_restarted_mid_stream_loses_nothing() {
     // Stops the broker: no other RabbitMQ test runs meanwhile.
     let _alone = RABBITMQ_LOCK.write().await;
     let queue = unique("restart");
-    let gw = consuming(&[format!(
-        "name = \"r\"\nkind = \"rabbitmq\"\nqueue = \"{queue}\"\nprefetch = 20"
-    )])
+    let (gw, mut ws) = consumer_and_client(
+        format!("name = \"r\"\nkind = \"rabbitmq\"\nqueue = \"{queue}\"\nprefetch = 20"),
+        "r",
+    )
     .await;
-    connected(&gw, "r", true).await;
-    let mut ws = plain_client(&gw, "u").await;
     {
         let rabbit = lapin::Connection::connect(RABBITMQ, lapin::ConnectionProperties::default())
             .await
@@ -786,12 +792,9 @@ async fn jetstream_in_order_bad_ones_terminated_and_a_restart_of_nats() {
     }
     let mut server = OwnServer::nats().await;
     let url = server.nats_url();
-    let gw = consuming(&[format!(
+    let (gw, mut ws) = consumer_and_client(format!(
         "name = \"js\"\nkind = \"jetstream\"\nurl = \"{url}\"\nstream = \"ORDERS\"\nsubjects = [\"orders.>\"]\nbad = \"dead-letter\"\ndead_letter = \"dead.orders\"\nredeliver_after = \"2s\""
-    )])
-    .await;
-    connected(&gw, "js", true).await;
-    let mut ws = plain_client(&gw, "u").await;
+    ), "js").await;
     let nats = async_nats::connect(&url).await.expect("NATS connects");
     let mut dead = nats.subscribe("dead.orders").await.expect("subscribe");
     let js = async_nats::jetstream::new(nats.clone());
@@ -855,12 +858,9 @@ async fn postgres_outbox_rows_in_order_bad_rows_kept_apart() {
     }
     let _shared = POSTGRES_LOCK.read().await;
     let table = unique("outbox");
-    let gw = consuming(&[format!(
+    let (gw, mut ws) = consumer_and_client(format!(
         "name = \"o\"\nkind = \"postgres-outbox\"\nurl = \"{POSTGRES}\"\ntable = \"{table}\"\nbad = \"dead-letter\""
-    )])
-    .await;
-    connected(&gw, "o", true).await;
-    let mut ws = plain_client(&gw, "u").await;
+    ), "o").await;
     let mut db = postgres().await;
     for i in 0..60 {
         // The application's own transaction: its change and the outbox row commit together.
@@ -941,12 +941,13 @@ async fn postgres_restarted_mid_stream_loses_nothing() {
     };
     let _alone = POSTGRES_LOCK.write().await;
     let table = unique("restart");
-    let gw = consuming(&[format!(
-        "name = \"o\"\nkind = \"postgres-outbox\"\nurl = \"{POSTGRES}\"\ntable = \"{table}\""
-    )])
+    let (gw, mut ws) = consumer_and_client(
+        format!(
+            "name = \"o\"\nkind = \"postgres-outbox\"\nurl = \"{POSTGRES}\"\ntable = \"{table}\""
+        ),
+        "o",
+    )
     .await;
-    connected(&gw, "o", true).await;
-    let mut ws = plain_client(&gw, "u").await;
     let db = postgres().await;
     for i in 0..200 {
         db.execute(
