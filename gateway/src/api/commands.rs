@@ -463,7 +463,7 @@ pub(crate) fn body_of(method: &str, params: serde_json::Value) -> Result<Body, A
     ) -> Result<T, ApiError> {
         serde_json::from_value(params).map_err(|e| {
             ApiError::bad_request(format!(
-                "the params of {method} do not fit: {e}; they are the body of POST /api/v1/{method} (docs/api.md)"
+                "the params of {method} do not fit: {e}; they are the body of POST /api/v1/{method}, as the gateway's /openapi.json describes it"
             ))
         })
     }
