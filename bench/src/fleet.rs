@@ -27,6 +27,11 @@ const ATTEMPTS: usize = 3;
 /// The path and query each client upgrades, by client index.
 pub type PathFn = Arc<dyn Fn(usize) -> String + Send + Sync>;
 
+/// The same request path for every client.
+pub fn same_path(path: String) -> PathFn {
+    Arc::new(move |_| path.clone())
+}
+
 /// What to connect.
 pub struct FleetSpec {
     /// Names the fleet in progress lines and errors, e.g. "broadcast wsgate".

@@ -124,6 +124,18 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
         .expect("redis connects")
 }
 
+/// Deletes a test's keys.
+async fn delete(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: impl IntoIterator<Item = String>,
+) {
+    let mut del = redis::cmd("DEL");
+    for key in keys {
+        del.arg(key);
+    }
+    let _: () = del.query_async(conn).await.expect("DEL");
+}
+
 async fn lpush(conn: &mut redis::aio::MultiplexedConnection, key: &str, data: &[u8]) {
     let _: i64 = redis::cmd("LPUSH")
         .arg(key)
@@ -214,12 +226,7 @@ async fn redis_list_in_order_with_bad_messages_refused_and_dead_lettered() {
             .contains("wsgate_consumer_messages_total{consumer=\"push\",kind=\"redis-list\"} 102"),
         "101 casts and the repeated one: {metrics}"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .arg(format!("{key}:dead"))
-        .query_async(&mut conn)
-        .await
-        .expect("DEL");
+    delete(&mut conn, [key.clone(), format!("{key}:dead")]).await;
 }
 
 fn streams_redis_here() -> bool {
@@ -358,12 +365,7 @@ async fn redis_stream_group_in_order_with_bad_entries_dead_lettered() {
         Some(&redis::Value::Int(0)),
         "all acknowledged"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .arg(format!("{key}:dead"))
-        .query_async(&mut conn)
-        .await
-        .expect("DEL");
+    delete(&mut conn, [key.clone(), format!("{key}:dead")]).await;
 }
 
 #[tokio::test]
@@ -727,12 +729,7 @@ async fn redis_list_gateway_killed_mid_stream_loses_nothing() {
         lpush(&mut conn, &key, cast(i).as_bytes()).await;
     })
     .await;
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .arg(format!("{key}:wsgate:killed"))
-        .query_async(&mut conn)
-        .await
-        .expect("DEL");
+    delete(&mut conn, [key.clone(), format!("{key}:wsgate:killed")]).await;
 }
 
 #[tokio::test]
@@ -1037,11 +1034,7 @@ async fn redis_stream_gateway_killed_mid_stream_loses_nothing() {
             .expect("XADD");
     })
     .await;
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("DEL");
+    delete(&mut conn, [key.clone()]).await;
 }
 
 #[tokio::test]

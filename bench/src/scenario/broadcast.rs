@@ -73,10 +73,7 @@ async fn one(
                 target: kind.to_string(),
                 count: ctx.plan.clients,
                 server: target.ws,
-                path: {
-                    let path = target.client_path("");
-                    Arc::new(move |_| path.clone())
-                },
+                path: fleet::same_path(target.client_path("")),
                 behaviour: Behaviour::Receive,
                 source_addrs: ctx.plan.source_addrs,
                 concurrency: ctx.plan.connect_concurrency,

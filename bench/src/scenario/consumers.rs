@@ -25,7 +25,6 @@
 //! afterwards, as is the config file.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::Scenario;
@@ -247,10 +246,7 @@ async fn measure(
                 target: "wsgate".into(),
                 count: n,
                 server: target.ws,
-                path: {
-                    let path = target.client_path("");
-                    Arc::new(move |_| path.clone())
-                },
+                path: fleet::same_path(target.client_path("")),
                 behaviour: Behaviour::Receive,
                 source_addrs: plan.source_addrs,
                 concurrency: plan.connect_concurrency,

@@ -133,10 +133,7 @@ async fn faults(
             target: "wsgate".into(),
             count: n,
             server: target.ws,
-            path: {
-                let path = target.client_path("");
-                Arc::new(move |_| path.clone())
-            },
+            path: fleet::same_path(target.client_path("")),
             behaviour: Behaviour::Numbered(start, plan.fault_interval(), ledger.clone()),
             source_addrs: plan.source_addrs,
             concurrency: plan.connect_concurrency,

@@ -59,10 +59,7 @@ async fn one(
                 target: kind.to_string(),
                 count: n,
                 server: target.ws,
-                path: {
-                    let path = target.client_path("");
-                    std::sync::Arc::new(move |_| path.clone())
-                },
+                path: fleet::same_path(target.client_path("")),
                 behaviour: Behaviour::Receive,
                 source_addrs: ctx.plan.source_addrs,
                 concurrency: ctx.plan.connect_concurrency,

@@ -97,10 +97,7 @@ async fn one(ctx: &Ctx, target: &Running) -> Result<SoakRow, BenchError> {
             target: "wsgate".into(),
             count: n,
             server: target.ws,
-            path: {
-                let path = target.client_path("");
-                Arc::new(move |_| path.clone())
-            },
+            path: fleet::same_path(target.client_path("")),
             behaviour: Behaviour::Paced(start, plan.soak_interval),
             source_addrs: plan.source_addrs,
             concurrency: plan.connect_concurrency,

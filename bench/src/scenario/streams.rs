@@ -295,8 +295,7 @@ async fn connect(
 
 /// The path of a client joining `s0` with no position.
 fn fresh_path(target: &Running) -> fleet::PathFn {
-    let path = format!("{}?topic={TOPIC}", target.client_path(""));
-    Arc::new(move |_| path.clone())
+    fleet::same_path(format!("{}?topic={TOPIC}", target.client_path("")))
 }
 
 /// Waits until the business process has subscribed `n` connections in all.
