@@ -234,6 +234,7 @@ async fn a_cache_mode_stream_gives_its_latest_message_to_every_joiner() {
     let joined = until_joined(&mut ws, "topic:progress:job").await;
     assert_eq!(datas(&joined), ["30%"], "the latest first: {joined:?}");
     assert!(joined[1].get("recovered").is_none());
+    assert_eq!(joined[1]["latest"], true, "{joined:?}");
 
     let mut plain = plain_client(&gw, "viewer").await;
     let open = events.open().await;
@@ -261,6 +262,10 @@ async fn a_cache_mode_stream_gives_its_latest_message_to_every_joiner() {
     let back = until_joined(&mut ws, "topic:progress:job").await;
     assert_eq!(datas(&back), ["50%"]);
     assert_eq!(back[1]["recovered"], false, "40% was not kept: {back:?}");
+    assert_eq!(
+        back[1]["latest"], true,
+        "but the current value was given: {back:?}"
+    );
     gw.stop().await;
 }
 

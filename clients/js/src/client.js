@@ -62,7 +62,7 @@ const MAX_ACKABLE = 10000;
  *   `closed` `{code, reason}` (after `disconnect()`, no reconnect)
  * - `publication` `{stream, epoch, offset, data, ack}`: a stream message, never twice
  * - `message` `{data, ack}`: a message that is not in a stream (or any frame of a plain connection)
- * - `joined` `{stream, epoch, offset, recovered, gap}`
+ * - `joined` `{stream, epoch, offset, recovered, gap, latest}`
  * - `unrecovered` `{stream, gap, epoch, offset}`: messages of `stream` were missed; refetch its state
  * - `error` `{kind, message}`: `gateway` (an error frame), `not-agreed` (plain connection),
  *   `bad-frame`, `token`, `transport`, `storage`
@@ -493,9 +493,12 @@ export class WsgateClient {
       gap = 'unsent';
     }
     conn.unsent.delete(stream);
+    // A cache-mode stream's latest message came just before: the page holds the current value,
+    // which is all such a stream promises, so there is nothing to refetch.
+    const latest = f.latest === true;
     this._setPosition(stream, epoch, offset);
-    this._emitter.emit('joined', { stream, epoch, offset, recovered, gap });
-    if (recovered === false) this._emitter.emit('unrecovered', { stream, gap, epoch, offset });
+    this._emitter.emit('joined', { stream, epoch, offset, recovered, gap, latest });
+    if (recovered === false && !latest) this._emitter.emit('unrecovered', { stream, gap, epoch, offset });
   }
 
   _onMessage(conn, f) {

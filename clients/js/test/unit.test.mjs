@@ -256,7 +256,7 @@ test('replay then joined(recovered: true) delivers each publication once', async
   s.push(pub('user:1', 'e1', 6));
   assert.deepEqual(datas(t.seen.publication), ['m3', 'm4', 'm5', 'm6']);
   assert.deepEqual(t.seen.publication[0], { stream: 'user:1', epoch: 'e1', offset: 3, data: 'm3', ack: undefined });
-  assert.deepEqual(t.seen.joined, [{ stream: 'user:1', epoch: 'e1', offset: 5, recovered: true, gap: undefined }]);
+  assert.deepEqual(t.seen.joined, [{ stream: 'user:1', epoch: 'e1', offset: 5, recovered: true, gap: undefined, latest: false }]);
   assert.deepEqual(t.seen.unrecovered, []);
   assert.deepEqual(t.client.positions(), { 'user:1': { epoch: 'e1', offset: 6 } });
   // A new epoch is a new run of offsets: offset 1 is new.
@@ -283,20 +283,28 @@ test('cache mode: the latest message before joined on a fresh join is delivered'
   const t = setup();
   const s = await connected(t);
   s.push(pub('topic:progress:1', 'c1', 7, '{"pct":70}'));
-  s.push({ type: 'joined', stream: 'topic:progress:1', epoch: 'c1', offset: 7 });
+  s.push({ type: 'joined', stream: 'topic:progress:1', epoch: 'c1', offset: 7, latest: true });
   assert.deepEqual(datas(t.seen.publication), ['{"pct":70}']);
-  assert.deepEqual(t.seen.joined, [{ stream: 'topic:progress:1', epoch: 'c1', offset: 7, recovered: undefined, gap: undefined }]);
+  assert.deepEqual(t.seen.joined, [{ stream: 'topic:progress:1', epoch: 'c1', offset: 7, recovered: undefined, gap: undefined, latest: true }]);
   assert.deepEqual(t.seen.unrecovered, []);
-  // Reconnecting after several updates: the latest again before joined, then no gap reported
-  // when the gateway says it recovered.
+  // Reconnecting after several updates: the latest again before joined, which says it could
+  // not replay them all but gave the latest: the page is current, nothing to refetch.
   s.drop();
   await waitFor('a reconnect', () => t.transport.sockets.length === 2);
   const s2 = t.transport.last;
   s2.accept();
   s2.push(pub('topic:progress:1', 'c1', 9, '{"pct":90}'));
-  s2.push({ type: 'joined', stream: 'topic:progress:1', epoch: 'c1', offset: 9, recovered: false, gap: 'trimmed' });
+  s2.push({ type: 'joined', stream: 'topic:progress:1', epoch: 'c1', offset: 9, recovered: false, gap: 'trimmed', latest: true });
   assert.deepEqual(datas(t.seen.publication), ['{"pct":70}', '{"pct":90}']);
-  assert.equal(t.seen.unrecovered.length, 1);
+  assert.equal(t.seen.joined[1].recovered, false);
+  assert.deepEqual(t.seen.unrecovered, []);
+  // Without the latest (none kept any more, or a gateway from before `latest`): a gap.
+  s2.drop();
+  await waitFor('a second reconnect', () => t.transport.sockets.length === 3);
+  const s3 = t.transport.last;
+  s3.accept();
+  s3.push({ type: 'joined', stream: 'topic:progress:1', epoch: 'c2', offset: 0, recovered: false, gap: 'epoch' });
+  assert.deepEqual(t.seen.unrecovered, [{ stream: 'topic:progress:1', gap: 'epoch', epoch: 'c2', offset: 0 }]);
   t.client.disconnect();
 });
 

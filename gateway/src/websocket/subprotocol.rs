@@ -61,6 +61,8 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     gap: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    latest: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     binary: Option<String>,
@@ -130,11 +132,14 @@ pub(crate) enum Joined {
 }
 
 /// `{"type":"joined", …}`: the connection joined a stream, at `at` (the stream's position).
-pub(crate) fn joined(at: At<'_>, how: Joined) -> Bytes {
+/// `latest`: a cache-mode stream's latest message was sent just before, so the client holds
+/// the stream's current value even when it could not be given everything it missed.
+pub(crate) fn joined(at: At<'_>, how: Joined, latest: bool) -> Bytes {
     let mut out = Out::new("joined");
     out.stream = Some(at.stream);
     out.epoch = Some(at.epoch);
     out.offset = Some(at.offset);
+    out.latest = latest.then_some(true);
     match how {
         Joined::Fresh => {}
         Joined::Recovered => out.recovered = Some(true),
@@ -296,14 +301,17 @@ mod tests {
             json(&m),
             serde_json::json!({"type":"message","binary":"AP8="})
         );
-        let j = joined(at, Joined::NotRecovered("trimmed"));
+        let j = joined(at, Joined::NotRecovered("trimmed"), false);
         assert_eq!(
             json(&j),
             serde_json::json!({"type":"joined","stream":"topic:order:7","epoch":"k7q2","offset":13,"recovered":false,"gap":"trimmed"})
         );
+        let fresh = json(&joined(at, Joined::Fresh, false));
+        assert_eq!(fresh["recovered"], serde_json::Value::Null);
+        assert_eq!(fresh["latest"], serde_json::Value::Null);
         assert_eq!(
-            json(&joined(at, Joined::Fresh))["recovered"],
-            serde_json::Value::Null
+            json(&joined(at, Joined::NotRecovered("trimmed"), true))["latest"],
+            true
         );
         assert_eq!(json(&pong()), serde_json::json!({"type":"pong"}));
     }

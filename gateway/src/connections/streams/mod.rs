@@ -406,7 +406,7 @@ impl Stream {
                     Some(_) => Joined::NotRecovered("unavailable"),
                     None => Joined::Fresh,
                 };
-                return (self.joined(&position, how, streams_client), how);
+                return (self.joined(&position, how, false, streams_client), how);
             }
         };
         let pick = |k: &Kept| {
@@ -441,13 +441,21 @@ impl Stream {
                 }
             }
         };
+        // Only the cache's latest message comes before a join that did not recover.
+        let latest = !frames.is_empty() && how != Joined::Recovered;
         let mut frames = frames;
-        frames.extend(self.joined(&position, how, streams_client));
+        frames.extend(self.joined(&position, how, latest, streams_client));
         (frames, how)
     }
 
     /// The `joined` frame for a client of the subprotocol.
-    fn joined(&self, position: &Position, how: Joined, streams_client: bool) -> Vec<Bytes> {
+    fn joined(
+        &self,
+        position: &Position,
+        how: Joined,
+        latest: bool,
+        streams_client: bool,
+    ) -> Vec<Bytes> {
         if !streams_client {
             return Vec::new();
         }
@@ -456,7 +464,7 @@ impl Stream {
             epoch: &position.epoch,
             offset: position.offset,
         };
-        vec![subprotocol::joined(at, how)]
+        vec![subprotocol::joined(at, how, latest)]
     }
 
     /// The stream's position for a joiner and what it keeps (oldest first; from Redis, only
