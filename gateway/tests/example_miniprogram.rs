@@ -19,94 +19,51 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::brokers::unique;
-use common::http::http;
+use common::examples::{ExampleGateway, example_dir, node_app, tools_here};
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/miniprogram-push")
+    example_dir("miniprogram-push")
 }
 
-fn tools_here(what: &str, browser: bool) -> bool {
-    let php = std::process::Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+/// Whether php, node with `ws` (for the page Chromium and playwright-core) and the Redis on
+/// 6379 are here.
+fn ready(what: &str, browser: bool) -> bool {
     let packages: &[&str] = if browser {
         &["playwright-core"]
     } else {
         &["ws"]
     };
-    can_run(
-        what,
-        (!php).then(|| "php is not installed (apt-get install php-cli)".into()),
-    ) && can_run(what, node_missing(&example().join(".."), packages, browser))
-        && common::streams::redis_here(what)
+    tools_here(what, true, packages, browser) && common::streams::redis_here(what)
 }
 
 /// The running example: the gateway and the login backend.
 struct MiniprogramPush {
-    gateway: Child,
+    gateway: ExampleGateway,
     login_app: Child,
-    ws: SocketAddr,
-    api: SocketAddr,
     login: SocketAddr,
 }
 
 impl MiniprogramPush {
     async fn start() -> Self {
-        let config = example().join("wsgate.toml").display().to_string();
-        let addrs = reserve_addrs(3);
-        let (ws, api, login) = (addrs[0], addrs[1], addrs[2]);
-        let (ws_arg, api_arg) = (ws.to_string(), api.to_string());
-        let (gateway, _) = spawn_wsgate(&[
-            "--config",
-            &config,
-            "--ws-addr",
-            &ws_arg,
-            "--api-addr",
-            &api_arg,
-        ])
-        .await;
-        // Subscribed to pub.user.* once /readyz says "ready", not "degraded".
-        within("the gateway ready, its consumer subscribed", async {
-            loop {
-                let reply = http(api, "GET", "/readyz", &[], None).await;
-                if reply.status == 200 && reply.body == b"ready" {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-
+        // The example's config as it is: subscribed to pub.user.* once /readyz says "ready".
+        let gateway = ExampleGateway::start(&example().join("wsgate.toml"), &[]).await;
+        let login = reserve_addrs(1)[0];
         // No --secret: login.mjs reads jwt_secret from the example's wsgate.toml, as in
         // development.
-        let mut login_app = Command::new("node")
-            .arg(example().join("login.mjs"))
-            .args(["--listen", &login.to_string()])
-            .args(["--ws", &format!("ws://{ws}/ws")])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let mut lines = BufReader::new(login_app.stdout.take().expect("stdout")).lines();
-        let up = within("login.mjs to listen", lines.next_line())
-            .await
-            .expect("readable stdout")
-            .expect("login.mjs says where it listens (it exited instead)");
-        assert!(up.starts_with("login backend on"), "{up}");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let login_app = node_app(
+            &example().join("login.mjs"),
+            &["--listen", &login.to_string(), "--ws", &gateway.ws_url()],
+            "login backend on",
+        )
+        .await;
         Self {
             gateway,
             login_app,
-            ws,
-            api,
             login,
         }
     }
@@ -114,7 +71,7 @@ impl MiniprogramPush {
     /// Runs `node <script> --login … --api … --prefix <unique> <extra>` in the example.
     async fn node(&self, script: &str, extra: &[&str], limit: Duration) {
         let login = format!("http://{}", self.login);
-        let api = format!("http://{}", self.api);
+        let api = self.gateway.api_url();
         let prefix = unique("mp").replace('_', "-");
         let mut args = vec![
             script, "--login", &login, "--api", &api, "--prefix", &prefix,
@@ -125,13 +82,13 @@ impl MiniprogramPush {
 
     async fn stop(mut self) {
         let _ = self.login_app.kill().await;
-        let _ = self.gateway.kill().await;
+        let _ = self.gateway.child.kill().await;
     }
 }
 
 #[tokio::test]
 async fn the_miniprogram_over_a_fake_wx_gets_only_its_users_messages() {
-    if !tools_here("the mini-program example test", false) {
+    if !ready("the mini-program example test", false) {
         return;
     }
     let started = std::time::Instant::now();
@@ -141,7 +98,7 @@ async fn the_miniprogram_over_a_fake_wx_gets_only_its_users_messages() {
         .await;
 
     // No token, no socket: the gateway answers the handshake itself with 401.
-    let body = refused(format!("ws://{}/ws", system.ws), 401).await;
+    let body = refused(system.gateway.ws_url(), 401).await;
     assert!(body.starts_with("missing token"), "{body}");
 
     // A publish no gateway hears is reported, not silently lost; Redis down is said plainly.
@@ -179,7 +136,7 @@ async fn the_miniprogram_over_a_fake_wx_gets_only_its_users_messages() {
 
 #[tokio::test]
 async fn the_web_page_shows_each_user_only_their_messages_in_chromium() {
-    if !tools_here("the mini-program example's page test", true) {
+    if !ready("the mini-program example's page test", true) {
         return;
     }
     let started = std::time::Instant::now();

@@ -14,14 +14,13 @@ mod common;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::brokers::{free_port, unique};
+use common::examples::{ExampleGateway, config_copy, example_dir, node_app, tools_here};
 use common::http::{Reply, http};
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Connected clients in the many-clients test.
@@ -30,26 +29,19 @@ const CLIENTS: usize = 200;
 const EACH: usize = 10;
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/push-center")
+    example_dir("push-center")
 }
 
-fn tools_here(what: &str, browser: bool) -> bool {
-    let php = std::process::Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let examples = example().join("..");
+/// Whether php, node (for the page also Chromium and playwright-core) and the Redis on 6379
+/// are here.
+fn ready(what: &str, browser: bool) -> bool {
     let packages: &[&str] = if browser { &["playwright-core"] } else { &[] };
-    can_run(
-        what,
-        (!php).then(|| "php is not installed (apt-get install php-cli)".into()),
-    ) && can_run(what, node_missing(&examples, packages, browser))
-        && common::streams::redis_here(what)
+    tools_here(what, true, packages, browser) && common::streams::redis_here(what)
 }
 
 /// The running example: gateway, admin app, and this run's list key.
 struct PushCenter {
-    gateway: Child,
+    gateway: ExampleGateway,
     admin_app: Child,
     ws_url: String,
     api: SocketAddr,
@@ -64,64 +56,32 @@ impl PushCenter {
         let key = unique(test);
         let node_id = format!("{key}-gw");
         // The example's own config, with this run's list key.
-        let toml = std::fs::read_to_string(example().join("wsgate.toml")).expect("wsgate.toml");
-        let ours = toml.replace("key = \"push:center\"", &format!("key = \"{key}\""));
-        assert_ne!(
-            ours, toml,
-            "the example's consumer reads key \"push:center\""
+        let config = config_copy(
+            "push-center",
+            &[("key = \"push:center\"", &format!("key = \"{key}\""))],
+            &key,
         );
-        let config = std::env::temp_dir().join(format!("{key}.toml"));
-        std::fs::write(&config, ours).expect("config written");
-
-        let addrs = reserve_addrs(3);
-        let (ws, api, admin) = (addrs[0], addrs[1], addrs[2]);
-        let (ws_arg, api_arg) = (ws.to_string(), api.to_string());
-        let config_arg = config.display().to_string();
-        let (gateway, _) = spawn_wsgate(&[
-            "--config",
-            &config_arg,
-            "--ws-addr",
-            &ws_arg,
-            "--api-addr",
-            &api_arg,
-            "--node-id",
-            &node_id,
-        ])
+        let gateway = ExampleGateway::start(&config, &["--node-id", &node_id]).await;
+        let admin = reserve_addrs(1)[0];
+        let ws_url = gateway.ws_url();
+        let admin_app = node_app(
+            &example().join("admin.mjs"),
+            &[
+                "--listen",
+                &admin.to_string(),
+                "--api",
+                &gateway.api_url(),
+                "--ws",
+                &ws_url,
+            ],
+            "push center on",
+        )
         .await;
-        // The consumer reads once it is connected to Redis: /readyz says "ready", not "degraded".
-        within("the gateway ready, its consumer reading", async {
-            loop {
-                let reply = http(api, "GET", "/readyz", &[], None).await;
-                if reply.status == 200 && reply.body == b"ready" {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-
-        let ws_url = format!("ws://{ws}/ws");
-        let mut admin_app = Command::new("node")
-            .arg(example().join("admin.mjs"))
-            .args(["--listen", &admin.to_string()])
-            .args(["--api", &format!("http://{api}")])
-            .args(["--ws", &ws_url])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let mut lines = BufReader::new(admin_app.stdout.take().expect("stdout")).lines();
-        let up = within("admin.mjs to listen", lines.next_line())
-            .await
-            .expect("readable stdout")
-            .expect("admin.mjs says where it listens (it exited instead)");
-        assert!(up.starts_with("push center on"), "{up}");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
+            api: gateway.api,
             gateway,
             admin_app,
             ws_url,
-            api,
             admin,
             key,
             node_id,
@@ -187,7 +147,7 @@ impl PushCenter {
 
     async fn stop(mut self) {
         let _ = self.admin_app.kill().await;
-        let _ = self.gateway.kill().await;
+        let _ = self.gateway.child.kill().await;
         let _ = std::fs::remove_file(&self.config);
         let mut conn = redis::Client::open(common::streams::REDIS)
             .expect("url")
@@ -234,7 +194,7 @@ async fn next_message(ws: &mut Ws) -> Value {
 
 #[tokio::test]
 async fn every_client_gets_each_message_once_from_the_form_and_from_lpush() {
-    if !tools_here("the push-center example test", false) {
+    if !ready("the push-center example test", false) {
         return;
     }
     let started = std::time::Instant::now();
@@ -355,7 +315,7 @@ async fn every_client_gets_each_message_once_from_the_form_and_from_lpush() {
 
 #[tokio::test]
 async fn the_client_page_shows_form_and_lpush_messages_in_chromium() {
-    if !tools_here("the push-center page test", true) {
+    if !ready("the push-center page test", true) {
         return;
     }
     let pc = PushCenter::start("push_center_page").await;

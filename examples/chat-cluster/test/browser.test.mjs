@@ -11,7 +11,8 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+
+import { deadline, launchChromium } from '../../test-support.mjs';
 
 const usage = 'node test/browser.test.mjs --url http://HOST:PORT/ [--shots DIR]';
 const args = {};
@@ -27,12 +28,9 @@ if (!args.url) {
   console.error(`--url is required\nusage: ${usage}`);
   process.exit(2);
 }
-setTimeout(() => {
-  console.error('FAILED - the chat page test did not finish within 60 s');
-  process.exit(3);
-}, 60_000).unref();
+deadline(60_000, 'the chat page test');
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium' });
+const browser = await launchChromium();
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 900, height: 420 } });

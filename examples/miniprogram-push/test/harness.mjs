@@ -1,9 +1,11 @@
-// What both scripts of this test need: arguments, steps, waiting, the gateway's `online` query
-// and `php publish.php`.
+// What both scripts of this test need: arguments, the gateway's `online` query and
+// `php publish.php`; with the examples' shared steps and waiting (../../test-support.mjs).
 
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { waitFor } from '../../test-support.mjs';
 
 export const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -28,39 +30,7 @@ export function parseArgs(usage, required, defaults = {}) {
   return args;
 }
 
-/** Exits with code 3 if the run is not over after `ms`. */
-export function deadline(ms, what) {
-  setTimeout(() => {
-    console.error(`FAILED - ${what} did not finish within ${ms / 1000} s (the last step that passed is above)`);
-    process.exit(3);
-  }, ms).unref();
-}
-
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `fn` until it returns a truthy value; fails naming `what` after `ms`. */
-export async function waitFor(what, fn, ms = 10_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** Runs one named step, printing `ok - step` or failing with its name. */
-export async function step(what, fn) {
-  const started = Date.now();
-  try {
-    const result = await fn();
-    console.log(`ok - ${what} (${Date.now() - started} ms)`);
-    return result;
-  } catch (err) {
-    err.message = `${what}: ${err.message}`;
-    throw err;
-  }
-}
+export { deadline, step, waitFor } from '../../test-support.mjs';
 
 /** Waits until the gateway (its HTTP API at `api`) has a connection of `user`. */
 export function online(api, user) {

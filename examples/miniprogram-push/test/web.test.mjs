@@ -10,20 +10,15 @@
 //
 // Exit codes: 0 passed, 1 a check failed, 2 bad arguments, 3 the run took over 60 s.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 
+import { launchChromium } from '../../test-support.mjs';
 import { deadline, online, parseArgs, publish, step, userId } from './harness.mjs';
 
 const USAGE = 'node test/web.test.mjs --login http://HOST:PORT --api http://HOST:PORT --prefix UNIQUE [--redis HOST:PORT] [--shots DIR]';
 const args = parseArgs(USAGE, ['login', 'api', 'prefix'], { redis: '127.0.0.1:6379' });
 deadline(60_000, 'web.test.mjs');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAILED - no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
-  process.exit(1);
-}
 
 /** The texts listed on a page, newest first. */
 const listed = (page) => page.$$eval('li .text', (items) => items.map((i) => i.textContent));
@@ -32,11 +27,7 @@ let browser;
 const pages = {};
 let failed = null;
 try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   const a = userId(args.prefix, 'a');
   const b = userId(args.prefix, 'b');
   const errors = [];

@@ -25,16 +25,16 @@
 // Exit codes: 0 passed, 1 a check failed, 2 bad arguments, 3 the run took over 150 s.
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+
+import { deadline, launchChromium, step } from '../../test-support.mjs';
 
 const USAGE = 'node test/browser.test.mjs --app http://HOST:PORT [--amqp URL] [--queue NAME] [--shots DIR]';
 const DEADLINE = 150_000;
 const WAIT = 15_000;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const NOTICE = join(dirname(fileURLToPath(import.meta.url)), '..', 'notice.mjs');
 
 let opt;
@@ -53,26 +53,7 @@ try {
   process.exit(2);
 }
 const APP = opt.app.replace(/\/+$/, '');
-setTimeout(() => {
-  console.error(`FAILED - the run did not finish within ${DEADLINE / 1000} s (the last "ok" line above is the last step that passed)`);
-  process.exit(3);
-}, DEADLINE).unref();
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAILED - no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
-  process.exit(1);
-}
-
-async function step(what, fn) {
-  const started = Date.now();
-  try {
-    const result = await fn();
-    console.log(`ok - ${what} (${Date.now() - started} ms)`);
-    return result;
-  } catch (err) {
-    err.message = `${what}: ${err.message}`;
-    throw err;
-  }
-}
+deadline(DEADLINE, 'the payment-progress browser test');
 
 /** Waits in `page` until `fn(arg)` holds; on a timeout says what, with the page's view. */
 async function until(page, what, fn, arg, ms = WAIT) {
@@ -119,11 +100,7 @@ let checkout;
 let imports;
 const figures = {};
 try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   const pageErrors = [];
   context.on('weberror', (e) => pageErrors.push(String(e.error())));

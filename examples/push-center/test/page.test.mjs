@@ -11,14 +11,14 @@
 // Exit codes: 0 passed, 1 a check failed, 2 bad arguments, 3 the run took over 60 s.
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+
+import { deadline, launchChromium, step } from '../../test-support.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const USAGE = 'usage: node test/page.test.mjs --app http://HOST:PORT [--key push:center] [--redis HOST:PORT] [--shots DIR]';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const args = { key: 'push:center', redis: '127.0.0.1:6379' };
 const argv = process.argv.slice(2);
@@ -34,26 +34,7 @@ if (!args.app) {
   console.error(`--app is required\n${USAGE}`);
   process.exit(2);
 }
-setTimeout(() => {
-  console.error('FAILED - page.test.mjs did not finish within 60 s');
-  process.exit(3);
-}, 60_000).unref();
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAILED - no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
-  process.exit(1);
-}
-
-async function step(what, fn) {
-  const started = Date.now();
-  try {
-    const result = await fn();
-    console.log(`ok - ${what} (${Date.now() - started} ms)`);
-    return result;
-  } catch (err) {
-    err.message = `${what}: ${err.message}`;
-    throw err;
-  }
-}
+deadline(60_000, 'page.test.mjs');
 
 function lpush(text) {
   return new Promise((resolve, reject) => {
@@ -71,11 +52,7 @@ let browser;
 let client;
 let failed = null;
 try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   client = await browser.newPage({ viewport: { width: 800, height: 520 } });
   const errors = [];
   client.on('pageerror', (err) => errors.push(err.message));

@@ -19,6 +19,7 @@ use tokio_util::codec::Framed;
 pub mod brokers;
 pub mod cut;
 pub mod dns;
+pub mod examples;
 pub mod http;
 pub mod raw_ws;
 pub mod streams;
