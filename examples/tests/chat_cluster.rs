@@ -255,6 +255,8 @@ async fn running() -> Running {
     let gw2 = gateway(2, workers[1], &peers).await;
     let business = Command::new(env!("CARGO_BIN_EXE_chat-rooms"))
         .args(["--gateway", &peers, "--token", &worker_token()])
+        // Its warnings and errors only: the test's output stays readable.
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
