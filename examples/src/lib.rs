@@ -8,7 +8,9 @@
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use wsgate_business::{Cluster, ClusterBuilder, ClusterEvents, Error, StaticDiscovery};
+use wsgate_business::{
+    Cluster, ClusterBuilder, ClusterEvent, ClusterEvents, Error, Event, StaticDiscovery,
+};
 
 /// How to reach the gateway.
 #[derive(Debug, clap::Args)]
@@ -67,6 +69,59 @@ impl LinkArgs {
                 ok => return ok,
             }
         }
+    }
+}
+
+impl LinkArgs {
+    /// Runs a business process until Ctrl-C or until its links end: connects (as
+    /// [`connect`](Self::connect) does), hands every event to `handle`, one at a time and in
+    /// order (so a connection's frames are handled in the order it sent them), and shuts the
+    /// cluster client down. Links coming and going are logged here; `name` is the example's.
+    pub async fn serve<Fut>(
+        &self,
+        name: &str,
+        builder: impl Fn() -> ClusterBuilder,
+        mut handle: impl FnMut(Cluster, ClusterEvent) -> Fut,
+    ) -> Result<(), Error>
+    where
+        Fut: std::future::Future<Output = ()>,
+    {
+        // One Ctrl-C future for the whole run, so a Ctrl-C pressed while a command is in
+        // flight is not missed.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let (client, mut events) = tokio::select! {
+            connected = self.connect(builder) => connected?,
+            _ = &mut ctrl_c => {
+                tracing::info!("interrupted before the gateway answered");
+                return Ok(());
+            }
+        };
+        tracing::info!(gateways = ?self.gateway, "{name} is running; press Ctrl-C to stop");
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = &mut ctrl_c => {
+                    tracing::info!("Ctrl-C received, shutting down");
+                    break;
+                }
+            };
+            let Some(event) = event else {
+                break;
+            };
+            match &event.event {
+                Event::Connected { .. } => {
+                    tracing::info!(node_id = %event.node_id, "connected to a gateway")
+                }
+                Event::Disconnected { reason } => {
+                    tracing::warn!(node_id = %event.node_id, %reason, "disconnected from a gateway")
+                }
+                _ => {}
+            }
+            handle(client.clone(), event).await;
+        }
+        client.shutdown().await;
+        Ok(())
     }
 }
 

@@ -18,11 +18,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde::Deserialize;
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 use wsgate_business::proto::conn_id::node_of;
 use wsgate_business::{
-    Cluster, ClusterEvent, ConnClose, ConnMessage, Error, Event, EventKind, Payload, SessionChange,
-    Targets,
+    Cluster, ConnClose, ConnMessage, Error, Event, EventKind, Payload, SessionChange, Targets,
 };
 use wsgate_examples::{LinkArgs, exit_code, init_logging};
 
@@ -231,28 +230,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let connect = args.link.connect(|| {
-        args.link
-            .builder("chat-rooms")
+    let link = &args.link;
+    let builder = || {
+        link.builder("chat-rooms")
             .events([EventKind::Message, EventKind::Close])
-    });
-    let (client, mut events) = tokio::select! {
-        connected = connect => connected?,
-        _ = &mut ctrl_c => return Ok(()),
     };
-    info!(gateways = ?args.link.gateway, "chat-rooms is running; press Ctrl-C to stop");
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            _ = &mut ctrl_c => break,
-        };
-        let Some(ClusterEvent { node_id, event, .. }) = event else {
-            break;
-        };
-        // One event at a time: a connection's frames are handled in the order it sent them.
-        match event {
+    link.serve("chat-rooms", builder, |client, event| async move {
+        match event.event {
             Event::Message(msg) => {
                 if let Err(error) = handle(&client, &msg).await {
                     let answer = frame(json!({"type": "error", "error": error}));
@@ -262,13 +246,10 @@ async fn run(args: Args) -> Result<(), Error> {
                 }
             }
             Event::Close(close) => closed(&client, &close).await,
-            Event::Connected { .. } => info!(%node_id, "linked to a gateway"),
-            Event::Disconnected { reason } => warn!(%node_id, %reason, "gateway link lost"),
             _ => {}
         }
-    }
-    client.shutdown().await;
-    Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

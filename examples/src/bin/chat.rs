@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing::{debug, error, info, warn};
-use wsgate_business::{Cluster, ClusterEvent, Error, Event, EventKind, Payload};
+use wsgate_business::{Cluster, Error, Event, EventKind, Payload};
 use wsgate_examples::{LinkArgs, exit_code, init_logging};
 
 /// Relay every client message to all other clients.
@@ -59,63 +59,39 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    // One Ctrl-C future for the whole run, so a Ctrl-C pressed while a command is in flight is
-    // not missed.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-
-    let connect = args.link.connect(|| {
-        args.link
-            .builder("chat")
+    let link = &args.link;
+    let builder = || {
+        link.builder("chat")
             .events([EventKind::Open, EventKind::Message, EventKind::Close])
-    });
-    let (client, mut events) = tokio::select! {
-        connected = connect => connected?,
-        _ = &mut ctrl_c => {
-            info!("interrupted before the gateway answered");
-            return Ok(());
-        }
     };
-    info!(gateways = ?args.link.gateway, "chat is running; press Ctrl-C to stop");
+    link.serve("chat", builder, |client, event| async move {
+        on_event(&client, event.event).await
+    })
+    .await
+}
 
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            _ = &mut ctrl_c => {
-                info!("Ctrl-C received, shutting down");
-                break;
-            }
-        };
-        let Some(ClusterEvent { node_id, event, .. }) = event else {
-            break;
-        };
-        match event {
-            Event::Open(open) => {
-                info!(conn_id = %open.conn_id, remote = %open.remote_addr, "joined");
-                let text = format!("* {} joined", open.conn_id);
-                relay(&client, &open.conn_id, Payload::text(text)).await;
-            }
-            Event::Message(msg) => {
-                let Some(payload) = msg.payload else {
-                    warn!(conn_id = %msg.conn_id, "message without a payload ignored");
-                    continue;
-                };
-                relay(&client, &msg.conn_id, relayed(&msg.conn_id, &payload)).await;
-            }
-            Event::Close(close) => {
-                info!(conn_id = %close.conn_id, code = close.code, "left");
-                let text = format!("* {} left", close.conn_id);
-                relay(&client, &close.conn_id, Payload::text(text)).await;
-            }
-            Event::Connected { .. } => info!(%node_id, "connected to a gateway"),
-            Event::Disconnected { reason } => {
-                warn!(%node_id, %reason, "disconnected from a gateway")
-            }
-            _ => {}
+/// Announces joins and leaves, relays messages.
+async fn on_event(client: &Cluster, event: Event) {
+    match event {
+        Event::Open(open) => {
+            info!(conn_id = %open.conn_id, remote = %open.remote_addr, "joined");
+            let text = format!("* {} joined", open.conn_id);
+            relay(client, &open.conn_id, Payload::text(text)).await;
         }
+        Event::Message(msg) => {
+            let Some(payload) = msg.payload else {
+                warn!(conn_id = %msg.conn_id, "message without a payload ignored");
+                return;
+            };
+            relay(client, &msg.conn_id, relayed(&msg.conn_id, &payload)).await;
+        }
+        Event::Close(close) => {
+            info!(conn_id = %close.conn_id, code = close.code, "left");
+            let text = format!("* {} left", close.conn_id);
+            relay(client, &close.conn_id, Payload::text(text)).await;
+        }
+        _ => {}
     }
-    client.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]

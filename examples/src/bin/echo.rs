@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing::{debug, error, info, warn};
-use wsgate_business::{ClusterEvent, Error, Event, EventKind};
+use wsgate_business::{Cluster, ClusterEvent, Error, Event, EventKind};
 use wsgate_examples::{LinkArgs, exit_code, init_logging};
 
 /// Echo every client message back to its sender.
@@ -31,64 +31,36 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    // One Ctrl-C future for the whole run, so a Ctrl-C pressed while a command is in flight is
-    // not missed.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let link = &args.link;
+    let builder = || link.builder("echo").events([EventKind::Message]);
+    link.serve("echo", builder, |client, event| async move {
+        echo(&client, event).await
+    })
+    .await
+}
 
-    let connect = args
-        .link
-        .connect(|| args.link.builder("echo").events([EventKind::Message]));
-    let (client, mut events) = tokio::select! {
-        connected = connect => connected?,
-        _ = &mut ctrl_c => {
-            info!("interrupted before the gateway answered");
-            return Ok(());
-        }
+/// Sends a message back to its sender.
+async fn echo(client: &Cluster, event: ClusterEvent) {
+    let ClusterEvent {
+        event: Event::Message(msg),
+        redelivered,
+        ..
+    } = event
+    else {
+        return;
     };
-    info!(gateways = ?args.link.gateway, "echo is running; press Ctrl-C to stop");
-
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            _ = &mut ctrl_c => {
-                info!("Ctrl-C received, shutting down");
-                break;
-            }
-        };
-        let Some(ClusterEvent {
-            node_id,
-            event,
-            redelivered,
-            ..
-        }) = event
-        else {
-            break;
-        };
-        match event {
-            Event::Message(msg) => {
-                let Some(payload) = msg.payload else {
-                    warn!(conn_id = %msg.conn_id, "message without a payload ignored");
-                    continue;
-                };
-                // A process that died or hung had it and may have echoed it: an echo answers
-                // again (a duplicate the client can tell by its content); a business with side
-                // effects would look `seq` up among what it has done.
-                if redelivered {
-                    info!(conn_id = %msg.conn_id, seq = msg.seq, "redelivered message");
-                }
-                debug!(conn_id = %msg.conn_id, bytes = payload.data.len(), "echoing");
-                if let Err(err) = client.single_cast(msg.conn_id.as_str(), payload).await {
-                    error!(conn_id = %msg.conn_id, error = %err, "echo failed");
-                }
-            }
-            Event::Connected { .. } => info!(%node_id, "connected to a gateway"),
-            Event::Disconnected { reason } => {
-                warn!(%node_id, %reason, "disconnected from a gateway")
-            }
-            _ => {}
-        }
+    let Some(payload) = msg.payload else {
+        warn!(conn_id = %msg.conn_id, "message without a payload ignored");
+        return;
+    };
+    // A process that died or hung had it and may have echoed it: an echo answers again (a
+    // duplicate the client can tell by its content); a business with side effects would look
+    // `seq` up among what it has done.
+    if redelivered {
+        info!(conn_id = %msg.conn_id, seq = msg.seq, "redelivered message");
     }
-    client.shutdown().await;
-    Ok(())
+    debug!(conn_id = %msg.conn_id, bytes = payload.data.len(), "echoing");
+    if let Err(err) = client.single_cast(msg.conn_id.as_str(), payload).await {
+        error!(conn_id = %msg.conn_id, error = %err, "echo failed");
+    }
 }
