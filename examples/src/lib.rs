@@ -1,6 +1,7 @@
 //! Plumbing shared by the example business processes, so each binary shows only its own
-//! logic: the common command line (`--gateway`, `--token`, `--name`), logging via `RUST_LOG`,
-//! and turning the run's result into an exit code.
+//! logic: the common command line (`--gateway`, `--token`, `--name`), the run loop
+//! ([`LinkArgs::serve`]: connect, events one at a time, Ctrl-C), logging via `RUST_LOG`, and
+//! turning the run's result into an exit code.
 //!
 //! The examples use the SDK's cluster client, so one process serves one gateway or several
 //! (`--gateway a:8081,b:8081`): a chat message reaches clients on every gateway.
