@@ -32,10 +32,7 @@ fn rabbit_here() -> bool {
 }
 
 fn nats_here() -> bool {
-    let installed = std::process::Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let installed = common::runs("nats-server");
     listening(
         "the NATS consumer tests",
         4222,

@@ -13,14 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 fn php_here() -> bool {
-    let runs = std::process::Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    can_run(
-        "the PHP business test",
-        (!runs).then(|| "php is not installed (apt-get install php-cli)".into()),
-    )
+    can_run("the PHP business test", common::examples::php_missing())
 }
 
 async fn json(ws: &mut Ws) -> Value {

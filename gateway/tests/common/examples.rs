@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::http::http;
-use super::{can_run, node_missing, reserve_addrs, spawn_wsgate, within};
+use super::{can_run, node_missing, reserve_addrs, runs, spawn_wsgate, within};
 
 /// `examples/`, where `package.json` and its `node_modules` are.
 pub fn examples_dir() -> PathBuf {
@@ -27,15 +27,13 @@ pub fn example_dir(name: &str) -> PathBuf {
 /// Whether an example's test can run here: php-cli when `php`, node with the npm `packages`
 /// of `examples/`, and Chromium when `browser` (see [`can_run`]: in CI a missing part fails).
 pub fn tools_here(what: &str, php: bool, packages: &[&str], browser: bool) -> bool {
-    let php_missing = php
-        && !std::process::Command::new("php")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    can_run(
-        what,
-        php_missing.then(|| "php is not installed (apt-get install php-cli)".into()),
-    ) && can_run(what, node_missing(&examples_dir(), packages, browser))
+    can_run(what, php.then(php_missing).flatten())
+        && can_run(what, node_missing(&examples_dir(), packages, browser))
+}
+
+/// What is missing for the PHP examples: Debian's php-cli, or nothing.
+pub fn php_missing() -> Option<String> {
+    (!runs("php")).then(|| "php is not installed (apt-get install php-cli)".into())
 }
 
 /// The example's `wsgate.toml` with each `(from, to)` replaced (each `from` must be there),

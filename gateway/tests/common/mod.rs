@@ -75,14 +75,21 @@ pub fn node_missing(dir: &std::path::Path, packages: &[&str], browser: bool) -> 
             "{chromium} is missing: apt-get install -y chromium"
         ));
     }
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        _ => return Some("node is missing: apt-get install -y nodejs npm".into()),
+    if !runs("node") {
+        return Some("node is missing: apt-get install -y nodejs npm".into());
     }
     packages
         .iter()
         .find(|p| !dir.join("node_modules").join(p).exists())
         .map(|p| format!("{p} is not installed: (cd {} && npm ci)", dir.display()))
+}
+
+/// Whether `program --version` runs and succeeds here.
+pub fn runs(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The longest any single wait in a test may take before it fails.
